@@ -1,0 +1,292 @@
+"""Reading CT inputs (files and DICOM series folders) and writing outputs atomically.
+
+Pure module: SimpleITK, numpy and the standard library only. Every failure is an
+``InputError`` naming the file and the problem, so callers never show a traceback from
+deep inside SimpleITK.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import tempfile
+from dataclasses import dataclass
+from typing import Optional
+
+import numpy as np
+import SimpleITK as sitk
+
+IMAGE_SUFFIXES = (".nii.gz", ".nii", ".nrrd", ".nhdr", ".mha", ".mhd", ".dcm")
+
+# DICOM tags kept from a series: they decide how padding is detected.
+TAG_PIXEL_PADDING_VALUE = "0028|0120"
+TAG_PIXEL_PADDING_RANGE_LIMIT = "0028|0121"
+TAG_RESCALE_INTERCEPT = "0028|1052"
+TAG_RESCALE_SLOPE = "0028|1053"
+TAG_PIXEL_REPRESENTATION = "0028|0103"
+TAG_BITS_ALLOCATED = "0028|0100"
+TAG_RECONSTRUCTION_DIAMETER = "0018|1100"
+TAG_SERIES_DESCRIPTION = "0008|103e"
+
+
+class InputError(Exception):
+    """A problem with one input: names the file and says what is wrong."""
+
+    def __init__(self, path: str, reason: str):
+        super().__init__(f"{path}: {reason}")
+        self.path = str(path)
+        self.reason = reason
+
+
+class OutputExistsError(Exception):
+    """Refusing to overwrite an existing output without the user's consent."""
+
+    def __init__(self, path: str):
+        super().__init__(f"{path}: already exists (use --overwrite to replace it)")
+        self.path = str(path)
+
+
+@dataclass
+class DicomPadding:
+    """Pixel Padding Value (and Range Limit) from DICOM, already converted to HU."""
+
+    value_hu: float
+    range_limit_hu: Optional[float] = None
+
+    def hu_range(self) -> tuple[float, float]:
+        if self.range_limit_hu is None:
+            return (self.value_hu, self.value_hu)
+        return (min(self.value_hu, self.range_limit_hu), max(self.value_hu, self.range_limit_hu))
+
+
+@dataclass
+class LoadedImage:
+    """A 3D scalar image in HU with what its file told us about padding."""
+
+    image: sitk.Image
+    path: str
+    name: str
+    dicom_padding: Optional[DicomPadding] = None
+    reconstruction_diameter_mm: Optional[float] = None
+    note: Optional[str] = None
+
+
+def output_stem(path: str) -> str:
+    """The name outputs are derived from: file name without image suffix, or the DICOM folder's name."""
+    base = os.path.basename(os.path.normpath(str(path)))
+    lower = base.lower()
+    for suffix in IMAGE_SUFFIXES:
+        if lower.endswith(suffix) and len(base) > len(suffix):
+            return base[: -len(suffix)]
+    return base
+
+
+def read_image(path: str) -> LoadedImage:
+    """Read a 3D CT from a file SimpleITK understands or from a DICOM series folder."""
+    path = str(path)
+    if not os.path.exists(path):
+        raise InputError(path, "no such file or folder")
+    if os.path.isdir(path):
+        loaded = _read_dicom_folder(path)
+    else:
+        loaded = _read_file(path)
+    _check_usable(loaded.image, path)
+    return loaded
+
+
+def _read_file(path: str) -> LoadedImage:
+    if os.path.getsize(path) == 0:
+        raise InputError(path, "file is empty")
+    reader = sitk.ImageFileReader()
+    reader.SetFileName(path)
+    try:
+        reader.ReadImageInformation()
+        image = reader.Execute()
+    except RuntimeError as error:
+        raise InputError(path, f"not a readable image ({_first_line(error)})") from None
+    tags = {key: reader.GetMetaData(key) for key in reader.GetMetaDataKeys()}
+    image = _to_3d_scalar(image, path)
+    return LoadedImage(
+        image=image,
+        path=path,
+        name=output_stem(path),
+        dicom_padding=_padding_from_tags(tags, path),
+        reconstruction_diameter_mm=_float_tag(tags, TAG_RECONSTRUCTION_DIAMETER),
+    )
+
+
+def _read_dicom_folder(path: str) -> LoadedImage:
+    """Read one series; when a folder holds several, take the one with the most slices."""
+    try:
+        series_ids = sitk.ImageSeriesReader.GetGDCMSeriesIDs(path)
+    except RuntimeError as error:
+        raise InputError(path, f"cannot scan folder for DICOM ({_first_line(error)})") from None
+    if not series_ids:
+        raise InputError(path, "folder holds no DICOM series")
+    files_by_series = {sid: sitk.ImageSeriesReader.GetGDCMSeriesFileNames(path, sid) for sid in series_ids}
+    chosen = max(series_ids, key=lambda sid: (len(files_by_series[sid]), sid))
+    note = None
+    if len(series_ids) > 1:
+        note = (
+            f"folder holds {len(series_ids)} DICOM series; used {chosen} "
+            f"({len(files_by_series[chosen])} files, the most slices)"
+        )
+    reader = sitk.ImageSeriesReader()
+    reader.SetFileNames(files_by_series[chosen])
+    reader.MetaDataDictionaryArrayUpdateOn()
+    try:
+        image = reader.Execute()
+    except RuntimeError as error:
+        raise InputError(path, f"DICOM series cannot be read ({_first_line(error)})") from None
+    tags = {key: reader.GetMetaData(0, key) for key in reader.GetMetaDataKeys(0)}
+    image = _to_3d_scalar(image, path)
+    return LoadedImage(
+        image=image,
+        path=path,
+        name=output_stem(path),
+        dicom_padding=_padding_from_tags(tags, path),
+        reconstruction_diameter_mm=_float_tag(tags, TAG_RECONSTRUCTION_DIAMETER),
+        note=note,
+    )
+
+
+def _to_3d_scalar(image: sitk.Image, path: str) -> sitk.Image:
+    if image.GetNumberOfComponentsPerPixel() != 1:
+        raise InputError(path, f"has {image.GetNumberOfComponentsPerPixel()} components per voxel, not a CT")
+    if image.GetDimension() == 4 and image.GetSize()[3] == 1:
+        image = image[:, :, :, 0]
+    if image.GetDimension() != 3:
+        raise InputError(path, f"is {image.GetDimension()}D; a 3D volume is needed")
+    return image
+
+
+def _check_usable(image: sitk.Image, path: str) -> None:
+    if min(image.GetSize()) < 1 or image.GetNumberOfPixels() == 0:
+        raise InputError(path, "image is empty")
+    if image.GetSize()[2] == 1 and min(image.GetSize()[:2]) > 1:
+        pass  # a single slice is a valid (thin) 3D volume for analysis
+    pixel_id = image.GetPixelID()
+    if pixel_id in (sitk.sitkFloat32, sitk.sitkFloat64):
+        values = sitk.GetArrayViewFromImage(image)
+        finite = np.isfinite(values)
+        if not finite.any():
+            raise InputError(path, "holds no finite values (all NaN/Inf)")
+    if pixel_id in (sitk.sitkComplexFloat32, sitk.sitkComplexFloat64):
+        raise InputError(path, "complex-valued image, not a CT")
+
+
+def _padding_from_tags(tags: dict[str, str], path: str) -> Optional[DicomPadding]:
+    """Pixel Padding Value is in stored units and may have been read unsigned: convert to signed HU."""
+    stored = _float_tag(tags, TAG_PIXEL_PADDING_VALUE)
+    if stored is None:
+        return None
+    slope = _float_tag(tags, TAG_RESCALE_SLOPE) or 1.0
+    intercept = _float_tag(tags, TAG_RESCALE_INTERCEPT) or 0.0
+    signed = (_float_tag(tags, TAG_PIXEL_REPRESENTATION) or 0.0) == 1.0
+    bits = int(_float_tag(tags, TAG_BITS_ALLOCATED) or 16)
+    value = _as_signed(stored, bits) if signed else stored
+    limit_stored = _float_tag(tags, TAG_PIXEL_PADDING_RANGE_LIMIT)
+    limit = None
+    if limit_stored is not None:
+        limit_value = _as_signed(limit_stored, bits) if signed else limit_stored
+        limit = limit_value * slope + intercept
+    return DicomPadding(value_hu=value * slope + intercept, range_limit_hu=limit)
+
+
+def _as_signed(stored: float, bits: int) -> float:
+    """A value like 63536 read from a signed 16-bit field means -2000."""
+    if bits not in (8, 16, 32):
+        bits = 16
+    if stored >= 2 ** (bits - 1):
+        return stored - 2**bits
+    return stored
+
+
+def _float_tag(tags: dict[str, str], key: str) -> Optional[float]:
+    text = tags.get(key)
+    if text is None:
+        return None
+    text = text.strip().split("\\")[0]
+    try:
+        value = float(text)
+    except ValueError:
+        return None
+    return value if math.isfinite(value) else None
+
+
+def _first_line(error: Exception) -> str:
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    useful = [line for line in lines if not line.startswith(("Exception thrown", "itk::ERROR", "/"))]
+    text = (useful or lines or ["unknown error"])[-1]
+    return text[:200]
+
+
+def ensure_writable(path: str, overwrite: bool) -> None:
+    """Refuse to replace an existing file unless the user asked for it."""
+    if os.path.exists(path) and not overwrite:
+        raise OutputExistsError(path)
+
+
+def _atomic_target(path: str) -> tuple[int, str]:
+    directory = os.path.dirname(os.path.abspath(path))
+    os.makedirs(directory, exist_ok=True)
+    base = os.path.basename(path)
+    return tempfile.mkstemp(prefix=f".{base}.", suffix=_suffix_of(base), dir=directory)
+
+
+def _suffix_of(base: str) -> str:
+    lower = base.lower()
+    for suffix in (".nii.gz", ".seg.nrrd") + IMAGE_SUFFIXES + (".tfm", ".h5", ".txt", ".png", ".json"):
+        if lower.endswith(suffix):
+            return base[len(base) - len(suffix) :]
+    return os.path.splitext(base)[1]
+
+
+def _commit(temporary: str, path: str, overwrite: bool) -> None:
+    if overwrite:
+        os.replace(temporary, path)
+        return
+    try:
+        os.link(temporary, path)  # fails if something appeared at path meanwhile
+    except FileExistsError:
+        os.unlink(temporary)
+        raise OutputExistsError(path) from None
+    except OSError:
+        if os.path.exists(path):
+            os.unlink(temporary)
+            raise OutputExistsError(path) from None
+        os.replace(temporary, path)
+        return
+    os.unlink(temporary)
+
+
+def write_atomically(path: str, writer, overwrite: bool = False) -> None:
+    """Call ``writer(temporary_path)`` then move the result into place, so no half-written file is left."""
+    path = str(path)
+    ensure_writable(path, overwrite)
+    handle, temporary = _atomic_target(path)
+    os.close(handle)
+    try:
+        writer(temporary)
+        _commit(temporary, path, overwrite)
+    except BaseException:
+        if os.path.exists(temporary):
+            os.unlink(temporary)
+        raise
+
+
+def write_image(image: sitk.Image, path: str, overwrite: bool = False) -> None:
+    """Write an image atomically (compressed where the format allows)."""
+    write_atomically(path, lambda temporary: sitk.WriteImage(image, temporary, True), overwrite)
+
+
+def write_transform(transform: sitk.Transform, path: str, overwrite: bool = False) -> None:
+    write_atomically(path, lambda temporary: sitk.WriteTransform(transform, temporary), overwrite)
+
+
+def write_text(text: str, path: str, overwrite: bool = False) -> None:
+    def _write(temporary: str) -> None:
+        with open(temporary, "w", encoding="utf-8") as handle:
+            handle.write(text)
+
+    write_atomically(path, _write, overwrite)
