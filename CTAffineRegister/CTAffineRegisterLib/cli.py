@@ -1,0 +1,156 @@
+"""The ``ct-affine-register`` command: inspect, register, demo.
+
+Exit status: 0 all good, 1 when any input or case failed (the others were still done),
+2 for usage errors (argparse's convention) or when nothing could be started.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from typing import Optional
+
+from . import __version__
+from .background import analyze_background
+from .imageio import InputError, OutputExistsError, read_image
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+
+def main(argv: Optional[list[str]] = None) -> int:
+    parser = _parser()
+    arguments = parser.parse_args(argv)
+    if arguments.command is None:
+        parser.print_help(sys.stderr)
+        return EXIT_USAGE
+    return arguments.handler(arguments)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="ct-affine-register",
+        description="Padding-aware affine registration of CT scans: no gray borders, no gray rings.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    commands = parser.add_subparsers(dest="command")
+
+    inspect = commands.add_parser("inspect", help="say what is padding, what is air, in each scan")
+    inspect.add_argument("paths", nargs="+", metavar="PATH", help="image files or DICOM series folders")
+    inspect.add_argument("--json", action="store_true", help="print a JSON list instead of a table")
+    inspect.set_defaults(handler=_inspect)
+
+    register = commands.add_parser("register", help="register moving scans onto one fixed scan")
+    register.add_argument("--fixed", required=True, metavar="PATH", help="the reference scan (dataset A)")
+    register.add_argument("--moving", required=True, nargs="+", metavar="PATH", help="scans to register")
+    register.add_argument("--out", required=True, metavar="DIR", help="output folder")
+    _add_registration_options(register)
+    register.add_argument(
+        "--jobs", type=_positive_int, default=None, help="parallel cases (default: cores/2)"
+    )
+    register.add_argument("--overwrite", action="store_true", help="replace existing outputs")
+    register.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
+    register.set_defaults(handler=_register)
+
+    demo = commands.add_parser("demo", help="register a generated pair and print the accuracy")
+    demo.add_argument("--out", default="ct-affine-register-demo", metavar="DIR", help="output folder")
+    demo.add_argument("--seed", type=int, default=0, help="seed of the generated pair")
+    demo.add_argument("--overwrite", action="store_true", help="replace existing outputs")
+    demo.set_defaults(handler=_demo)
+    return parser
+
+
+def _add_registration_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--transform", choices=("affine", "rigid", "similarity"), default="affine")
+    parser.add_argument(
+        "--fill", type=float, default=None, help="value for output voxels without data (default: moving air)"
+    )
+    parser.add_argument("--interpolator", choices=("linear", "bspline"), default="linear")
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return value
+
+
+def _inspect(arguments: argparse.Namespace) -> int:
+    rows, failed = [], False
+    for path in arguments.paths:
+        try:
+            loaded = read_image(path)
+            analysis = analyze_background(loaded.image, loaded.dicom_padding)
+        except InputError as error:
+            print(f"error: {error}", file=sys.stderr)
+            rows.append({"path": path, "error": error.reason})
+            failed = True
+            continue
+        findings = analysis.to_dict()
+        rows.append(
+            {
+                "path": path,
+                **{key: findings[key] for key in ("corner_median", "padding_value", "padding_fraction")},
+                **{key: findings[key] for key in ("fov", "air_value", "kind", "summary")},
+                **({"note": loaded.note} if loaded.note else {}),
+            }
+        )
+    if arguments.json:
+        print(json.dumps(rows, indent=2))
+    else:
+        _print_table(rows)
+    return EXIT_FAILED if failed else EXIT_OK
+
+
+def _print_table(rows: list[dict]) -> None:
+    good = [row for row in rows if "error" not in row]
+    if not good:
+        return
+    width = max(len(row["path"]) for row in good)
+    print(f"{'path':<{width}}  {'corners':>7}  {'padding':>7}  {'air':>6}  summary")
+    for row in good:
+        padding = "-" if row["padding_value"] is None else str(row["padding_value"])
+        numbers = f"{row['corner_median']:>7}  {padding:>7}  {row['air_value']:>6}"
+        print(f"{row['path']:<{width}}  {numbers}  {row['summary']}")
+
+
+def _register(arguments: argparse.Namespace) -> int:
+    from .batch import BatchSettings, run_batch
+
+    settings = BatchSettings(
+        out_dir=arguments.out,
+        transform=arguments.transform,
+        fill=arguments.fill,
+        interpolator=arguments.interpolator,
+        overwrite=arguments.overwrite,
+        jobs=arguments.jobs,
+        quiet=arguments.quiet,
+    )
+    try:
+        report = run_batch(arguments.fixed, arguments.moving, settings)
+    except (InputError, OutputExistsError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    print(
+        f"{report['succeeded']} registered, {report['failed']} failed; report: "
+        f"{os.path.join(arguments.out, 'report.json')}"
+    )
+    for case in report["cases"]:
+        if case["status"] != "ok":
+            print(f"failed: {case['error']}", file=sys.stderr)
+    return EXIT_OK if report["failed"] == 0 else EXIT_FAILED
+
+
+def _demo(arguments: argparse.Namespace) -> int:
+    from .demo import run_demo
+
+    try:
+        return run_demo(arguments.out, seed=arguments.seed, overwrite=arguments.overwrite)
+    except OutputExistsError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_USAGE
+
+
+if __name__ == "__main__":
+    sys.exit(main())
