@@ -1,4 +1,4 @@
-"""Background analysis: Slicer's corner value, padding detection, masks, air level, on real and generated CT."""
+"""Background analysis: Slicer's corner value, padding, masks and air level, on real and generated CT."""
 
 from __future__ import annotations
 

@@ -1,0 +1,244 @@
+"""The command line: inspect, register (batch, bad inputs, no overwriting), demo."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+import SimpleITK as sitk
+from conftest import shared_sample
+
+from CTAffineRegisterLib.accuracy import ring_voxels, target_registration_error
+from CTAffineRegisterLib.cli import main
+from CTAffineRegisterLib.synthetic import insert_fov_padding, make_pair, make_phantom
+
+SMALL_PAIR = {
+    "fixed_size": (80, 80, 48),
+    "fixed_spacing": (4.0, 4.0, 5.0),
+    "moving_spacing": (4.4, 4.4, 5.5),
+    "point_count": 500,
+}
+
+
+@pytest.fixture(scope="module")
+def pair():
+    return make_pair(seed=11, **SMALL_PAIR)
+
+
+@pytest.fixture
+def pair_files(tmp_path: Path, pair) -> dict:
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    paths = {"fixed": inputs / "fixed.nii.gz", "moving": inputs / "scan_b.nrrd"}
+    sitk.WriteImage(pair.fixed, str(paths["fixed"]))
+    sitk.WriteImage(pair.moving, str(paths["moving"]))
+    return paths
+
+
+def _bad_inputs(folder: Path) -> dict[str, Path]:
+    folder.mkdir(exist_ok=True)
+    two_d = folder / "slice2d.nrrd"
+    sitk.WriteImage(sitk.Image([32, 32], sitk.sitkInt16), str(two_d))
+    empty = folder / "empty.nii.gz"
+    empty.write_bytes(b"")
+    text = folder / "notes.nii.gz"
+    text.write_text("this is not an image")
+    nan_only = folder / "nan.nrrd"
+    sitk.WriteImage(sitk.GetImageFromArray(np.full((4, 8, 8), np.nan, np.float32)), str(nan_only))
+    return {"missing": folder / "missing.nii.gz", "2D": two_d, "empty": empty, "text": text, "nan": nan_only}
+
+
+# --- inspect ------------------------------------------------------------------------------------
+
+
+def test_inspect_json_reports_each_input(tmp_path, capsys):
+    image = insert_fov_padding(make_phantom(size=(64, 64, 24), spacing=(5.0, 5.0, 6.0), seed=2), -2048, 140.0)
+    padded = tmp_path / "padded.mha"
+    sitk.WriteImage(image, str(padded))
+    status = main(["inspect", str(padded), "--json"])
+    rows = json.loads(capsys.readouterr().out)
+    assert status == 0
+    assert rows[0]["path"] == str(padded)
+    expected_keys = {
+        "corner_median",
+        "padding_value",
+        "padding_fraction",
+        "fov",
+        "air_value",
+        "kind",
+        "summary",
+    }
+    assert expected_keys <= set(rows[0])
+    assert rows[0]["padding_value"] == -2048 and rows[0]["kind"] == "fov-padding"
+    assert rows[0]["fov"]["shape"] == "circle"
+
+
+def test_inspect_table_names_padding_on_the_real_ge_scan(capsys):
+    folder = shared_sample("dcmqi/ct-3slice")
+    assert main(["inspect", str(folder)]) == 0
+    out = capsys.readouterr().out
+    assert str(folder) in out and "fov-padding (-3024" in out and "circular FOV" in out
+
+
+def test_inspect_bad_files_named_others_still_reported(tmp_path, pair_files, capsys):
+    bad = _bad_inputs(tmp_path / "bad")
+    paths = [str(pair_files["fixed"])] + [str(p) for p in bad.values()]
+    status = main(["inspect", "--json", *paths])
+    captured = capsys.readouterr()
+    rows = json.loads(captured.out)
+    assert status == 1
+    assert rows[0]["kind"] == "air-background"
+    errors = [line for line in captured.err.splitlines() if line.startswith("error:")]
+    assert len(errors) == len(bad)
+    for path, line in zip(bad.values(), errors):
+        assert str(path) in line
+    assert "no such file" in errors[0]
+    assert "2D" in errors[1]
+    assert "empty" in errors[2]
+    assert "not a readable image" in errors[3]
+    assert "no finite values" in errors[4]
+    assert "Traceback" not in captured.err
+
+
+def test_usage_errors_exit_2(capsys):
+    with pytest.raises(SystemExit) as stop:
+        main(["inspect"])
+    assert stop.value.code == 2
+    with pytest.raises(SystemExit) as stop:
+        main(["register", "--fixed", "a.nii.gz"])
+    assert stop.value.code == 2
+    assert main([]) == 2
+
+
+# --- register -----------------------------------------------------------------------------------
+
+
+def test_register_writes_every_output_and_a_report(tmp_path, pair, pair_files):
+    out = tmp_path / "out"
+    status = main(
+        [
+            "register",
+            "--fixed",
+            str(pair_files["fixed"]),
+            "--moving",
+            str(pair_files["moving"]),
+            "--out",
+            str(out),
+        ]
+    )
+    assert status == 0
+    names = {"scan_b_registered.nii.gz", "scan_b_transform.tfm", "scan_b_validmask.nii.gz", "scan_b_qc.png"}
+    assert names | {"report.json"} == set(os.listdir(out))
+    report = json.loads((out / "report.json").read_text())
+    case = report["cases"][0]
+    assert case["status"] == "ok" and case["error"] is None
+    assert case["moving"]["padding_value"] == -3024 and case["fixed"]["kind"] == "air-background"
+    assert case["quality"]["verdict"] == "ok"
+    for key in ("fill", "metric", "stop_reason", "seconds"):
+        assert key in case
+
+    transform = sitk.ReadTransform(str(out / "scan_b_transform.tfm"))
+    mean_tre, _ = target_registration_error(transform, pair.true_transform, pair.body_points)
+    assert mean_tre < 1.5  # coarse 4 mm test grid; the accuracy tests use finer ones
+    registered = sitk.ReadImage(str(out / "scan_b_registered.nii.gz"))
+    assert registered.GetPixelID() == pair.moving.GetPixelID()
+    assert registered.GetSize() == pair.fixed.GetSize()
+    assert np.allclose(registered.GetOrigin(), pair.fixed.GetOrigin())
+    assert ring_voxels(registered, pair.fixed_valid_mask) == 0
+    mask = sitk.ReadImage(str(out / "scan_b_validmask.nii.gz"))
+    assert set(np.unique(sitk.GetArrayViewFromImage(mask))) <= {0, 1}
+    picture = sitk.ReadImage(str(out / "scan_b_qc.png"))
+    assert picture.GetNumberOfComponentsPerPixel() == 3 and picture.GetSize()[0] > picture.GetSize()[1]
+
+
+def test_one_bad_moving_case_does_not_stop_the_others(tmp_path, pair_files, capsys):
+    bad = _bad_inputs(tmp_path / "bad")
+    out = tmp_path / "out"
+    moving = [str(bad["2D"]), str(pair_files["moving"]), str(bad["missing"])]
+    status = main(
+        ["register", "--quiet", "--fixed", str(pair_files["fixed"]), "--moving", *moving, "--out", str(out)]
+    )
+    assert status == 1
+    report = json.loads((out / "report.json").read_text())
+    statuses = [case["status"] for case in report["cases"]]
+    assert statuses == ["failed", "ok", "failed"]
+    assert str(bad["2D"]) in report["cases"][0]["error"] and "2D" in report["cases"][0]["error"]
+    assert "no such file" in report["cases"][2]["error"]
+    # nothing half-made for the failed cases
+    assert not any(name.startswith(("slice2d", "missing")) for name in os.listdir(out))
+    assert "Traceback" not in capsys.readouterr().err
+
+
+def test_existing_outputs_are_not_overwritten_without_consent(tmp_path, pair_files):
+    out = tmp_path / "out"
+    out.mkdir()
+    sentinel = out / "scan_b_transform.tfm"
+    sentinel.write_text("keep me")
+    arguments = [
+        "register",
+        "--quiet",
+        "--fixed",
+        str(pair_files["fixed"]),
+        "--moving",
+        str(pair_files["moving"]),
+    ]
+    assert main([*arguments, "--out", str(out)]) == 1
+    assert sentinel.read_text() == "keep me"
+    report = json.loads((out / "report.json").read_text())
+    assert "already exists" in report["cases"][0]["error"]
+    assert not (out / "scan_b_registered.nii.gz").exists()
+    # a second run refuses to replace report.json itself, then --overwrite replaces everything
+    assert main([*arguments, "--out", str(out)]) == 2
+    assert main([*arguments, "--out", str(out), "--overwrite"]) == 0
+    assert sentinel.read_text().startswith("#Insight Transform File")
+    assert not [name for name in os.listdir(out) if name.startswith(".")]  # no temporary files left
+
+
+def test_parallel_jobs_give_the_same_transforms_as_one_job(tmp_path, pair_files, pair):
+    second = pair_files["moving"].parent / "scan_c.nii.gz"
+    sitk.WriteImage(pair.moving, str(second))
+    moving = [str(pair_files["moving"]), str(second)]
+    results = {}
+    for jobs in (1, 2):
+        out = tmp_path / f"jobs{jobs}"
+        arguments = ["register", "--quiet", "--fixed", str(pair_files["fixed"]), "--moving", *moving]
+        assert main([*arguments, "--out", str(out), "--jobs", str(jobs)]) == 0
+        results[jobs] = [
+            sitk.ReadTransform(str(out / f"{stem}_transform.tfm")) for stem in ("scan_b", "scan_c")
+        ]
+    for one, two in zip(results[1], results[2]):
+        _, largest_difference = target_registration_error(one, two, pair.body_points)
+        assert largest_difference < 0.05  # mm: worker processes change thread counts, not answers
+
+
+def test_fixed_that_cannot_be_read_is_a_usage_error(tmp_path, pair_files, capsys):
+    status = main(
+        [
+            "register",
+            "--fixed",
+            str(tmp_path / "nope.nii.gz"),
+            "--moving",
+            str(pair_files["moving"]),
+            "--out",
+            "x",
+        ]
+    )
+    assert status == 2
+    assert "nope.nii.gz: no such file" in capsys.readouterr().err
+
+
+# --- demo ---------------------------------------------------------------------------------------
+
+
+def test_demo_registers_the_generated_pair_sub_millimetre(tmp_path, capsys):
+    status = main(["demo", "--out", str(tmp_path / "demo")])
+    out = capsys.readouterr().out
+    assert status == 0
+    line = next(line for line in out.splitlines() if line.startswith("target registration error"))
+    mean_tre = float(line.split("mean ")[1].split(" mm")[0])
+    assert mean_tre < 1.0
+    assert "ring voxels (< -1100 HU inside the fixed field of view): 0 " in out
+    assert (tmp_path / "demo" / "moving_B_registered.nii.gz").exists()
