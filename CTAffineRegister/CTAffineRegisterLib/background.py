@@ -121,7 +121,7 @@ def analyze_background(
     valid_mask = _mask_like(valid, image)
     not_ct_reason = _not_ct_reason(_sample_real_values(array, valid))
     body_mask = (
-        _body_mask(image, valid_mask)
+        _body_mask(image, valid)
         if not_ct_reason is None
         else _mask_like(np.zeros(array.shape, np.uint8), image)
     )
@@ -255,34 +255,35 @@ def _not_ct_reason(values: np.ndarray) -> Optional[str]:
     return None
 
 
-def _body_mask(image: sitk.Image, valid_mask: sitk.Image) -> sitk.Image:
-    """Tissue above the body threshold, largest piece, holes filled per slice, couch removed."""
+def _body_mask(image: sitk.Image, valid: np.ndarray) -> sitk.Image:
+    """Tissue above the body threshold, largest piece, holes filled per slice, couch removed.
+
+    Worked out on a coarse grid (BODY_WORKING_SPACING_MM): a body outline needs no finer detail.
+    """
     factors = [
         max(1, min(size, int(BODY_WORKING_SPACING_MM // max(spacing, 1e-6))))
         for size, spacing in zip(image.GetSize(), image.GetSpacing())
     ]
-    full_tissue = sitk.And(sitk.Cast(image > BODY_THRESHOLD_HU, sitk.sitkUInt8), valid_mask)
+    array = sitk.GetArrayViewFromImage(image)
+    full_tissue = sitk.GetImageFromArray(((array > BODY_THRESHOLD_HU) & valid.astype(bool)).view(np.uint8))
+    full_tissue.CopyInformation(image)
     # any tissue in a block keeps the block: thin shells (skull, phantom walls) stay closed
-    tissue = (
-        sitk.Cast(sitk.BinShrink(full_tissue, factors) > 0, sitk.sitkUInt8)
-        if max(factors) > 1
-        else full_tissue
-    )
-    small = tissue
-    radius = [max(1, int(round(TABLE_OPENING_RADIUS_MM / s))) for s in small.GetSpacing()]
-    thin_axis = (
-        int(np.argmax(small.GetSpacing())) if max(small.GetSpacing()) > 2 * min(small.GetSpacing()) else 2
-    )
-    radius[thin_axis] = 0 if small.GetSize()[thin_axis] < 3 else 1
+    tissue = full_tissue
+    if max(factors) > 1:
+        tissue = sitk.Cast(sitk.BinShrink(full_tissue, factors) > 0, sitk.sitkUInt8)
     largest = _largest_component(tissue)
     if largest is None:
-        return _mask_like(np.zeros(sitk.GetArrayViewFromImage(image).shape, np.uint8), image)
-    # fill lungs, bowel gas and hollow phantoms first, so that opening only strips thin parts (the couch)
-    # close small gaps in thin walls (a skull, a phantom shell) within the slice before filling
-    closing = [2 if axis != thin_axis else 0 for axis in range(3)]
+        return _mask_like(np.zeros(array.shape, np.uint8), image)
+    spacing = tissue.GetSpacing()
+    thick_axis = int(np.argmax(spacing)) if max(spacing) > 2 * min(spacing) else 2
+    in_plane = [axis for axis in range(3) if axis != thick_axis]
+    # close small gaps in thin walls within the slice, then fill lungs, bowel gas and hollow phantoms,
+    # so that the opening only strips thin parts: the couch
+    closing = [2 if axis in in_plane else 0 for axis in range(3)]
     filled = _fill_holes_per_slice(sitk.BinaryMorphologicalClosing(largest, closing))
-    opened = sitk.BinaryMorphologicalOpening(filled, radius) if max(radius) > 0 else filled
-    body = _largest_component(opened) or filled
+    opening = [max(1, int(round(TABLE_OPENING_RADIUS_MM / spacing[axis]))) for axis in range(3)]
+    opening[thick_axis] = 0 if tissue.GetSize()[thick_axis] < 3 else 1
+    body = _largest_component(sitk.BinaryMorphologicalOpening(filled, opening)) or filled
     if body.GetSize() == image.GetSize():
         body.CopyInformation(image)
         return body

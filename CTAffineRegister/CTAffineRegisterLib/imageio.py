@@ -163,8 +163,6 @@ def _to_3d_scalar(image: sitk.Image, path: str) -> sitk.Image:
 def _check_usable(image: sitk.Image, path: str) -> None:
     if min(image.GetSize()) < 1 or image.GetNumberOfPixels() == 0:
         raise InputError(path, "image is empty")
-    if image.GetSize()[2] == 1 and min(image.GetSize()[:2]) > 1:
-        pass  # a single slice is a valid (thin) 3D volume for analysis
     pixel_id = image.GetPixelID()
     if pixel_id in (sitk.sitkFloat32, sitk.sitkFloat64):
         values = sitk.GetArrayViewFromImage(image)
