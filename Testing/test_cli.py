@@ -157,18 +157,21 @@ def test_register_writes_every_output_and_a_report(tmp_path, pair, pair_files):
 def test_one_bad_moving_case_does_not_stop_the_others(tmp_path, pair_files, capsys):
     bad = _bad_inputs(tmp_path / "bad")
     out = tmp_path / "out"
-    moving = [str(bad["2D"]), str(pair_files["moving"]), str(bad["missing"])]
+    constant = tmp_path / "bad" / "constant.nii.gz"
+    sitk.WriteImage(sitk.Image([40, 40, 20], sitk.sitkInt16) - 1000, str(constant))
+    moving = [str(bad["2D"]), str(pair_files["moving"]), str(bad["missing"]), str(constant)]
     status = main(
         ["register", "--quiet", "--fixed", str(pair_files["fixed"]), "--moving", *moving, "--out", str(out)]
     )
     assert status == 1
     report = json.loads((out / "report.json").read_text())
     statuses = [case["status"] for case in report["cases"]]
-    assert statuses == ["failed", "ok", "failed"]
+    assert statuses == ["failed", "ok", "failed", "failed"]
     assert str(bad["2D"]) in report["cases"][0]["error"] and "2D" in report["cases"][0]["error"]
     assert "no such file" in report["cases"][2]["error"]
+    assert str(constant) in report["cases"][3]["error"] and "constant" in report["cases"][3]["error"]
     # nothing half-made for the failed cases
-    assert not any(name.startswith(("slice2d", "missing")) for name in os.listdir(out))
+    assert not any(name.startswith(("slice2d", "missing", "constant")) for name in os.listdir(out))
     assert "Traceback" not in capsys.readouterr().err
 
 

@@ -177,9 +177,13 @@ def _run_case(
         )
         _say(settings, f"[{stem}] moving: {result.report['moving']['summary']}")
         _write_case(fixed.image, result, paths, settings.overwrite)
-    except (InputError, OutputExistsError, RegistrationError, RegistrationCancelled, ValueError) as error:
+    except (InputError, OutputExistsError) as error:  # these name their file already
         _say(settings, f"[{stem}] FAILED: {error}")
         return _failed_case(moving_path, stem, str(error), time.perf_counter() - started)
+    except (RegistrationError, RegistrationCancelled, ValueError) as error:
+        message = f"{moving_path}: {error}"
+        _say(settings, f"[{stem}] FAILED: {message}")
+        return _failed_case(moving_path, stem, message, time.perf_counter() - started)
     except RuntimeError as error:  # SimpleITK failures not anticipated above: still one clear line
         message = f"{moving_path}: processing failed ({str(error).strip().splitlines()[-1][:200]})"
         _say(settings, f"[{stem}] FAILED: {message}")

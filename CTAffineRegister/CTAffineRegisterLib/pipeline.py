@@ -18,6 +18,7 @@ from .imageio import DicomPadding
 from .registration import (
     CancelCheck,
     ProgressCallback,
+    RegistrationError,
     RegistrationOptions,
     register_images,
 )
@@ -65,6 +66,9 @@ def register_pair(
     options = options or RegistrationOptions(transform=transform)
     fixed_analysis = fixed_analysis or analyze_background(fixed, fixed_padding)
     moving_analysis = moving_analysis or analyze_background(moving, moving_padding)
+    for role, analysis in (("fixed", fixed_analysis), ("moving", moving_analysis)):
+        if analysis.kind == "not-ct":
+            raise RegistrationError(f"{role} image is {analysis.summary}")
     result = register_images(fixed, moving, fixed_analysis, moving_analysis, options, progress, cancel)
     fill_value = float(moving_analysis.air_value if fill is None else fill)
     registered = resample_to_fixed(moving, fixed, result.transform, moving_analysis, fill_value, interpolator)
