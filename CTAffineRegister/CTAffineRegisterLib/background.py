@@ -261,7 +261,7 @@ def _body_mask(image: sitk.Image, valid: np.ndarray) -> sitk.Image:
     Worked out on a coarse grid (BODY_WORKING_SPACING_MM): a body outline needs no finer detail.
     """
     factors = [
-        max(1, min(size, int(BODY_WORKING_SPACING_MM // max(spacing, 1e-6))))
+        max(1, min(size, int(round(BODY_WORKING_SPACING_MM / max(spacing, 1e-6)))))
         for size, spacing in zip(image.GetSize(), image.GetSpacing())
     ]
     array = sitk.GetArrayViewFromImage(image)
