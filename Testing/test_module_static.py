@@ -1,0 +1,339 @@
+"""What can be checked of the Slicer module without Slicer: layout rules, CMake lists, .ui bindings.
+
+Plain Python: nothing here imports ``slicer``, ``qt`` or the module file (it is parsed, not run).
+The batch script is run with plain Python, the way a test can run it without Slicer.
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+import subprocess
+import sys
+import xml.etree.ElementTree as ElementTree
+from pathlib import Path
+
+import pytest
+import SimpleITK as sitk
+
+ROOT = Path(__file__).resolve().parents[1]
+MODULE_DIR = ROOT / "CTAffineRegister"
+MODULE_FILE = MODULE_DIR / "CTAffineRegister.py"
+LIB_DIR = MODULE_DIR / "CTAffineRegisterLib"
+UI_FILE = MODULE_DIR / "Resources" / "UI" / "CTAffineRegister.ui"
+BATCH_SCRIPT = LIB_DIR / "slicer_batch.py"
+
+QT_MODULES = {"qt", "ctk", "PythonQt", "slicer.ScriptedLoadableModule"}
+# Modules of the Lib allowed to import the MRML side (never Qt).
+MRML_MODULES = {"mrml_bridge.py", "slicer_batch.py"}
+
+# Widget classes a Slicer 5.8+ .ui can use: Qt's own, and the CTK/MRML ones Slicer wraps.
+QT_WIDGETS = {
+    "QWidget", "QLabel", "QPushButton", "QCheckBox", "QComboBox", "QSpinBox", "QDoubleSpinBox",
+    "QLineEdit", "QTextEdit", "QProgressBar", "QGroupBox", "QFrame", "QSlider", "QRadioButton",
+}  # fmt: skip
+SLICER_CUSTOM_WIDGETS = {
+    "ctkCollapsibleButton", "ctkSliderWidget", "ctkDoubleSpinBox", "ctkCheckBox", "ctkComboBox",
+    "ctkPathLineEdit", "ctkDirectoryButton", "ctkRangeWidget",
+    "qMRMLWidget", "qMRMLNodeComboBox", "qMRMLCheckableNodeComboBox", "qMRMLSliderWidget", "qMRMLSpinBox",
+}  # fmt: skip
+# Which widget a parameter type can be bound to: the canRepresent() rules of Slicer 5.8's
+# Base/Python/slicer/parameterNodeWrapper/guiConnectors.py (only float, not int, for double spin boxes).
+CONNECTABLE = {
+    "node": {"qMRMLNodeComboBox"},
+    "bool": {"QCheckBox", "ctkCheckBox", "QPushButton"},
+    "float": {"QDoubleSpinBox", "ctkSliderWidget", "qMRMLSliderWidget", "ctkDoubleSpinBox", "qMRMLSpinBox"},
+    "int": {"QSlider", "QSpinBox"},
+    "choice": {"QComboBox", "ctkComboBox"},
+    "str": {"QLineEdit", "QLabel", "QTextEdit"},
+}
+
+
+def _imports(path: Path) -> set[str]:
+    """Every module a file imports, at any depth (function-level imports count too)."""
+    names = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            names.add(node.module)
+            names.update(f"{node.module}.{alias.name}" for alias in node.names)
+    return names
+
+
+def _python_files() -> list[Path]:
+    return sorted(path for path in MODULE_DIR.rglob("*.py") if "egg-info" not in str(path))
+
+
+# ---------------------------------------------------------------------------------------------
+# Layout
+
+
+def test_only_the_module_file_imports_qt():
+    offenders = {
+        str(path.relative_to(ROOT)): sorted(_imports(path) & QT_MODULES)
+        for path in _python_files()
+        if path != MODULE_FILE and _imports(path) & QT_MODULES
+    }
+    assert offenders == {}
+    assert {"qt", "slicer.ScriptedLoadableModule"} <= _imports(MODULE_FILE)
+
+
+def test_pure_lib_modules_import_only_simpleitk_numpy_and_stdlib():
+    stdlib = getattr(sys, "stdlib_module_names", None)
+    if stdlib is None:
+        pytest.skip("sys.stdlib_module_names needs Python 3.10")
+    allowed = set(stdlib) | {"SimpleITK", "numpy", "CTAffineRegisterLib"}
+    for path in sorted(LIB_DIR.glob("*.py")):
+        extra = {"slicer", "vtk"} if path.name in MRML_MODULES else set()
+        roots = {name.split(".")[0] for name in _imports(path)}
+        assert roots <= allowed | extra, f"{path.name} imports {sorted(roots - allowed - extra)}"
+
+
+def test_module_file_compiles_without_qt():
+    source = MODULE_FILE.read_text(encoding="utf-8")
+    compile(source, str(MODULE_FILE), "exec")
+    classes = {node.name: node for node in ast.parse(source).body if isinstance(node, ast.ClassDef)}
+    bases = {name: {ast.unparse(base) for base in node.bases} for name, node in classes.items()}
+    assert "ScriptedLoadableModule" in bases["CTAffineRegister"]
+    assert "ScriptedLoadableModuleWidget" in bases["CTAffineRegisterWidget"]
+    assert "ScriptedLoadableModuleLogic" in bases["CTAffineRegisterLogic"]
+    assert "ScriptedLoadableModuleTest" in bases["CTAffineRegisterTest"]
+    test_methods = {
+        node.name for node in classes["CTAffineRegisterTest"].body if isinstance(node, ast.FunctionDef)
+    }
+    assert "runTest" in test_methods and any(name.startswith("test_") for name in test_methods)
+    assert "from __future__ import annotations" in source
+
+
+# ---------------------------------------------------------------------------------------------
+# CMake
+
+
+def _cmake_list(text: str, variable: str) -> list[str]:
+    match = re.search(rf"set\(\s*{variable}\s+(.*?)\)", text, re.S)
+    assert match, f"{variable} is not set"
+    return match.group(1).split()
+
+
+def test_every_lib_file_is_listed_in_scripts():
+    text = (MODULE_DIR / "CMakeLists.txt").read_text(encoding="utf-8")
+    assert re.search(r"set\(\s*MODULE_NAME\s+CTAffineRegister\s*\)", text)
+    scripts = _cmake_list(text, "MODULE_PYTHON_SCRIPTS")
+    expected = {"${MODULE_NAME}.py"} | {f"CTAffineRegisterLib/{path.name}" for path in LIB_DIR.glob("*.py")}
+    assert set(scripts) == expected
+    assert len(scripts) == len(set(scripts))
+
+
+def test_module_cmake_builds_resources_and_tests():
+    text = (MODULE_DIR / "CMakeLists.txt").read_text(encoding="utf-8")
+    resources = _cmake_list(text, "MODULE_PYTHON_RESOURCES")
+    assert set(resources) == {"Resources/Icons/${MODULE_NAME}.png", "Resources/UI/${MODULE_NAME}.ui"}
+    for resource in resources:
+        assert (MODULE_DIR / resource.replace("${MODULE_NAME}", "CTAffineRegister")).is_file()
+    build = re.search(r"slicerMacroBuildScriptedModule\((.*?)\)", text, re.S).group(1).split()
+    assert build[:2] == ["NAME", "${MODULE_NAME}"]
+    assert {"SCRIPTS", "RESOURCES", "WITH_GENERIC_TESTS"} <= set(build)
+    assert re.search(
+        r"if\(BUILD_TESTING\)\s+(#.*\n\s*)*slicer_add_python_unittest\(SCRIPT \$\{MODULE_NAME\}\.py\)", text
+    )
+
+
+def test_extension_cmake_has_metadata_and_real_urls():
+    text = (ROOT / "CMakeLists.txt").read_text(encoding="utf-8")
+    for line in (
+        "find_package(Slicer REQUIRED)",
+        "include(${Slicer_USE_FILE})",
+        "add_subdirectory(CTAffineRegister)",
+        "include(${Slicer_EXTENSION_GENERATE_CONFIG})",
+        "include(${Slicer_EXTENSION_CPACK})",
+    ):
+        assert line in text
+    metadata = dict(re.findall(r'set\((EXTENSION_\w+)\s+"([^"]*)"\)', text))
+    assert metadata["EXTENSION_CATEGORY"] == "Registration"
+    assert metadata["EXTENSION_CONTRIBUTORS"] == "CTAffineRegister team"
+    assert metadata["EXTENSION_HOMEPAGE"] == "https://github.com/ctaffineregister/CTAffineRegister"
+    assert metadata["EXTENSION_DESCRIPTION"] and metadata["EXTENSION_DEPENDS"] == "NA"
+    raw = "https://raw.githubusercontent.com/ctaffineregister/CTAffineRegister/main/"
+    for key in ("EXTENSION_ICONURL", "EXTENSION_SCREENSHOTURLS"):
+        for url in metadata[key].split():
+            assert url.startswith(raw), url
+            assert (ROOT / url[len(raw) :]).is_file(), f"{key} points at a file the repository lacks: {url}"
+    icon = sitk.ReadImage(str(ROOT / metadata["EXTENSION_ICONURL"][len(raw) :]))
+    assert icon.GetSize() == (128, 128)
+
+
+def test_module_icon_is_128_pixels():
+    assert sitk.ReadImage(str(MODULE_DIR / "Resources" / "Icons" / "CTAffineRegister.png")).GetSize() == (
+        128,
+        128,
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# .ui and parameter node
+
+
+def _parameters() -> dict[str, str]:
+    """Name → annotation source of the class decorated with @parameterNodeWrapper."""
+    tree = ast.parse(MODULE_FILE.read_text(encoding="utf-8"))
+    wrapped = [
+        node
+        for node in tree.body
+        if isinstance(node, ast.ClassDef)
+        and any(ast.unparse(d) == "parameterNodeWrapper" for d in node.decorator_list)
+    ]
+    assert len(wrapped) == 1
+    return {
+        node.target.id: ast.unparse(node.annotation)
+        for node in wrapped[0].body
+        if isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name)
+    }
+
+
+def _kind(annotation: str) -> str:
+    if annotation.startswith("list["):
+        return "list"
+    if "Choice(" in annotation:
+        return "choice"
+    base = annotation.removeprefix("Annotated[").split(",")[0].strip("] ")
+    return "node" if base.startswith("vtkMRML") else base
+
+
+def _ui_widgets() -> list[ElementTree.Element]:
+    return list(ElementTree.parse(UI_FILE).getroot().iter("widget"))
+
+
+def _bindings() -> dict[str, ElementTree.Element]:
+    bound = {}
+    for widget in _ui_widgets():
+        for prop in widget.findall("property"):
+            if prop.get("name") == "SlicerParameterName":
+                name = prop.find("string").text
+                assert name not in bound, f"{name} is bound twice"
+                bound[name] = widget
+    return bound
+
+
+def test_every_binding_names_a_parameter_of_a_connectable_type():
+    parameters = _parameters()
+    bindings = _bindings()
+    assert bindings, "no widget is bound to the parameter node"
+    for name, widget in bindings.items():
+        assert name in parameters, f"{widget.get('name')} is bound to unknown parameter {name!r}"
+        kind = _kind(parameters[name])
+        assert widget.get("class") in CONNECTABLE.get(kind, set()), (
+            f"{widget.get('name')} ({widget.get('class')}) cannot show {name}: {parameters[name]}"
+        )
+
+
+def test_every_scalar_parameter_has_a_widget_and_the_list_is_bound_by_hand():
+    parameters = _parameters()
+    bound = set(_bindings())
+    scalar = {name for name, annotation in parameters.items() if _kind(annotation) != "list"}
+    assert scalar == bound
+    source = MODULE_FILE.read_text(encoding="utf-8")
+    for name, annotation in parameters.items():
+        if _kind(annotation) == "list":
+            assert f"_parameterNode.{name} =" in source and "checkedNodes()" in source
+
+
+def test_no_dynamic_property_other_than_slicer_parameter_name():
+    """The scripted template's own checkbox has a property named after its parameter: it binds nothing."""
+    for widget in _ui_widgets():
+        for prop in widget.findall("property"):
+            if prop.get("stdset") == "0":
+                assert prop.get("name") == "SlicerParameterName", (
+                    f"{widget.get('name')} has dynamic property {prop.get('name')!r}: "
+                    "did you mean SlicerParameterName?"
+                )
+
+
+def test_ui_widget_classes_are_provided_by_slicer_and_declared():
+    root = ElementTree.parse(UI_FILE).getroot()
+    declared = {custom.find("class").text for custom in root.iter("customwidget")}
+    assert declared <= SLICER_CUSTOM_WIDGETS
+    for widget in _ui_widgets():
+        cls = widget.get("class")
+        assert cls in QT_WIDGETS or cls in declared, f"{widget.get('name')}: unknown widget class {cls}"
+    assert root.find("widget").get("class") == "qMRMLWidget"
+
+
+def test_mrml_widgets_get_the_scene():
+    root = ElementTree.parse(UI_FILE).getroot()
+    top = root.find("widget").get("name")
+    wired = {
+        connection.find("receiver").text
+        for connection in root.iter("connection")
+        if connection.find("sender").text == top
+        and connection.find("signal").text == "mrmlSceneChanged(vtkMRMLScene*)"
+        and connection.find("slot").text == "setMRMLScene(vtkMRMLScene*)"
+    }
+    mrml = {widget.get("name") for widget in _ui_widgets()[1:] if widget.get("class").startswith("qMRML")}
+    assert mrml and mrml == wired
+
+
+def test_module_uses_only_widgets_the_ui_has():
+    names = {widget.get("name") for widget in _ui_widgets()}
+    used = set(re.findall(r"self\.ui\.(\w+)", MODULE_FILE.read_text(encoding="utf-8")))
+    assert used and used <= names, sorted(used - names)
+
+
+# ---------------------------------------------------------------------------------------------
+# Batch script, with plain Python
+
+
+def test_batch_arguments_force_one_job_only_inside_slicer():
+    from CTAffineRegisterLib.slicer_batch import cli_arguments
+
+    argv = ["--fixed", "a.nrrd", "--moving", "b.nrrd", "--out", "o"]
+    assert cli_arguments(argv, inside_slicer=True) == ["register", *argv, "--jobs", "1"]
+    assert cli_arguments(argv, inside_slicer=False) == ["register", *argv]
+    assert cli_arguments([*argv, "--jobs", "3"], inside_slicer=True) == ["register", *argv, "--jobs", "3"]
+    assert cli_arguments([*argv, "--jobs=2"], inside_slicer=True)[-1] == "--jobs=2"
+
+
+@pytest.fixture(scope="module")
+def small_pair_files(tmp_path_factory):
+    from CTAffineRegisterLib import synthetic
+
+    folder = tmp_path_factory.mktemp("batch")
+    pair = synthetic.make_pair(
+        seed=5, fixed_size=(48, 48, 32), fixed_spacing=(5.0, 5.0, 7.0), moving_spacing=(5.75, 5.75, 8.0)
+    )
+    sitk.WriteImage(pair.fixed, str(folder / "fixed.nrrd"))
+    sitk.WriteImage(pair.moving, str(folder / "moving.nii.gz"))
+    return folder
+
+
+def _run_batch(*arguments: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, str(BATCH_SCRIPT), *arguments], capture_output=True, text=True, cwd=str(ROOT)
+    )
+
+
+def test_batch_script_runs_with_plain_python(small_pair_files):
+    out = small_pair_files / "out"
+    done = _run_batch(
+        "--fixed", str(small_pair_files / "fixed.nrrd"),
+        "--moving", str(small_pair_files / "moving.nii.gz"),
+        "--out", str(out), "--jobs", "1", "--quiet",
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert (out / "report.json").is_file()
+    # the same outputs as the command-line tool writes
+    from CTAffineRegisterLib.batch import output_paths
+
+    paths = output_paths(str(out), "moving")
+    assert all(Path(path).is_file() for path in paths.values()), paths
+    registered = sitk.ReadImage(paths["registered"])
+    fixed = sitk.ReadImage(str(small_pair_files / "fixed.nrrd"))
+    assert registered.GetSize() == fixed.GetSize()
+    assert sitk.GetArrayViewFromImage(registered).min() > -1100
+
+
+def test_batch_script_passes_on_the_cli_exit_status(small_pair_files):
+    missing = _run_batch("--fixed", str(small_pair_files / "absent.nrrd"), "--moving", "x", "--out", "o")
+    assert missing.returncode == 2 and "absent.nrrd" in missing.stderr
+    usage = _run_batch("--no-such-option")
+    assert usage.returncode == 2 and "usage" in usage.stderr
