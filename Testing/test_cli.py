@@ -213,8 +213,7 @@ def test_parallel_jobs_give_the_same_transforms_as_one_job(tmp_path, pair_files,
             sitk.ReadTransform(str(out / f"{stem}_transform.tfm")) for stem in ("scan_b", "scan_c")
         ]
     for one, two in zip(results[1], results[2]):
-        _, largest_difference = target_registration_error(one, two, pair.body_points)
-        assert largest_difference < 0.05  # mm: worker processes change thread counts, not answers
+        assert one.GetParameters() == two.GetParameters()  # worker processes change nothing
 
 
 def test_fixed_that_cannot_be_read_is_a_usage_error(tmp_path, pair_files, capsys):

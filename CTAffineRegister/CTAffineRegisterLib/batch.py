@@ -55,9 +55,8 @@ class BatchSettings:
 
 
 def default_jobs(case_count: int) -> int:
-    """Each registration already uses two threads well, so run one case per two cores."""
-    cores = os.cpu_count() or 1
-    return max(1, min(case_count, cores // 2))
+    """One case per core: the registration itself runs on one thread so that it is reproducible."""
+    return max(1, min(case_count, os.cpu_count() or 1))
 
 
 def output_paths(out_dir: str, stem: str) -> dict[str, str]:

@@ -47,7 +47,7 @@ def _parser() -> argparse.ArgumentParser:
     register.add_argument("--out", required=True, metavar="DIR", help="output folder")
     _add_registration_options(register)
     register.add_argument(
-        "--jobs", type=_positive_int, default=None, help="parallel cases (default: cores/2)"
+        "--jobs", type=_positive_int, default=None, help="parallel cases (default: one per core)"
     )
     register.add_argument("--overwrite", action="store_true", help="replace existing outputs")
     register.add_argument("--quiet", action="store_true", help="no progress lines on stderr")

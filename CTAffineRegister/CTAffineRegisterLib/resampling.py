@@ -1,0 +1,129 @@
+"""Ring-free resampling: padding becomes air BEFORE interpolation, never after.
+
+Resampling a padded CT carries the padding (-3024, -2048, ...) along, and linear or B-spline
+interpolation ramps it into the air next to the field-of-view edge: the "gray ring". The output
+default value only fills points that map outside the moving image, so it cannot help. Replacing
+the padding by the scan's own air level first removes the ring at its source.
+
+Pure module: SimpleITK, numpy and the standard library. ``analysis`` arguments are
+``background.BackgroundAnalysis`` objects (only ``valid_mask`` and ``air_value`` are used).
+"""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import numpy as np
+import SimpleITK as sitk
+
+# Registration sees HU within the range a 12-bit CT can hold: padding and metal streaks beyond it
+# would only stretch the mutual-information histogram and waste its bins.
+CT_RANGE_HU = (-1024.0, 3071.0)
+
+INTERPOLATORS = {"linear": sitk.sitkLinear, "bspline": sitk.sitkBSpline, "nearest": sitk.sitkNearestNeighbor}
+
+_INTEGER_RANGES = {
+    sitk.sitkInt8: (-128, 127),
+    sitk.sitkUInt8: (0, 255),
+    sitk.sitkInt16: (-32768, 32767),
+    sitk.sitkUInt16: (0, 65535),
+    sitk.sitkInt32: (-(2**31), 2**31 - 1),
+    sitk.sitkUInt32: (0, 2**32 - 1),
+}
+
+
+def replace_padding(image: sitk.Image, analysis, fill: Optional[float] = None) -> sitk.Image:
+    """The image with every non-valid (padding) voxel set to ``fill`` (default: the scan's air level).
+
+    Keeps the pixel type; an image without padding is returned unchanged.
+    """
+    valid = sitk.GetArrayViewFromImage(analysis.valid_mask)
+    if valid.all():
+        return image
+    value = analysis.air_value if fill is None else fill
+    array = sitk.GetArrayFromImage(image)
+    array[valid == 0] = _fit_to_type(value, image.GetPixelID())
+    result = sitk.GetImageFromArray(array)
+    result.CopyInformation(image)
+    return result
+
+
+def prepare_for_registration(image: sitk.Image, analysis, compact: bool = False) -> sitk.Image:
+    """Float32 copy with padding replaced by air and values clamped to the CT range.
+
+    One numpy pass instead of cast, replace and clamp filters: a 512² scan is copied once, not thrice.
+    ``compact`` keeps integer scans as int16 (which holds the whole CT range) at half the memory,
+    for callers that shrink the image before converting it to float.
+    """
+    values = sitk.GetArrayViewFromImage(image)
+    dtype = np.int16 if compact and values.dtype.kind in "iu" else np.float32
+    low, high = CT_RANGE_HU
+    if values.dtype.kind in "iu":  # integer bounds keep numpy from promoting to float64
+        low, high = (0 if values.dtype.kind == "u" else int(low)), int(high)
+    prepared = np.clip(values, low, high).astype(dtype, copy=False)
+    valid = sitk.GetArrayViewFromImage(analysis.valid_mask)
+    air = round(min(max(float(analysis.air_value), CT_RANGE_HU[0]), CT_RANGE_HU[1]))
+    if not valid.all():
+        prepared[valid == 0] = air
+    result = sitk.GetImageFromArray(prepared)
+    result.CopyInformation(image)
+    return result
+
+
+def resample_to_fixed(
+    moving: sitk.Image,
+    fixed: sitk.Image,
+    transform: sitk.Transform,
+    moving_analysis,
+    fill: Optional[float] = None,
+    interpolator: str = "linear",
+) -> sitk.Image:
+    """The moving scan on the fixed grid, without a gray ring, in the moving scan's pixel type.
+
+    ``transform`` maps fixed physical points to moving ones (ITK convention). Points mapping outside
+    the moving image get ``fill`` (default: the moving scan's air level). B-spline results are
+    clamped to the input's value range (no overshoot below air next to bone) and integer outputs
+    are rounded, not truncated.
+    """
+    if interpolator not in INTERPOLATORS:
+        raise ValueError(f"interpolator must be one of {sorted(INTERPOLATORS)}, not {interpolator!r}")
+    value = float(moving_analysis.air_value if fill is None else fill)
+    source = replace_padding(moving, moving_analysis)
+    resampled = sitk.Resample(source, fixed, transform, INTERPOLATORS[interpolator], value, sitk.sitkFloat32)
+    array = sitk.GetArrayFromImage(resampled)
+    if interpolator == "bspline":
+        low, high = _value_range(source)
+        np.clip(array, min(low, value), max(high, value), out=array)
+    result = sitk.GetImageFromArray(_to_pixel_type(array, moving.GetPixelID()))
+    result.CopyInformation(fixed)
+    return result
+
+
+def resample_valid_mask(moving_analysis, fixed: sitk.Image, transform: sitk.Transform) -> sitk.Image:
+    """UInt8 on the fixed grid: 1 where the point maps onto real moving data (not padding, not outside)."""
+    valid = sitk.Cast(moving_analysis.valid_mask, sitk.sitkUInt8)
+    return sitk.Resample(valid, fixed, transform, sitk.sitkNearestNeighbor, 0, sitk.sitkUInt8)
+
+
+def _value_range(image: sitk.Image) -> tuple[float, float]:
+    array = sitk.GetArrayViewFromImage(image)
+    return float(array.min()), float(array.max())
+
+
+def _fit_to_type(value: float, pixel_id: int):
+    """A fill value an integer image can hold (rounded, within its range)."""
+    if pixel_id in _INTEGER_RANGES:
+        low, high = _INTEGER_RANGES[pixel_id]
+        return int(min(max(round(value), low), high))
+    return value
+
+
+def _to_pixel_type(array: np.ndarray, pixel_id: int) -> np.ndarray:
+    """Float values in the original pixel type: integers rounded to nearest and kept within range."""
+    if pixel_id in _INTEGER_RANGES:
+        low, high = _INTEGER_RANGES[pixel_id]
+        dtype = sitk.GetArrayViewFromImage(sitk.Image([1, 1, 1], pixel_id)).dtype
+        return np.clip(np.rint(array), low, high).astype(dtype)
+    if pixel_id == sitk.sitkFloat64:
+        return array.astype(np.float64)
+    return array

@@ -1,0 +1,323 @@
+"""Registration engine: exact answers from synthetic and real-anatomy pairs with every padding kind."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import threading
+
+import numpy as np
+import pytest
+import SimpleITK as sitk
+from conftest import shared_sample
+
+from CTAffineRegisterLib import synthetic
+from CTAffineRegisterLib.accuracy import ring_voxels, target_registration_error
+from CTAffineRegisterLib.background import analyze_background
+from CTAffineRegisterLib.imageio import read_image
+from CTAffineRegisterLib.quality import assess_quality
+from CTAffineRegisterLib.registration import (
+    ProgressEvent,
+    RegistrationCancelled,
+    RegistrationError,
+    RegistrationOptions,
+    register_images,
+)
+from CTAffineRegisterLib.resampling import resample_to_fixed
+
+# A smaller patient on 96×96×64 grids keeps each registration around a second.
+SMALL = dict(
+    fixed_size=(96, 96, 64),
+    fixed_spacing=(2.6, 2.6, 3.6),
+    moving_spacing=(2.9, 2.9, 4.2),
+    anatomy_scale=0.7,
+    max_translation_mm=14.0,
+)
+PADDING_CASES = {  # name: (moving padding, fixed padding)
+    "moving-3024": (-3024, None),
+    "fixed-2048": (None, -2048),
+    "both-1500": (-1500, -1500),
+    "moving-0": (0, None),
+    "both-0": (0, 0),
+}
+
+
+@dataclasses.dataclass
+class Case:
+    pair: synthetic.SyntheticPair
+    fixed_analysis: object
+    moving_analysis: object
+
+
+def _case(pair: synthetic.SyntheticPair) -> Case:
+    return Case(pair, analyze_background(pair.fixed), analyze_background(pair.moving))
+
+
+def _check_registration(case: Case, options=None, max_tre_mm: float = 1.0):
+    result = register_images(
+        case.pair.fixed, case.pair.moving, case.fixed_analysis, case.moving_analysis, options
+    )
+    mean_tre, max_tre = target_registration_error(
+        result.transform, case.pair.true_transform, case.pair.body_points
+    )
+    assert mean_tre < max_tre_mm, f"mean TRE {mean_tre:.3f} mm (max {max_tre:.3f}); {result.to_dict()}"
+    output = resample_to_fixed(case.pair.moving, case.pair.fixed, result.transform, case.moving_analysis)
+    assert ring_voxels(output, case.pair.fixed_valid_mask) == 0
+    assert output.GetPixelID() == case.pair.moving.GetPixelID()
+    assert result.quality["verdict"] == "ok", result.quality
+    return result
+
+
+@pytest.fixture(scope="module")
+def small_case() -> Case:
+    return _case(synthetic.make_pair(0, **SMALL))
+
+
+@pytest.mark.parametrize("name", list(PADDING_CASES))
+def test_synthetic_pair_with_padding_registers_accurately_without_ring(name):
+    moving_padding, fixed_padding = PADDING_CASES[name]
+    seed = list(PADDING_CASES).index(name) + 1
+    case = _case(
+        synthetic.make_pair(seed, moving_padding=moving_padding, fixed_padding=fixed_padding, **SMALL)
+    )
+    result = _check_registration(case)
+    assert isinstance(result.transform, sitk.AffineTransform)
+    assert [stage.stage for stage in result.stages][:1] == ["rigid"]
+    assert result.stages[-1].stage == "affine"
+
+
+@pytest.fixture(scope="module")
+def torso() -> sitk.Image:
+    return sitk.ReadImage(str(shared_sample("totalsegmentator/example_ct.nii.gz")))
+
+
+@pytest.mark.parametrize(
+    "moving_padding, fixed_padding", [(-3024, None), (None, -2048), (-1500, -1500), (0, None)]
+)
+def test_real_torso_moved_by_known_affine_registers_accurately(torso, moving_padding, fixed_padding):
+    pair = synthetic.make_pair_from_image(
+        torso,
+        seed=abs(moving_padding or 7) + abs(fixed_padding or 3),
+        moving_padding=moving_padding,
+        fixed_padding=fixed_padding,
+    )
+    _check_registration(_case(pair))
+
+
+def test_real_ge_dicom_with_3024_padding_and_three_slices_registers_rigidly():
+    loaded = read_image(str(shared_sample("dcmqi/ct-3slice")))
+    fixed = loaded.image
+    fixed_analysis = analyze_background(fixed, loaded.dicom_padding)
+    center = fixed.TransformContinuousIndexToPhysicalPoint([255.5, 255.5, 1.0])
+    truth = sitk.Euler3DTransform(center, 0.0, 0.0, 0.06, (5.0, -3.0, 0.0))
+    moving = resample_to_fixed(fixed, fixed, truth.GetInverse(), fixed_analysis)
+    moving = synthetic.insert_fov_padding(
+        moving, -3024, fixed_analysis.fov.radius_mm, fixed_analysis.fov.center_mm
+    )
+    moving_analysis = analyze_background(moving, loaded.dicom_padding)
+    result = register_images(
+        fixed, moving, fixed_analysis, moving_analysis, RegistrationOptions(transform="rigid")
+    )
+    body = sitk.GetArrayViewFromImage(fixed_analysis.body_mask) > 0
+    points = synthetic.sample_points(body, fixed, np.random.default_rng(0), 500)
+    mean_tre, _ = target_registration_error(result.transform, truth, points)
+    assert mean_tre < 1.0
+    assert result.quality["verdict"] == "ok", result.quality
+    output = resample_to_fixed(moving, fixed, result.transform, moving_analysis)
+    assert ring_voxels(output, fixed_analysis.valid_mask) == 0
+
+
+def test_rigid_registration_returns_a_rigid_transform():
+    truth = sitk.Euler3DTransform((0, 0, 0), 0.06, -0.05, 0.12, (8.0, -6.0, 5.0))
+    case = _case(synthetic.make_pair(21, true_transform=truth, **SMALL))
+    result = _check_registration(case, RegistrationOptions(transform="rigid"))
+    assert isinstance(result.transform, sitk.Euler3DTransform)
+    assert {stage.stage for stage in result.stages} == {"rigid"}
+
+
+def test_similarity_registration_recovers_an_isotropic_scale():
+    truth = sitk.Similarity3DTransform()
+    truth.SetScale(1.06)
+    truth.SetRotation((0, 0, 1), 0.1)
+    truth.SetTranslation((-5.0, 4.0, 7.0))
+    case = _case(synthetic.make_pair(22, true_transform=truth, **SMALL))
+    result = _check_registration(case, RegistrationOptions(transform="similarity"))
+    assert isinstance(result.transform, sitk.Similarity3DTransform)
+    assert result.transform.GetScale() == pytest.approx(1.06, abs=0.01)
+
+
+def test_grids_with_other_directions_register_in_physical_space():
+    flipped = (-1, 0, 0, 0, -1, 0, 0, 0, 1)  # a RAS-ordered moving scan next to an LPS-ordered fixed one
+    _check_registration(_case(synthetic.make_pair(23, moving_direction=flipped, **SMALL)))
+
+
+def test_large_shift_along_the_body_axis_is_found_by_the_initial_search():
+    truth = sitk.Euler3DTransform((0, 0, 0), 0.0, 0.05, 0.05, (8.0, -6.0, 65.0))
+    case = _case(synthetic.make_pair(24, true_transform=truth, **SMALL))
+    result = _check_registration(case)
+    assert result.initialization.startswith("z-scan")
+
+
+def test_user_initial_transform_is_used(small_case):
+    start = sitk.AffineTransform(small_case.pair.true_transform)
+    start.SetTranslation(np.add(start.GetTranslation(), (3.0, -2.0, 2.0)).tolist())
+    result = _check_registration(small_case, RegistrationOptions(initial_transform=start))
+    assert result.initialization == "user"
+
+
+def test_identical_inputs_give_identical_transforms_whatever_the_thread_count(small_case):
+    first = register_images(
+        small_case.pair.fixed, small_case.pair.moving, small_case.fixed_analysis, small_case.moving_analysis
+    )
+    previous = sitk.ProcessObject.GetGlobalDefaultNumberOfThreads()
+    sitk.ProcessObject.SetGlobalDefaultNumberOfThreads(4)
+    try:
+        second = register_images(
+            small_case.pair.fixed,
+            small_case.pair.moving,
+            small_case.fixed_analysis,
+            small_case.moving_analysis,
+        )
+        assert sitk.ProcessObject.GetGlobalDefaultNumberOfThreads() == 4  # restored after the run
+    finally:
+        sitk.ProcessObject.SetGlobalDefaultNumberOfThreads(previous)
+    assert first.transform.GetParameters() == second.transform.GetParameters()
+    assert first.transform.GetFixedParameters() == second.transform.GetFixedParameters()
+    assert [s.iterations for s in first.stages] == [s.iterations for s in second.stages]
+
+
+def test_progress_events_arrive_with_increasing_iterations(small_case):
+    events: list[ProgressEvent] = []
+    result = register_images(
+        small_case.pair.fixed,
+        small_case.pair.moving,
+        small_case.fixed_analysis,
+        small_case.moving_analysis,
+        progress=events.append,
+    )
+    assert len(events) == result.iterations > 10
+    assert [event.iteration for event in events] == list(range(1, len(events) + 1))
+    assert {event.stage for event in events} == {"rigid", "similarity", "affine"}
+    assert all(np.isfinite(event.metric) and event.metric < 0 for event in events)
+    assert all(0.0 <= event.fraction <= 1.0 for event in events)
+    assert [event.level for event in events] == sorted(event.level for event in events)
+
+
+def test_cancel_callable_stops_the_run(small_case):
+    seen: list[ProgressEvent] = []
+    with pytest.raises(RegistrationCancelled):
+        register_images(
+            small_case.pair.fixed,
+            small_case.pair.moving,
+            small_case.fixed_analysis,
+            small_case.moving_analysis,
+            progress=seen.append,
+            cancel=lambda: len(seen) >= 5,
+        )
+    assert len(seen) == 5  # stopped at once, not at the end of the stage
+
+
+def test_cancel_event_stops_the_run(small_case):
+    stop = threading.Event()
+    stop.set()
+    with pytest.raises(RegistrationCancelled):
+        register_images(
+            small_case.pair.fixed,
+            small_case.pair.moving,
+            small_case.fixed_analysis,
+            small_case.moving_analysis,
+            cancel=stop,
+        )
+
+
+def test_result_to_dict_is_json_and_transform_writes_as_a_simple_tfm(small_case, tmp_path):
+    result = register_images(
+        small_case.pair.fixed,
+        small_case.pair.moving,
+        small_case.fixed_analysis,
+        small_case.moving_analysis,
+        RegistrationOptions(level_count=2),
+    )
+    text = json.dumps(result.to_dict())
+    data = json.loads(text)
+    assert data["transform_type"] == "AffineTransform"
+    assert data["quality"]["verdict"] in ("ok", "suspect", "failed")
+    assert len(data["stages"]) == len(result.stages) and data["seconds"] > 0
+    assert data["options"]["level_count"] == 2 and data["options"]["number_of_threads"] == 1
+    path = tmp_path / "result.tfm"
+    sitk.WriteTransform(result.transform, str(path))
+    assert "AffineTransform_double_3_3" in path.read_text()
+    back = sitk.ReadTransform(str(path))
+    assert np.allclose(
+        back.TransformPoint((10.0, 20.0, 30.0)), result.transform.TransformPoint((10.0, 20.0, 30.0))
+    )
+
+
+def test_quality_flags_a_wrong_transform(small_case):
+    good = assess_quality(
+        small_case.pair.true_transform, small_case.fixed_analysis, small_case.moving_analysis
+    )
+    assert good["verdict"] == "ok" and good["body_dice"] > 0.9
+    shifted = sitk.AffineTransform(small_case.pair.true_transform)
+    shifted.SetTranslation(np.add(shifted.GetTranslation(), (60.0, 0.0, 0.0)).tolist())
+    wrong = assess_quality(shifted, small_case.fixed_analysis, small_case.moving_analysis)
+    assert wrong["verdict"] in ("suspect", "failed") and wrong["body_dice"] < good["body_dice"] - 0.1
+    squashed = sitk.AffineTransform(3)
+    squashed.SetMatrix((0.5, 0, 0, 0, 1, 0, 0, 0, 1))
+    implausible = assess_quality(squashed, small_case.fixed_analysis, small_case.moving_analysis)
+    assert implausible["verdict"] == "failed" and "scale" in implausible["reason"]
+    no_body = sitk.Image(small_case.pair.moving.GetSize(), sitk.sitkUInt8)
+    no_body.CopyInformation(small_case.pair.moving)
+    bodiless = dataclasses.replace(small_case.moving_analysis, body_mask=no_body)
+    unchecked = assess_quality(small_case.pair.true_transform, small_case.fixed_analysis, bodiless)
+    assert unchecked["verdict"] == "suspect" and unchecked["body_dice"] is None
+
+
+def test_2d_image_is_refused_with_a_clear_message(small_case):
+    flat = sitk.Image(32, 32, sitk.sitkInt16)
+    with pytest.raises(RegistrationError, match="2D"):
+        register_images(flat, small_case.pair.moving, small_case.fixed_analysis, small_case.moving_analysis)
+
+
+def test_constant_image_is_refused_with_a_clear_message(small_case):
+    constant = sitk.Image(small_case.pair.moving.GetSize(), sitk.sitkInt16) + 40
+    constant.CopyInformation(small_case.pair.moving)
+    analysis = analyze_background(constant)
+    with pytest.raises(RegistrationError, match="constant"):
+        register_images(small_case.pair.fixed, constant, small_case.fixed_analysis, analysis)
+
+
+def test_no_overlap_is_refused_with_a_clear_message(small_case):
+    far_away = sitk.TranslationTransform(3, (5000.0, 0.0, 0.0))
+    with pytest.raises(RegistrationError, match="overlap"):
+        register_images(
+            small_case.pair.fixed,
+            small_case.pair.moving,
+            small_case.fixed_analysis,
+            small_case.moving_analysis,
+            RegistrationOptions(initial_transform=far_away),
+        )
+
+
+def test_too_few_valid_voxels_is_refused_with_a_clear_message(small_case):
+    tiny = sitk.Image(small_case.pair.fixed.GetSize(), sitk.sitkUInt8)
+    tiny.CopyInformation(small_case.pair.fixed)
+    tiny[40:44, 40:44, 30:33] = 1
+    analysis = dataclasses.replace(small_case.fixed_analysis, valid_mask=tiny, body_mask=tiny)
+    with pytest.raises(RegistrationError, match="too few valid"):
+        register_images(small_case.pair.fixed, small_case.pair.moving, analysis, small_case.moving_analysis)
+
+
+def test_analysis_of_another_image_is_refused_with_a_clear_message(small_case):
+    with pytest.raises(RegistrationError, match="another image"):
+        register_images(
+            small_case.pair.fixed,
+            small_case.pair.moving,
+            small_case.moving_analysis,
+            small_case.moving_analysis,
+        )
+
+
+def test_unknown_transform_type_is_refused():
+    with pytest.raises(ValueError, match="transform"):
+        RegistrationOptions(transform="bspline")
