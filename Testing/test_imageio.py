@@ -39,18 +39,18 @@ def test_output_stem(path, stem):
 
 def test_padding_tag_read_unsigned_is_converted_to_signed_hu():
     tags = {"0028|0120": "63536", "0028|0103": "1", "0028|0100": "16", "0028|1052": "-1024", "0028|1053": "1"}
-    assert _padding_from_tags(tags, "x").value_hu == -3024
+    assert _padding_from_tags(tags).value_hu == -3024
 
 
 def test_padding_tag_with_slope_and_range_limit():
     tags = {"0028|0120": "0", "0028|0121": "10", "0028|0103": "0", "0028|1052": "-1024", "0028|1053": "0.5"}
-    padding = _padding_from_tags(tags, "x")
+    padding = _padding_from_tags(tags)
     assert padding.value_hu == -1024 and padding.range_limit_hu == -1019
     assert padding.hu_range() == (-1024, -1019)
 
 
 def test_no_padding_tag_means_none():
-    assert _padding_from_tags({"0028|1052": "-1024"}, "x") is None
+    assert _padding_from_tags({"0028|1052": "-1024"}) is None
 
 
 def _write_series(folder: str, series_uid: str, slices: int, value: int) -> None:

@@ -105,14 +105,7 @@ def _read_file(path: str) -> LoadedImage:
     except RuntimeError as error:
         raise InputError(path, f"not a readable image ({_first_line(error)})") from None
     tags = {key: reader.GetMetaData(key) for key in reader.GetMetaDataKeys()}
-    image = _to_3d_scalar(image, path)
-    return LoadedImage(
-        image=image,
-        path=path,
-        name=output_stem(path),
-        dicom_padding=_padding_from_tags(tags, path),
-        reconstruction_diameter_mm=_float_tag(tags, TAG_RECONSTRUCTION_DIAMETER),
-    )
+    return _loaded(image, tags, path)
 
 
 def _read_dicom_folder(path: str) -> LoadedImage:
@@ -139,12 +132,15 @@ def _read_dicom_folder(path: str) -> LoadedImage:
     except RuntimeError as error:
         raise InputError(path, f"DICOM series cannot be read ({_first_line(error)})") from None
     tags = {key: reader.GetMetaData(0, key) for key in reader.GetMetaDataKeys(0)}
-    image = _to_3d_scalar(image, path)
+    return _loaded(image, tags, path, note)
+
+
+def _loaded(image: sitk.Image, tags: dict[str, str], path: str, note: Optional[str] = None) -> LoadedImage:
     return LoadedImage(
-        image=image,
+        image=_to_3d_scalar(image, path),
         path=path,
         name=output_stem(path),
-        dicom_padding=_padding_from_tags(tags, path),
+        dicom_padding=_padding_from_tags(tags),
         reconstruction_diameter_mm=_float_tag(tags, TAG_RECONSTRUCTION_DIAMETER),
         note=note,
     )
@@ -173,7 +169,7 @@ def _check_usable(image: sitk.Image, path: str) -> None:
         raise InputError(path, "complex-valued image, not a CT")
 
 
-def _padding_from_tags(tags: dict[str, str], path: str) -> Optional[DicomPadding]:
+def _padding_from_tags(tags: dict[str, str]) -> Optional[DicomPadding]:
     """Pixel Padding Value is in stored units and may have been read unsigned: convert to signed HU."""
     stored = _float_tag(tags, TAG_PIXEL_PADDING_VALUE)
     if stored is None:
