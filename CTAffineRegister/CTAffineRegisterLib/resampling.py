@@ -41,11 +41,7 @@ def replace_padding(image: sitk.Image, analysis, fill: Optional[float] = None) -
     if valid.all():
         return image
     value = analysis.air_value if fill is None else fill
-    array = sitk.GetArrayFromImage(image)
-    array[valid == 0] = _fit_to_type(value, image.GetPixelID())
-    result = sitk.GetImageFromArray(array)
-    result.CopyInformation(image)
-    return result
+    return sitk.Mask(image, analysis.valid_mask, outsideValue=float(_fit_to_type(value, image.GetPixelID())))
 
 
 def prepare_for_registration(image: sitk.Image, analysis, compact: bool = False) -> sitk.Image:
@@ -87,16 +83,13 @@ def resample_to_fixed(
     """
     if interpolator not in INTERPOLATORS:
         raise ValueError(f"interpolator must be one of {sorted(INTERPOLATORS)}, not {interpolator!r}")
-    value = float(moving_analysis.air_value if fill is None else fill)
+    value = float(_fit_to_type(moving_analysis.air_value if fill is None else fill, moving.GetPixelID()))
     source = replace_padding(moving, moving_analysis)
     resampled = sitk.Resample(source, fixed, transform, INTERPOLATORS[interpolator], value, sitk.sitkFloat32)
-    array = sitk.GetArrayFromImage(resampled)
     if interpolator == "bspline":
         low, high = _value_range(source)
-        np.clip(array, min(low, value), max(high, value), out=array)
-    result = sitk.GetImageFromArray(_to_pixel_type(array, moving.GetPixelID()))
-    result.CopyInformation(fixed)
-    return result
+        resampled = sitk.Clamp(resampled, sitk.sitkFloat32, min(low, value), max(high, value))
+    return _to_pixel_type(resampled, moving.GetPixelID())
 
 
 def resample_valid_mask(moving_analysis, fixed: sitk.Image, transform: sitk.Transform) -> sitk.Image:
@@ -106,8 +99,9 @@ def resample_valid_mask(moving_analysis, fixed: sitk.Image, transform: sitk.Tran
 
 
 def _value_range(image: sitk.Image) -> tuple[float, float]:
-    array = sitk.GetArrayViewFromImage(image)
-    return float(array.min()), float(array.max())
+    extremes = sitk.MinimumMaximumImageFilter()
+    extremes.Execute(image)
+    return extremes.GetMinimum(), extremes.GetMaximum()
 
 
 def _fit_to_type(value: float, pixel_id: int):
@@ -118,12 +112,12 @@ def _fit_to_type(value: float, pixel_id: int):
     return value
 
 
-def _to_pixel_type(array: np.ndarray, pixel_id: int) -> np.ndarray:
-    """Float values in the original pixel type: integers rounded to nearest and kept within range."""
+def _to_pixel_type(image: sitk.Image, pixel_id: int) -> sitk.Image:
+    """Float values in the original pixel type, integers rounded to nearest (a plain cast truncates).
+
+    No clamping is needed: linear results stay within the input's values and the fill, which
+    ``_fit_to_type`` keeps representable, and B-spline results are clamped to the same range first.
+    """
     if pixel_id in _INTEGER_RANGES:
-        low, high = _INTEGER_RANGES[pixel_id]
-        dtype = sitk.GetArrayViewFromImage(sitk.Image([1, 1, 1], pixel_id)).dtype
-        return np.clip(np.rint(array), low, high).astype(dtype)
-    if pixel_id == sitk.sitkFloat64:
-        return array.astype(np.float64)
-    return array
+        return sitk.Cast(sitk.Round(image), pixel_id)
+    return image if image.GetPixelID() == pixel_id else sitk.Cast(image, pixel_id)
