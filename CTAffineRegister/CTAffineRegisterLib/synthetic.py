@@ -287,12 +287,12 @@ def insert_fov_padding(
     image: sitk.Image, value: float, radius_mm: float, center: Optional[Sequence[float]] = None
 ) -> sitk.Image:
     """The image with every voxel outside the circular field of view set to ``value`` (same type)."""
-    valid = sitk.GetArrayFromImage(fov_mask(image, radius_mm, center))  # a view of a temporary would dangle
-    array = sitk.GetArrayFromImage(image)
-    array[valid == 0] = value
-    padded = sitk.GetImageFromArray(array)
-    padded.CopyInformation(image)
-    return padded
+    return pad_outside(image, fov_mask(image, radius_mm, center), value)
+
+
+def pad_outside(image: sitk.Image, valid: sitk.Image, value: float) -> sitk.Image:
+    """The image with every voxel where ``valid`` is 0 set to ``value``: a scanner's padding put back."""
+    return sitk.Mask(image, valid, outsideValue=float(value))
 
 
 def random_affine(
@@ -410,11 +410,7 @@ def _pad(
     if radius_mm is None:
         radius_mm = 0.5 * min(n * s for n, s in zip(image.GetSize()[:2], image.GetSpacing()[:2]))
     valid = fov_mask(image, radius_mm)
-    array = sitk.GetArrayFromImage(image)
-    array[sitk.GetArrayViewFromImage(valid) == 0] = value
-    padded = sitk.GetImageFromArray(array)
-    padded.CopyInformation(image)
-    return padded, valid
+    return pad_outside(image, valid, value), valid
 
 
 def as_affine(transform: sitk.Transform) -> sitk.AffineTransform:

@@ -22,6 +22,8 @@ from typing import Callable, Optional
 import numpy as np
 import SimpleITK as sitk
 
+from CTAffineRegisterLib.synthetic import pad_outside
+
 AIR_HU = -1000.0
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 SHARED_DATA = Path(os.environ.get("CTAR_SHARED_DATA", PROJECT_ROOT.parent / "shared" / "data"))
@@ -235,11 +237,7 @@ def fov_valid_mask(image: sitk.Image, radius_mm: float) -> sitk.Image:
 def insert_padding(image: sitk.Image, value: float, radius_mm: float) -> tuple[sitk.Image, sitk.Image]:
     """Overwrite everything outside the circular FOV with ``value``; return (image, valid mask)."""
     valid = fov_valid_mask(image, radius_mm)
-    array = sitk.GetArrayFromImage(image)
-    array[sitk.GetArrayViewFromImage(valid) == 0] = value
-    padded = sitk.GetImageFromArray(array)
-    padded.CopyInformation(image)
-    return padded, valid
+    return pad_outside(image, valid, value), valid
 
 
 def all_valid(image: sitk.Image) -> sitk.Image:
