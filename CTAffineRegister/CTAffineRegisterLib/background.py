@@ -98,15 +98,14 @@ def corner_median(image: sitk.Image) -> float:
     return sorted(corners)[3]
 
 
-def analyze_background(
-    image: sitk.Image, dicom_padding: Optional[DicomPadding] = None, name: Optional[str] = None
-) -> BackgroundAnalysis:
+def analyze_background(image: sitk.Image, dicom_padding: Optional[DicomPadding] = None) -> BackgroundAnalysis:
     """Find the padding, the valid and body masks and the air level of one CT volume."""
     array = sitk.GetArrayViewFromImage(image)
     corners = corner_median(image)
     finite = np.isfinite(array) if array.dtype.kind == "f" else None
 
-    constant = float(np.nanmin(array)) == float(np.nanmax(array)) if np.isfinite(array).any() else True
+    real = array if finite is None else array[finite]  # a copy only for float images
+    constant = real.size == 0 or float(real.min()) == float(real.max())
     padding_range, source = (None, None) if constant else _padding_candidate(array, dicom_padding)
     padding = None
     if padding_range is not None:
