@@ -230,6 +230,66 @@ def test_cancel_event_stops_the_run(small_case):
         )
 
 
+def test_cancel_during_the_parallel_polish_stops_both_threads(small_case):
+    seen: list[ProgressEvent] = []
+    threads_before = threading.active_count()
+    with pytest.raises(RegistrationCancelled):
+        register_images(
+            small_case.pair.fixed,
+            small_case.pair.moving,
+            small_case.fixed_analysis,
+            small_case.moving_analysis,
+            progress=seen.append,
+            cancel=lambda: any(event.level == 2 for event in seen),
+        )
+    assert seen[-1].level == 2 and sum(event.level == 2 for event in seen) == 1
+    assert threading.active_count() == threads_before  # the helper thread has ended too
+
+
+@pytest.mark.parametrize(
+    "transform, expected",
+    [
+        ("rigid", [("rigid", 0), ("rigid", 1), ("rigid", 2)]),
+        ("similarity", [("rigid", 0), ("similarity", 0), ("similarity", 1), ("similarity", 2)]),
+        ("affine", [("rigid", 0), ("similarity", 0), ("affine", 0), ("affine", 1), ("affine", 2)]),
+    ],
+)
+def test_degrees_of_freedom_come_in_on_the_coarsest_level(small_case, transform, expected):
+    result = register_images(
+        small_case.pair.fixed,
+        small_case.pair.moving,
+        small_case.fixed_analysis,
+        small_case.moving_analysis,
+        RegistrationOptions(transform=transform),
+    )
+    assert [(stage.stage, stage.level) for stage in result.stages if not stage.reverted] == expected
+    assert "round(s) of two polishes" in result.stages[-1].stop_reason
+    assert result.polish_spread_mm is not None and 0.0 <= result.polish_spread_mm < 2.0
+
+
+def test_two_polishes_are_averaged_and_their_spread_measured():
+    from CTAffineRegisterLib.registration import _average, _mean_distance
+
+    first = sitk.AffineTransform(3)
+    first.SetCenter((5.0, 0.0, 0.0))
+    first.SetMatrix((1.02, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 0.98))
+    second = sitk.AffineTransform(first)
+    second.SetTranslation((0.3, -0.4, 0.0))  # 0.5 mm apart everywhere
+    points = np.random.default_rng(0).uniform(-100, 100, size=(50, 3))
+    assert _mean_distance(first, second, points) == pytest.approx(0.5)
+    mean = _average([first, second], "affine")
+    assert np.allclose(
+        mean.TransformPoint((10.0, 20.0, 30.0)),
+        np.add(first.TransformPoint((10.0, 20.0, 30.0)), (0.15, -0.2, 0.0)),
+    )
+    rigid = _average(
+        [sitk.Euler3DTransform((0, 0, 0), 0.0, 0.0, 0.1), sitk.Euler3DTransform((0, 0, 0), 0.0, 0.0, 0.2)],
+        "rigid",
+    )
+    assert isinstance(rigid.Downcast(), sitk.Euler3DTransform)
+    assert rigid.Downcast().GetAngleZ() == pytest.approx(0.15, abs=1e-3)
+
+
 def test_result_to_dict_is_json_and_transform_writes_as_a_simple_tfm(small_case, tmp_path):
     result = register_images(
         small_case.pair.fixed,
@@ -244,6 +304,7 @@ def test_result_to_dict_is_json_and_transform_writes_as_a_simple_tfm(small_case,
     assert data["quality"]["verdict"] in ("ok", "suspect", "failed")
     assert len(data["stages"]) == len(result.stages) and data["seconds"] > 0
     assert data["options"]["level_count"] == 2 and data["options"]["number_of_threads"] == 1
+    assert data["polish_spread_mm"] == round(result.polish_spread_mm, 3)
     path = tmp_path / "result.tfm"
     sitk.WriteTransform(result.transform, str(path))
     assert "AffineTransform_double_3_3" in path.read_text()

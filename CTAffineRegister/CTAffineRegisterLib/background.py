@@ -18,6 +18,7 @@ from typing import Optional
 import numpy as np
 import SimpleITK as sitk
 
+from . import morphology
 from .imageio import DicomPadding
 
 DEFAULT_AIR_HU = -1024.0
@@ -279,10 +280,12 @@ def _body_mask(image: sitk.Image, valid: np.ndarray) -> sitk.Image:
     # close small gaps in thin walls within the slice, then fill lungs, bowel gas and hollow phantoms,
     # so that the opening only strips thin parts: the couch
     closing = [2 if axis in in_plane else 0 for axis in range(3)]
-    filled = _fill_holes_per_slice(sitk.BinaryMorphologicalClosing(largest, closing))
+    closed = morphology.close(sitk.GetArrayViewFromImage(largest), closing)
+    filled = _fill_holes_per_slice(_mask_like(closed, largest))
     opening = [max(1, int(round(TABLE_OPENING_RADIUS_MM / spacing[axis]))) for axis in range(3)]
     opening[thick_axis] = 0 if tissue.GetSize()[thick_axis] < 3 else 1
-    body = _largest_component(sitk.BinaryMorphologicalOpening(filled, opening)) or filled
+    opened = _mask_like(morphology.open_(sitk.GetArrayViewFromImage(filled), opening), filled)
+    body = _largest_component(opened) or filled
     if body.GetSize() == image.GetSize():
         body.CopyInformation(image)
         return body
