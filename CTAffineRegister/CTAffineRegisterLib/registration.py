@@ -220,7 +220,9 @@ def register_images(
     """Find the transform mapping fixed physical points to moving physical points (ITK convention).
 
     ``cancel`` is a callable returning True to stop, or a ``threading.Event`` (stop once set); it is
-    checked every iteration and a stop raises ``RegistrationCancelled``.
+    checked every iteration and a stop raises ``RegistrationCancelled``. During the final polish it is
+    also called from a helper thread, so a callable must be thread-safe (an Event is). ``progress`` is
+    only ever called from the calling thread.
     """
     options = options or RegistrationOptions()
     should_stop = _cancel_check(cancel)
