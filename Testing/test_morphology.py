@@ -67,3 +67,11 @@ def test_inputs_are_not_modified():
         operation(mask, (2, 2, 1))
     morphology.dilate_box(mask, (1, 1, 1))
     assert np.array_equal(mask, before)
+
+
+def test_face_erosion_matches_simpleitks_cross_kernel():
+    mask = _blobs(seed=5)
+    expected = _itk(sitk.BinaryErode, mask, (1, 1, 1), sitk.sitkCross)
+    eroded = morphology.erode_faces(mask)
+    assert np.array_equal(eroded, expected)
+    assert eroded.sum() < mask.sum()

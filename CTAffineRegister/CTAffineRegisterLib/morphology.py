@@ -65,20 +65,36 @@ def open_(mask: np.ndarray, radius: Sequence[int]) -> np.ndarray:
 
 
 def dilate_box(mask: np.ndarray, radius: Sequence[int]) -> np.ndarray:
-    """Box-kernel dilation as three one-axis passes: cost grows with the radius, not its cube."""
+    """Box-kernel dilation as one-axis passes: cost grows with the radius, not its cube."""
     result = mask.astype(bool, copy=True)
     for axis, r in zip((2, 1, 0), radius):
         for _ in range(max(0, int(r))):
-            grown = result.copy()
-            length = result.shape[axis]
-            if length < 2:
-                break
-            lower = [slice(None)] * 3
-            upper = [slice(None)] * 3
-            lower[axis], upper[axis] = slice(0, length - 1), slice(1, length)
-            grown[tuple(lower)] |= result[tuple(upper)]
-            grown[tuple(upper)] |= result[tuple(lower)]
-            result = grown
+            result = _with_axis_neighbours(result, axis, np.logical_or)
+    return result
+
+
+def erode_faces(mask: np.ndarray) -> np.ndarray:
+    """Remove voxels with a face neighbour outside the mask; the array border counts as inside."""
+    source = mask.astype(bool, copy=False)
+    result = source.copy()
+    for axis in range(3):
+        result &= _with_axis_neighbours(source, axis, np.logical_and)
+    return result
+
+
+def _with_axis_neighbours(array: np.ndarray, axis: int, combine) -> np.ndarray:
+    """Each voxel combined (OR to grow, AND to shrink) with its two neighbours along one axis; a voxel
+    at the array's end has one neighbour there and keeps its own value for the missing one."""
+    result = array.copy()
+    length = array.shape[axis]
+    if length < 2:
+        return result
+    lower = [slice(None)] * array.ndim
+    upper = [slice(None)] * array.ndim
+    lower[axis], upper[axis] = slice(0, length - 1), slice(1, length)
+    lower, upper = tuple(lower), tuple(upper)
+    combine(result[lower], array[upper], out=result[lower])
+    combine(result[upper], array[lower], out=result[upper])
     return result
 
 

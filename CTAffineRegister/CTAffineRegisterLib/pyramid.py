@@ -17,6 +17,8 @@ from typing import Optional
 import numpy as np
 import SimpleITK as sitk
 
+from . import morphology
+
 
 @dataclass
 class Level:
@@ -105,17 +107,7 @@ def erode_once(mask: sitk.Image) -> sitk.Image:
 
     Six shifted comparisons in numpy: several times faster than a morphological filter for one voxel.
     """
-    array = sitk.GetArrayViewFromImage(mask) > 0
-    eroded = array.copy()
-    for axis in range(3):
-        length = array.shape[axis]
-        if length < 2:
-            continue
-        lower = [slice(None)] * 3
-        upper = [slice(None)] * 3
-        lower[axis], upper[axis] = slice(0, length - 1), slice(1, length)
-        eroded[tuple(lower)] &= array[tuple(upper)]
-        eroded[tuple(upper)] &= array[tuple(lower)]
+    eroded = morphology.erode_faces(sitk.GetArrayViewFromImage(mask) > 0)
     result = sitk.GetImageFromArray(eroded.view(np.uint8))
     result.CopyInformation(mask)
     return result

@@ -577,6 +577,7 @@ class _Runner:
         fixed_level, moving_level = self.fixed_levels[step.level], self.moving_levels[step.level]
         # the helper thread gets its own copies: SimpleITK images shared between threads race
         private = (_private_copy(fixed_level), _private_copy(moving_level))
+        region = self._region_points()
         points, current, spread, metric, rounds = options.polish_sampling_points, transform, 0.0, 0.0, 0
         while rounds < max(1, options.polish_rounds):
             scale, seed = (1.0 if rounds == 0 else 0.25), options.seed + 2 * rounds
@@ -590,7 +591,7 @@ class _Runner:
             )
             rounds += 1
             current = _average([first.transform, second.transform], step.stage)
-            spread = _mean_distance(first.transform, second.transform, self._region_points())
+            spread = _mean_distance(first.transform, second.transform, region)
             metric = (first.metric + second.metric) / 2.0
             if spread <= options.polish_agreement_mm:
                 break
