@@ -5,8 +5,9 @@ fixed body (and only valid moving data), so neither the FOV edge nor the padding
 several initial placements are compared by the metric; then rigid → similarity → affine on a
 small, self-built pyramid with a fixed number of samples per level (cost does not grow with the
 scan) and Mattes mutual information. Coarse levels search with regular steps, the level above
-the finest refines with a line-searched conjugate gradient, the finest level polishes with regular
-steps on many more samples. A stage that makes the coarse metric clearly worse is undone.
+the finest refines with a line-searched conjugate gradient, the finest level is polished twice side
+by side on independent sample sets and the mean kept. A stage that makes the coarse metric clearly
+worse is undone.
 
 Pure module: SimpleITK, numpy and the standard library. Analyses are
 ``background.BackgroundAnalysis`` objects (``valid_mask``, ``body_mask``, ``air_value`` are used).
@@ -25,7 +26,7 @@ import numpy as np
 import SimpleITK as sitk
 
 from . import morphology
-from .initialization import candidate_placements, overlap_fraction
+from .initialization import candidate_placements, mask_points, overlap_fraction
 from .pyramid import (
     Level,
     as_mask,
@@ -577,7 +578,7 @@ class _Runner:
         fixed_level, moving_level = self.fixed_levels[step.level], self.moving_levels[step.level]
         # the helper thread gets its own copies: SimpleITK images shared between threads race
         private = (_private_copy(fixed_level), _private_copy(moving_level))
-        region = self._region_points()
+        region = mask_points(self.fixed_levels[0], 2000)  # where the two polishes are compared
         points, current, spread, metric, rounds = options.polish_sampling_points, transform, 0.0, 0.0, 0
         while rounds < max(1, options.polish_rounds):
             scale, seed = (1.0 if rounds == 0 else 0.25), options.seed + 2 * rounds
@@ -651,18 +652,6 @@ class _Runner:
             where = f"{step.stage} stage, level {step.level}"
             raise RegistrationCancelled(f"registration cancelled during {where}")
         return _Outcome(transform, reg.GetMetricValue(), reg.GetOptimizerStopConditionDescription())
-
-    def _region_points(self, limit: int = 2000) -> np.ndarray:
-        """Physical points of the fixed metric region (coarsest level), evenly thinned to ``limit``."""
-        level = self.fixed_levels[0]
-        inside = np.ones(level.image.GetSize()[::-1], bool)
-        if level.mask is not None:
-            inside = sitk.GetArrayViewFromImage(level.mask) > 0
-        indices = np.argwhere(inside)[:, ::-1].astype(float)
-        indices = indices[:: max(1, len(indices) // limit)]
-        direction = np.array(level.image.GetDirection()).reshape(3, 3)
-        scale = direction @ np.diag(level.image.GetSpacing())
-        return indices @ scale.T + np.array(level.image.GetOrigin())
 
     def _guard_metric(self, transform) -> Optional[float]:
         """Dense metric on the coarsest level (None if nothing overlaps): a cheap, smooth referee.
