@@ -73,4 +73,5 @@ def assess_quality(
         "body_dice": None if dice is None else round(dice, 4),
         "scale_range": [round(float(singular.min()), 4), round(float(singular.max()), 4)],
         "reason": "; ".join(reasons) if reasons else "body masks agree and the scale is plausible",
+        "figures": {"body_dice": None if dice is None else round(dice, 4)},
     }
