@@ -15,7 +15,6 @@ from CTAffineRegisterLib import synthetic
 from CTAffineRegisterLib.accuracy import ring_voxels, target_registration_error
 from CTAffineRegisterLib.background import analyze_background
 from CTAffineRegisterLib.imageio import read_image
-from CTAffineRegisterLib.quality import assess_quality
 from CTAffineRegisterLib.registration import (
     ProgressEvent,
     RegistrationCancelled,
@@ -104,7 +103,9 @@ def test_real_torso_moved_by_known_affine_registers_accurately(torso, moving_pad
     _check_registration(_case(pair))
 
 
-def test_real_ge_dicom_with_3024_padding_and_three_slices_registers_rigidly():
+def test_real_ge_three_slice_slab_is_refused_but_resamples_without_rings():
+    """Three 1 mm slices cannot be placed along the body axis: refused with the reason, before any
+    work. Resampled with the known in-plane motion, the real -3024 padding still leaves no ring."""
     loaded = read_image(str(shared_sample("dcmqi/ct-3slice")))
     fixed = loaded.image
     fixed_analysis = analyze_background(fixed, loaded.dicom_padding)
@@ -115,15 +116,11 @@ def test_real_ge_dicom_with_3024_padding_and_three_slices_registers_rigidly():
         moving, -3024, fixed_analysis.fov.radius_mm, fixed_analysis.fov.center_mm
     )
     moving_analysis = analyze_background(moving, loaded.dicom_padding)
-    result = register_images(
-        fixed, moving, fixed_analysis, moving_analysis, RegistrationOptions(transform="rigid")
-    )
-    body = sitk.GetArrayViewFromImage(fixed_analysis.body_mask) > 0
-    points = synthetic.sample_points(body, fixed, np.random.default_rng(0), 500)
-    mean_tre, _ = target_registration_error(result.transform, truth, points)
-    assert mean_tre < 1.0
-    assert result.quality["verdict"] == "ok", result.quality
-    output = resample_to_fixed(moving, fixed, result.transform, moving_analysis)
+    with pytest.raises(RegistrationError, match=r"fixed image is a slab 3 mm thick \(3 slices\)"):
+        register_images(
+            fixed, moving, fixed_analysis, moving_analysis, RegistrationOptions(transform="rigid")
+        )
+    output = resample_to_fixed(moving, fixed, truth, moving_analysis)
     assert ring_voxels(output, fixed_analysis.valid_mask) == 0
 
 
@@ -301,7 +298,7 @@ def test_result_to_dict_is_json_and_transform_writes_as_a_simple_tfm(small_case,
     text = json.dumps(result.to_dict())
     data = json.loads(text)
     assert data["transform_type"] == "AffineTransform"
-    assert data["quality"]["verdict"] in ("ok", "suspect", "failed")
+    assert data["quality"]["verdict"] == "ok" and data["quality"]["figures"]["correlation"] > 0.9
     assert len(data["stages"]) == len(result.stages) and data["seconds"] > 0
     assert data["options"]["level_count"] == 2 and data["options"]["number_of_threads"] == 1
     assert data["polish_spread_mm"] == round(result.polish_spread_mm, 3)
@@ -312,26 +309,6 @@ def test_result_to_dict_is_json_and_transform_writes_as_a_simple_tfm(small_case,
     assert np.allclose(
         back.TransformPoint((10.0, 20.0, 30.0)), result.transform.TransformPoint((10.0, 20.0, 30.0))
     )
-
-
-def test_quality_flags_a_wrong_transform(small_case):
-    good = assess_quality(
-        small_case.pair.true_transform, small_case.fixed_analysis, small_case.moving_analysis
-    )
-    assert good["verdict"] == "ok" and good["body_dice"] > 0.9
-    shifted = sitk.AffineTransform(small_case.pair.true_transform)
-    shifted.SetTranslation(np.add(shifted.GetTranslation(), (60.0, 0.0, 0.0)).tolist())
-    wrong = assess_quality(shifted, small_case.fixed_analysis, small_case.moving_analysis)
-    assert wrong["verdict"] in ("suspect", "failed") and wrong["body_dice"] < good["body_dice"] - 0.1
-    squashed = sitk.AffineTransform(3)
-    squashed.SetMatrix((0.5, 0, 0, 0, 1, 0, 0, 0, 1))
-    implausible = assess_quality(squashed, small_case.fixed_analysis, small_case.moving_analysis)
-    assert implausible["verdict"] == "failed" and "scale" in implausible["reason"]
-    no_body = sitk.Image(small_case.pair.moving.GetSize(), sitk.sitkUInt8)
-    no_body.CopyInformation(small_case.pair.moving)
-    bodiless = dataclasses.replace(small_case.moving_analysis, body_mask=no_body)
-    unchecked = assess_quality(small_case.pair.true_transform, small_case.fixed_analysis, bodiless)
-    assert unchecked["verdict"] == "suspect" and unchecked["body_dice"] is None
 
 
 def test_2d_image_is_refused_with_a_clear_message(small_case):

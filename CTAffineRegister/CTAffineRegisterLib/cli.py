@@ -53,6 +53,8 @@ def _parser() -> argparse.ArgumentParser:
     register.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
     register.set_defaults(handler=_register)
 
+    _add_check_parser(commands)
+
     demo = commands.add_parser("demo", help="register a generated pair and print the accuracy")
     demo.add_argument("--out", default="ct-affine-register-demo", metavar="DIR", help="output folder")
     demo.add_argument("--seed", type=int, default=0, help="seed of the generated pair")
@@ -67,6 +69,35 @@ def _add_registration_options(parser: argparse.ArgumentParser) -> None:
         "--fill", type=float, default=None, help="value for output voxels without data (default: moving air)"
     )
     parser.add_argument("--interpolator", choices=("linear", "bspline"), default="linear")
+
+
+def _add_check_parser(commands) -> None:
+    check = commands.add_parser(
+        "check", help="the verdict on any fixed→moving transform (ours, elastix, ANTs, Slicer ...)"
+    )
+    check.add_argument("--fixed", required=True, metavar="PATH", help="the fixed (reference) scan")
+    check.add_argument("--moving", required=True, metavar="PATH", help="the moving scan")
+    check.add_argument(
+        "--transform",
+        required=True,
+        metavar="PATH",
+        help="fixed→moving transform: .tfm/.txt/.h5/.mat (ITK, Slicer, ANTs) or elastix TransformParameters",
+    )
+    check.add_argument("--json", action="store_true", help="print one JSON object")
+    check.set_defaults(handler=_check)
+
+
+def _check(arguments: argparse.Namespace) -> int:
+    """Exit 0 for "ok" and "suspect", 1 for "failed" (as ``register``), 2 when an input is bad."""
+    from .check import check_files, format_check
+
+    try:
+        result = check_files(arguments.fixed, arguments.moving, arguments.transform)
+    except InputError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    print(json.dumps(result, indent=2) if arguments.json else format_check(result))
+    return EXIT_FAILED if result["verdict"] == "failed" else EXIT_OK
 
 
 def _positive_int(text: str) -> int:

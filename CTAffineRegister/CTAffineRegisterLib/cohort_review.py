@@ -38,6 +38,10 @@ class FigureRule:
 
 # Figures of ``quality["figures"]`` judged against the cohort; others are ignored.
 FIGURE_RULES: dict[str, FigureRule] = {
+    "correlation": FigureRule("low", 0.03, "HU correlation"),
+    "probe_gain": FigureRule("high", 0.01, "gain of the best nearby move"),
+    "flip_gain": FigureRule("high", 0.02, "gain of the best flipped placement"),
+    "air_dice": FigureRule("low", 0.03, "air Dice"),
     "body_dice": FigureRule("low", 0.02, "body Dice"),
 }
 

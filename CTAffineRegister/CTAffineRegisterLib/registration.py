@@ -38,9 +38,9 @@ from .pyramid import (
     resample_mask,
     shrink_factors,
 )
-from .quality import DICE_FAILED, DICE_SUSPECT, assess_quality
 from .resampling import prepare_for_registration
 from .transforms import affine_about, affine_parts, as_type, center_of, copy_transform, is_rigid, mapping_key
+from .verdict import MIN_COVERAGE_MM, PROBE_LEVEL_MM, judge
 
 TRANSFORM_TYPES = ("rigid", "similarity", "affine")
 # A stage whose result worsens the coarse metric by more than this share is undone (runaway steps
@@ -112,9 +112,6 @@ class RegistrationOptions:
     number_of_threads: Optional[int] = 1
     # How far the fixed body mask is grown (mm) so the skin-air edge, a strong feature, is sampled.
     body_margin_mm: float = 8.0
-    # Body Dice below these marks the result suspect / failed.
-    dice_suspect: float = DICE_SUSPECT
-    dice_failed: float = DICE_FAILED
 
     def to_dict(self) -> dict:
         """Plain values for a JSON report; the initial transform is summarised by its type."""
@@ -269,8 +266,16 @@ def _register(fixed, moving, fixed_analysis, moving_analysis, options, progress,
         transform = runner.run(as_type(transform, step.stage), step)
         if runner.stages[-1].reverted and step.role == "refine":
             transform = runner.run(transform, step, step_scale=0.25)  # once more, with shorter steps
-    quality = assess_quality(
-        transform, fixed_analysis, moving_analysis, options.dice_suspect, options.dice_failed
+    probe_level = _closest_level(fixed_levels, PROBE_LEVEL_MM)
+    quality = judge(
+        transform,
+        fixed,
+        moving,
+        fixed_analysis,
+        moving_analysis,
+        fixed_levels[probe_level],
+        moving_levels[probe_level],
+        center,
     )
     last = runner.stages[-1]
     return RegistrationResult(
@@ -300,6 +305,12 @@ def _check_input(image: sitk.Image, role: str) -> None:
         )
     if min(image.GetSize()) < 2:
         raise RegistrationError(f"{role} image is too thin to register (size {image.GetSize()})")
+    extent = min(n * s for n, s in zip(image.GetSize(), image.GetSpacing()))
+    if extent < MIN_COVERAGE_MM:
+        raise RegistrationError(
+            f"{role} image is a slab {extent:.0f} mm thick ({min(image.GetSize())} slices): at least "
+            f"{MIN_COVERAGE_MM:.0f} mm are needed to place a scan along every axis"
+        )
 
 
 def _check_analysis(image: sitk.Image, analysis, role: str) -> None:
@@ -352,6 +363,20 @@ def _pyramids(fixed, moving, fixed_analysis, moving_analysis, options):
                 f"{_spacing_text(level.spacing)} mm; at least 200 are needed)"
             )
     return fixed_levels, moving_levels, center
+
+
+def build_pyramids(
+    fixed, moving, fixed_analysis, moving_analysis, finest_spacing_mm: float, level_count: int
+):
+    """Prepared pyramids of both scans (coarse first) and the fixed body centre, as the registration
+    builds them: the verdict of ``check`` samples the same images as the one of ``register``."""
+    options = RegistrationOptions(finest_spacing_mm=finest_spacing_mm, level_count=level_count)
+    return _pyramids(fixed, moving, fixed_analysis, moving_analysis, options)
+
+
+def _closest_level(levels: list[Level], target_mm: float) -> int:
+    """Index of the level whose mean voxel size is closest to ``target_mm``."""
+    return min(range(len(levels)), key=lambda index: abs(float(np.mean(levels[index].spacing)) - target_mm))
 
 
 def _level_targets(spacing, options: RegistrationOptions) -> list[float]:
@@ -776,7 +801,3 @@ def _cancel_check(cancel: Optional[CancelCheck]) -> Optional[Callable[[], bool]]
 def _raise_if_cancelled(should_stop: Optional[Callable[[], bool]]) -> None:
     if should_stop is not None and should_stop():
         raise RegistrationCancelled("registration cancelled")
-
-
-# ---------------------------------------------------------------------------------------------
-# Quality
