@@ -144,7 +144,8 @@ def _what(value: Any) -> str:
         return f"a numpy array of shape {value.shape}"
     if isinstance(value, (str, os.PathLike)):
         return f"the path {os.fspath(value)!r}"
-    return f"a {type(value).__module__}.{type(value).__qualname__}".replace("builtins.", "")
+    name = f"{type(value).__module__}.{type(value).__qualname__}".replace("builtins.", "")
+    return f"{'an' if name[0] in 'aeiou' else 'a'} {name}"
 
 
 def _hint(value: Any) -> str:

@@ -220,27 +220,32 @@ class SliceLayout:
     """Slice offsets in file order, where they lie on an even grid of the usual step, and what is off."""
 
     offsets: np.ndarray  # mm along the normal, in the order of the image's slices
-    step: float  # the usual (median) distance between neighbouring slices
+    step: float  # the usual distance between neighbouring slices
+    start: float  # where the even grid starts (mm)
     grid_index: np.ndarray  # nearest grid position of each slice, slices sorted by offset
     order: np.ndarray  # the slices sorted by offset
 
     @classmethod
     def of(cls, offsets: np.ndarray) -> Optional[SliceLayout]:
+        """The even grid that fits the slices best: grid positions from the median step, then the step
+        and start fitted to them (positions written as 0.62, 1.25, 1.88 ... make a 0.625 mm grid)."""
         order = np.argsort(offsets, kind="stable")
         ordered = offsets[order]
         steps = np.diff(ordered)
         distinct = steps[steps > MIN_SLICE_POSITION_TOLERANCE_MM]
         if distinct.size == 0:
             return None  # every slice at one position: nothing SimpleITK could stack either
-        step = float(np.median(distinct))
-        grid_index = np.rint((ordered - ordered[0]) / step).astype(np.int64)
-        return cls(offsets=offsets, step=step, grid_index=grid_index, order=order)
+        step, start = float(np.median(distinct)), float(ordered[0])
+        grid_index = np.rint((ordered - start) / step).astype(np.int64)
+        step, start = (float(value) for value in np.polyfit(grid_index, ordered, 1))
+        grid_index = np.rint((ordered - start) / step).astype(np.int64)
+        return cls(offsets=offsets, step=step, start=start, grid_index=grid_index, order=order)
 
     def problem(self) -> Optional[str]:
         """What is wrong with the slice positions, in words; None when they lie on the even grid."""
         ordered = self.offsets[self.order]
         tolerance = max(SLICE_POSITION_TOLERANCE * self.step, MIN_SLICE_POSITION_TOLERANCE_MM)
-        off_grid = np.abs(ordered - ordered[0] - self.grid_index * self.step) > tolerance
+        off_grid = np.abs(ordered - self.start - self.grid_index * self.step) > tolerance
         jumps = np.diff(self.grid_index)
         doubled = int(np.count_nonzero(jumps == 0))
         missing = int(np.sum(np.maximum(jumps - 1, 0)))
@@ -258,7 +263,7 @@ class SliceLayout:
             start = ordered[widest]
             parts.append(
                 f"{missing} missing slice(s) (widest gap {jumps[widest] * self.step:.4g} mm, after the slice "
-                f"at {start:.4g} mm; slices otherwise {self.step:.4g} mm apart)"
+                f"{start - ordered[0]:.4g} mm from the first; slices otherwise {self.step:.4g} mm apart)"
             )
         if doubled:
             parts.append(f"{doubled} slice(s) at the position of another")

@@ -90,6 +90,14 @@ def verify_voxels(path: str, facts: FileFacts, image: sitk.Image) -> None:
     _raise_if_stream_damaged(path, facts.voxel_bytes, None)
 
 
+def damage_behind_read_failure(path: str) -> Optional[str]:
+    """When SimpleITK could not read a gzip-compressed file, a damaged stream is the likely reason."""
+    if not _starts_with(path, GZIP_MAGIC):
+        return None
+    _, problem = _scan_gzip(path)
+    return None if problem is None else f"damaged file: {problem}"
+
+
 def reason_from_reader_error(text: str) -> Optional[str]:
     """NRRD's own wording for a file cut short or damaged, turned into a reason a user recognises."""
     if "[nrrd]" in text and "data read error" in text:
@@ -126,6 +134,8 @@ def _check_nifti(path: str) -> FileFacts:
         raise InputError(
             path, "truncated or damaged file: its gzip stream breaks off inside the header"
         ) from None
+    if _is_nifti2(head):
+        raise InputError(path, "is a NIfTI-2 file, which SimpleITK cannot read; save it as NIfTI-1 or NRRD")
     header = _parse_nifti_header(head)
     if header is None:
         return FileFacts()  # not a single-file NIfTI: SimpleITK says what it is
@@ -154,7 +164,7 @@ def _check_nifti(path: str) -> FileFacts:
 
 
 def _parse_nifti_header(head: bytes) -> Optional[_NiftiHeader]:
-    """NIfTI-1 (348-byte) or NIfTI-2 (540-byte) single-file header, either byte order; None if neither."""
+    """A NIfTI-1 single-file header in either byte order; None if it is not one."""
     if len(head) < 348:
         return None
     for order in "<>":
@@ -166,14 +176,15 @@ def _parse_nifti_header(head: bytes) -> Optional[_NiftiHeader]:
             vox_offset = int(struct.unpack_from(order + "f", head, 108)[0])
             slope, intercept = struct.unpack_from(order + "2f", head, 112)
             return _nifti_header(order, dims, datatype, bitpix, pixdim, vox_offset, slope, intercept)
-        if size == 540 and len(head) >= 540 and head[4:7] == b"n+2":
-            datatype, bitpix = struct.unpack_from(order + "2h", head, 12)
-            dims = struct.unpack_from(order + "8q", head, 16)
-            pixdim = struct.unpack_from(order + "8d", head, 104)
-            vox_offset = struct.unpack_from(order + "q", head, 168)[0]
-            slope, intercept = struct.unpack_from(order + "2d", head, 176)
-            return _nifti_header(order, dims, datatype, bitpix, pixdim, vox_offset, slope, intercept)
     return None
+
+
+def _is_nifti2(head: bytes) -> bool:
+    return (
+        len(head) >= 8
+        and head[4:7] in (b"n+2", b"ni2")
+        and 540 in struct.unpack("<i", head[:4]) + struct.unpack(">i", head[:4])
+    )
 
 
 def _nifti_header(

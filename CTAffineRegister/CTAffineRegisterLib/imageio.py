@@ -20,7 +20,7 @@ import SimpleITK as sitk
 
 from .dicom_series import read_dicom_folder
 from .errors import InputError
-from .file_checks import check_file, reason_from_reader_error, verify_voxels
+from .file_checks import check_file, damage_behind_read_failure, reason_from_reader_error, verify_voxels
 from .native_stderr import native_stderr_captured, notes_from_reader_output
 
 IMAGE_SUFFIXES = (".nii.gz", ".nii", ".nrrd", ".nhdr", ".mha", ".mhd", ".dcm")
@@ -156,7 +156,7 @@ def _read_file(path: str) -> LoadedImage:
         reader.ReadImageInformation()
         image = reader.Execute()
     except RuntimeError as error:
-        raise InputError(path, _describe_read_error(error)) from None
+        raise InputError(path, damage_behind_read_failure(path) or _describe_read_error(error)) from None
     verify_voxels(path, facts, image)
     tags = {key: reader.GetMetaData(key) for key in reader.GetMetaDataKeys()}
     return _loaded(image, tags, path, list(facts.notes))
