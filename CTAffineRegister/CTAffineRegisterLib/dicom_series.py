@@ -17,6 +17,7 @@ Pure module: SimpleITK, numpy and the standard library.
 from __future__ import annotations
 
 import os
+import struct
 from dataclasses import dataclass, field
 from typing import Optional
 
@@ -37,6 +38,9 @@ MAX_FOLDERS_SEARCHED = 2000
 # Files looked at per folder for the DICOM preamble before asking GDCM to scan that folder.
 MAX_FILES_SNIFFED = 20
 MAX_LISTED = 5
+# (7FE0,0010) Pixel Data, little endian; a header longer than this is not looked through.
+PIXEL_DATA_TAG = b"\xe0\x7f\x10\x00"
+MAX_DICOM_HEADER_BYTES = 1 << 20
 
 
 @dataclass
@@ -59,11 +63,18 @@ def read_dicom_folder(path: str, allow_slice_gaps: bool = False) -> DicomRead:
             f"folder holds {len(series_ids)} DICOM series; used {chosen} "
             f"({len(files_by_series[chosen])} files, the most slices)"
         )
-    damaged = _damaged_files_note(folder, files_by_series)
-    notes.extend(damaged)
+    # GDCM leaves out a file it cannot parse (SimpleITK 2.5), or reads a slice whose pixel data are
+    # cut short with the missing part as it comes (2.3): both are named, and left out.
+    files = [name for name in files_by_series[chosen] if not _pixel_data_cut_short(name)]
+    damaged = _unparsable_files(folder, files_by_series)
+    damaged += [os.path.basename(name) for name in files_by_series[chosen] if name not in files]
+    if not files:
+        raise InputError(path, f"every file of the DICOM series is cut short: {_listing(sorted(damaged))}")
+    damaged_note = _damaged_files_note(sorted(damaged))
+    notes.extend(damaged_note)
 
     reader = sitk.ImageSeriesReader()
-    reader.SetFileNames(files_by_series[chosen])
+    reader.SetFileNames(files)
     reader.MetaDataDictionaryArrayUpdateOn()
     try:
         image = reader.Execute()
@@ -71,7 +82,7 @@ def read_dicom_folder(path: str, allow_slice_gaps: bool = False) -> DicomRead:
         raise InputError(path, f"DICOM series cannot be read ({_last_line(error)})") from None
     tags = {key: reader.GetMetaData(0, key) for key in reader.GetMetaDataKeys(0)}
 
-    offsets = _slice_offsets(reader, image, len(files_by_series[chosen]))
+    offsets = _slice_offsets(reader, image, len(files))
     layout = None if offsets is None else SliceLayout.of(offsets)
     problem = None if layout is None else layout.problem()
     if problem is not None:
@@ -80,7 +91,7 @@ def read_dicom_folder(path: str, allow_slice_gaps: bool = False) -> DicomRead:
                 path,
                 f"DICOM series has {problem}; registering it as read would stretch the scan. "
                 "Use --allow-slice-gaps to read it with each slice at its true position "
-                "(slices in a gap interpolated)" + "".join(f"; {note}" for note in damaged),
+                "(slices in a gap interpolated)" + "".join(f"; {note}" for note in damaged_note),
             )
         image, interpolated = layout.on_even_grid(image)
         notes.append(
@@ -145,7 +156,7 @@ def _series_ids(folder: str, path: str) -> tuple[str, ...]:
         raise InputError(path, f"cannot scan folder for DICOM ({_last_line(error)})") from None
 
 
-def _damaged_files_note(folder: str, files_by_series: dict[str, tuple[str, ...]]) -> list[str]:
+def _unparsable_files(folder: str, files_by_series: dict[str, tuple[str, ...]]) -> list[str]:
     """Files that start like DICOM but that GDCM put in no series and cannot parse: cut short or damaged."""
     in_series = {os.path.normpath(name) for files in files_by_series.values() for name in files}
     damaged = []
@@ -155,12 +166,39 @@ def _damaged_files_note(folder: str, files_by_series: dict[str, tuple[str, ...]]
             continue
         if os.path.isfile(candidate) and _looks_like_dicom(candidate) and not _parses(candidate):
             damaged.append(name)
+    return damaged
+
+
+def _damaged_files_note(damaged: list[str]) -> list[str]:
     if not damaged:
         return []
     return [
         f"{len(damaged)} file(s) of the folder start like DICOM but cannot be read (truncated or damaged) "
         f"and were left out: {_listing(damaged)}"
     ]
+
+
+def _pixel_data_cut_short(path: str) -> bool:
+    """Whether the file ends before the Pixel Data element's own length says it should.
+
+    Only the header is read (the element is looked for in the first 64 KB, then up to 1 MB).
+    Encapsulated (compressed) pixel data have no length here and are left to the reader.
+    """
+    size = os.path.getsize(path)
+    with open(path, "rb") as handle:
+        head = handle.read(1 << 16)
+        at = head.find(PIXEL_DATA_TAG, 128)
+        if at < 0 and size > len(head):
+            head += handle.read(MAX_DICOM_HEADER_BYTES - len(head))
+            at = head.find(PIXEL_DATA_TAG, 128)
+    if at < 0 or len(head) < at + 12:
+        return False
+    explicit = head[at + 4 : at + 6] in (b"OB", b"OW", b"UN") and head[at + 6 : at + 8] == b"\0\0"
+    length_at = at + 8 if explicit else at + 4
+    (length,) = struct.unpack_from("<I", head, length_at)
+    if length == 0xFFFFFFFF:
+        return False
+    return size - (length_at + 4) < length
 
 
 def _listing(items: list[str]) -> str:
