@@ -7,8 +7,8 @@ says how many bytes of voxel data follow and which spacing was written, so readi
 hundred bytes tells what SimpleITK does not. A .nii.gz is checked in three steps, each only as
 expensive as it must be: the gzip trailer's byte count against the header's (a few bytes read);
 then, only when they disagree, the whole gzip stream (end-of-stream marker and CRC-32); and after
-SimpleITK's read, the CRC-32 of the voxels it returned against the trailer's (about 5% of the read
-time), which catches damage that keeps the length.
+SimpleITK's read, the CRC-32 of the voxels it returned against the trailer's (0.04-0.08 s for a
+512x512x300 int16 scan), which catches damage that keeps the length.
 
 Pure module: numpy, SimpleITK and the standard library.
 """
