@@ -59,7 +59,7 @@ def main() -> None:
             plain, full = statistics.median(bare), statistics.median(checked)
             read = sitk.ReadImage(path)
             alone = statistics.median(
-                _seconds(lambda p=path: verify_voxels(p, check_file(p), read))
+                _seconds(lambda p=path, image=read: verify_voxels(p, check_file(p), image))
                 for _ in range(arguments.rounds)
             )
             print(
