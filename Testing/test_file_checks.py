@@ -74,11 +74,13 @@ def test_truncated_metaimage_and_nrrd_say_truncated(tmp_path, phantom, name, com
     assert "No such file" not in message
 
 
-def test_missing_metaimage_data_file_is_named(tmp_path, phantom):
+def test_missing_detached_data_file_is_named(tmp_path, phantom):
     header = _written(tmp_path, "scan.mhd", phantom, compress=False)
     os.remove(tmp_path / "scan.raw")
-    message = _refusal(header)
-    assert "voxel data file scan.raw is missing" in message
+    assert "voxel data file scan.raw is missing" in _refusal(header)
+    nrrd_header = _written(tmp_path, "other.nhdr", phantom, compress=False)
+    os.remove(tmp_path / "other.raw")
+    assert "voxel data file other.raw cannot be opened" in _refusal(nrrd_header)
 
 
 @pytest.fixture(scope="module")

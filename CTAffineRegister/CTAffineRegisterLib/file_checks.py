@@ -102,6 +102,11 @@ def reason_from_reader_error(text: str) -> Optional[str]:
     """NRRD's own wording for a file cut short or damaged, turned into a reason a user recognises."""
     if "[nrrd]" in text and "data read error" in text:
         return "damaged file: its gzip-compressed voxel data cannot be decompressed"
+    match = re.search(r'couldn\'t open "([^"]+)" \(data file', text)
+    if match:
+        return (
+            f"its voxel data file {os.path.basename(match.group(1))} cannot be opened (missing or unreadable)"
+        )
     match = re.search(r"expected (\d+) bytes but received (\d+)", text)
     if match:
         expected, received = int(match.group(1)), int(match.group(2))
