@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import json
 import os
+import struct
 from pathlib import Path
 
 import numpy as np
 import pytest
 import SimpleITK as sitk
 from conftest import shared_sample
+from dicom_writer import SERIES_UID, write_series
 
 from CTAffineRegisterLib.accuracy import ring_voxels, target_registration_error
 from CTAffineRegisterLib.cli import main
+from CTAffineRegisterLib.demo import run_demo
 from CTAffineRegisterLib.synthetic import insert_fov_padding, make_pair, make_phantom
 
 SMALL_PAIR = {
@@ -101,6 +104,54 @@ def test_inspect_bad_files_named_others_still_reported(tmp_path, pair_files, cap
     assert "not a readable image" in errors[3]
     assert "no finite values" in errors[4]
     assert "Traceback" not in captured.err
+
+
+def test_inspect_table_shows_every_note_under_its_scan(tmp_path, capsys):
+    """The "several series" note (and any other) used to reach only --json."""
+    folder = tmp_path / "two_series"
+    write_series(folder, [5.0 * i for i in range(6)], series_uid=SERIES_UID + ".1", prefix="a")
+    write_series(folder, [5.0 * i for i in range(3)], series_uid=SERIES_UID + ".2", prefix="b")
+    nested = tmp_path / "patient"
+    write_series(nested / "study" / "series", [5.0 * i for i in range(6)])
+    assert main(["inspect", str(folder), str(nested)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    row = next(index for index, line in enumerate(lines) if line.startswith(str(folder)))
+    assert (
+        lines[row + 1].startswith("  note: folder holds 2 DICOM series; used")
+        and "most slices" in lines[row + 1]
+    )
+    assert any(line.startswith("  note: no DICOM files in the folder itself") for line in lines)
+
+
+def test_inspect_reports_a_slice_gap_and_refuses_it_unless_allowed(tmp_path, capfd):
+    folder = tmp_path / "gap"
+    write_series(folder, [0.0, 5.0, 10.0, 25.0, 30.0, 35.0])
+    status = main(["inspect", str(folder), "--json"])
+    captured = capfd.readouterr()
+    rows = json.loads(captured.out)
+    assert status == 1
+    assert "2 missing slice(s)" in rows[0]["notes"][0] and rows[0]["kind"]  # analysed all the same
+    errors = captured.err.splitlines()
+    assert len(errors) == 1  # one line: no raw ITK WARNING block around it
+    assert errors[0].startswith(f"error: {folder}: DICOM series has 2 missing slice(s)")
+    assert "--allow-slice-gaps" in errors[0]
+    assert main(["inspect", str(folder), "--allow-slice-gaps"]) == 0
+    captured = capfd.readouterr()
+    assert captured.err == "" and "note: DICOM series has 2 missing slice(s)" in captured.out
+
+
+def test_inspect_turns_reader_warnings_into_notes(tmp_path, capfd):
+    """A header that makes ITK print a multi-line WARNING block: one note, nothing raw on stderr."""
+    path = tmp_path / "scan.nii"
+    sitk.WriteImage(make_phantom(size=(32, 32, 16), spacing=(8.0, 8.0, 9.0), seed=4), str(path))
+    data = bytearray(path.read_bytes())
+    struct.pack_into("<f", data, 80, -struct.unpack_from("<f", data, 80)[0])  # pixdim x negative
+    path.write_bytes(bytes(data))
+    assert main(["inspect", str(path)]) == 0
+    captured = capfd.readouterr()
+    assert captured.err == ""
+    assert "note: negative spacing in the header (pixdim x -8)" in captured.out
+    assert "note: reader said: NiftiImageIO:" in captured.out
 
 
 def test_usage_errors_exit_2(capsys):
@@ -235,7 +286,7 @@ def test_fixed_that_cannot_be_read_is_a_usage_error(tmp_path, pair_files, capsys
 # --- demo ---------------------------------------------------------------------------------------
 
 
-def test_demo_registers_the_generated_pair_sub_millimetre(tmp_path, capsys):
+def test_demo_registers_the_generated_pair_sub_millimetre_and_reruns(tmp_path, capsys):
     status = main(["demo", "--out", str(tmp_path / "demo")])
     out = capsys.readouterr().out
     assert status == 0
@@ -244,3 +295,25 @@ def test_demo_registers_the_generated_pair_sub_millimetre(tmp_path, capsys):
     assert mean_tre < 1.0
     assert "ring voxels (< -1100 HU inside the fixed field of view): 0 " in out
     assert (tmp_path / "demo" / "moving_B_registered.nii.gz").exists()
+
+    # The README's one-liner run a second time: same inputs reused, its own results replaced.
+    inputs_before = (tmp_path / "demo" / "inputs" / "moving_B.nii.gz").stat().st_mtime_ns
+    assert main(["demo", "--out", str(tmp_path / "demo")]) == 0
+    second = capsys.readouterr().out
+    assert "reusing the identical inputs" in second and line in second  # deterministic: same TRE
+    assert (tmp_path / "demo" / "inputs" / "moving_B.nii.gz").stat().st_mtime_ns == inputs_before
+
+    # Another seed would replace the inputs: refused, naming the file.
+    assert main(["demo", "--out", str(tmp_path / "demo"), "--seed", "1"]) == 2
+    assert "fixed_A.nii.gz: already exists (use --overwrite" in capsys.readouterr().err
+
+
+def test_demo_refuses_a_negative_seed_without_a_traceback(tmp_path, capsys):
+    with pytest.raises(SystemExit) as stop:
+        main(["demo", "--out", str(tmp_path / "demo"), "--seed", "-5"])
+    assert stop.value.code == 2
+    err = capsys.readouterr().err
+    assert "argument --seed: must be 0 or more, not -5" in err and "Traceback" not in err
+    assert not (tmp_path / "demo").exists()
+    with pytest.raises(ValueError, match="seed must be a whole number, 0 or more, not -5"):
+        run_demo(str(tmp_path / "demo"), seed=-5)

@@ -313,7 +313,7 @@ def test_result_to_dict_is_json_and_transform_writes_as_a_simple_tfm(small_case,
 
 def test_2d_image_is_refused_with_a_clear_message(small_case):
     flat = sitk.Image(32, 32, sitk.sitkInt16)
-    with pytest.raises(RegistrationError, match="2D"):
+    with pytest.raises(ValueError, match="fixed must be a 3D image, not 2D"):  # api_checks, before any work
         register_images(flat, small_case.pair.moving, small_case.fixed_analysis, small_case.moving_analysis)
 
 

@@ -19,6 +19,7 @@ import numpy as np
 import SimpleITK as sitk
 
 from . import morphology
+from .api_checks import check_analyze_background
 from .imageio import DicomPadding
 
 DEFAULT_AIR_HU = -1024.0
@@ -101,6 +102,7 @@ def corner_median(image: sitk.Image) -> float:
 
 def analyze_background(image: sitk.Image, dicom_padding: Optional[DicomPadding] = None) -> BackgroundAnalysis:
     """Find the padding, the valid and body masks and the air level of one CT volume."""
+    check_analyze_background(locals())  # TypeError/ValueError naming a bad argument, before any work
     array = sitk.GetArrayViewFromImage(image)
     corners = corner_median(image)
     finite = np.isfinite(array) if array.dtype.kind == "f" else None

@@ -39,6 +39,7 @@ def _parser() -> argparse.ArgumentParser:
     inspect = commands.add_parser("inspect", help="say what is padding, what is air, in each scan")
     inspect.add_argument("paths", nargs="+", metavar="PATH", help="image files or DICOM series folders")
     inspect.add_argument("--json", action="store_true", help="print a JSON list instead of a table")
+    add_input_options(inspect)
     inspect.set_defaults(handler=_inspect)
 
     register = commands.add_parser("register", help="register moving scans onto one fixed scan")
@@ -57,10 +58,22 @@ def _parser() -> argparse.ArgumentParser:
 
     demo = commands.add_parser("demo", help="register a generated pair and print the accuracy")
     demo.add_argument("--out", default="ct-affine-register-demo", metavar="DIR", help="output folder")
-    demo.add_argument("--seed", type=int, default=0, help="seed of the generated pair")
+    demo.add_argument(
+        "--seed", type=_non_negative_int, default=0, help="seed of the generated pair (0 or more)"
+    )
     demo.add_argument("--overwrite", action="store_true", help="replace existing outputs")
     demo.set_defaults(handler=_demo)
     return parser
+
+
+def add_input_options(parser: argparse.ArgumentParser) -> None:
+    """How inputs are read, shared by ``inspect`` and ``register`` (same-named ``read_image`` keywords)."""
+    parser.add_argument(
+        "--allow-slice-gaps",
+        action="store_true",
+        help="accept a DICOM series with missing or unevenly spaced slices: each slice is put at its true "
+        "position and the gaps are interpolated (default: such a series is refused)",
+    )
 
 
 def _add_registration_options(parser: argparse.ArgumentParser) -> None:
@@ -107,23 +120,42 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a whole number, 0 or more, not {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, not {value}")
+    return value
+
+
 def _inspect(arguments: argparse.Namespace) -> int:
     rows, failed = [], False
     for path in arguments.paths:
         try:
-            loaded = read_image(path)
+            # Read even a series with slice gaps, to show what it holds; refused below unless allowed.
+            loaded = read_image(path, allow_slice_gaps=True, capture_itk_warnings=True)
             analysis = analyze_background(loaded.image, loaded.dicom_padding)
         except InputError as error:
             print(f"error: {error}", file=sys.stderr)
             rows.append({"path": path, "error": error.reason})
             failed = True
             continue
+        if loaded.slice_problem is not None and not arguments.allow_slice_gaps:
+            print(
+                f"error: {path}: DICOM series has {loaded.slice_problem}; "
+                "register refuses it unless given --allow-slice-gaps",
+                file=sys.stderr,
+            )
+            failed = True
         findings = analysis.to_dict()
         rows.append(
             {
                 "path": path,
                 **{key: findings[key] for key in ("corner_median", "padding_value", "padding_fraction")},
                 **{key: findings[key] for key in ("fov", "air_value", "kind", "summary")},
+                "notes": list(loaded.notes),
                 **({"note": loaded.note} if loaded.note else {}),
             }
         )
@@ -135,6 +167,7 @@ def _inspect(arguments: argparse.Namespace) -> int:
 
 
 def _print_table(rows: list[dict]) -> None:
+    """One line per scan; each note on its own indented line below it, so none is hidden."""
     good = [row for row in rows if "error" not in row]
     if not good:
         return
@@ -144,6 +177,8 @@ def _print_table(rows: list[dict]) -> None:
         padding = "-" if row["padding_value"] is None else str(row["padding_value"])
         numbers = f"{row['corner_median']:>7}  {padding:>7}  {row['air_value']:>6}"
         print(f"{row['path']:<{width}}  {numbers}  {row['summary']}")
+        for note in row["notes"]:
+            print(f"  note: {note}")
 
 
 def _register(arguments: argparse.Namespace) -> int:
@@ -178,7 +213,7 @@ def _demo(arguments: argparse.Namespace) -> int:
 
     try:
         return run_demo(arguments.out, seed=arguments.seed, overwrite=arguments.overwrite)
-    except OutputExistsError as error:
+    except (OutputExistsError, InputError) as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_USAGE
 

@@ -1,20 +1,27 @@
 """Reading CT inputs (files and DICOM series folders) and writing outputs atomically.
 
-Pure module: SimpleITK, numpy and the standard library only. Every failure is an
+Pure module: SimpleITK, numpy and the standard library. Every failure is an
 ``InputError`` naming the file and the problem, so callers never show a traceback from
-deep inside SimpleITK.
+deep inside SimpleITK. What the file's header hides from SimpleITK (truncation, negative
+spacing) is checked in ``file_checks``; DICOM folders are read by ``dicom_series``.
 """
 
 from __future__ import annotations
 
 import math
 import os
+import re
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Optional
 
 import numpy as np
 import SimpleITK as sitk
+
+from .dicom_series import read_dicom_folder
+from .errors import InputError
+from .file_checks import check_file, damage_behind_read_failure, reason_from_reader_error, verify_voxels
+from .native_stderr import native_stderr_captured, notes_from_reader_output
 
 IMAGE_SUFFIXES = (".nii.gz", ".nii", ".nrrd", ".nhdr", ".mha", ".mhd", ".dcm")
 
@@ -28,14 +35,8 @@ TAG_BITS_ALLOCATED = "0028|0100"
 TAG_RECONSTRUCTION_DIAMETER = "0018|1100"
 TAG_SERIES_DESCRIPTION = "0008|103e"
 
-
-class InputError(Exception):
-    """A problem with one input: names the file and says what is wrong."""
-
-    def __init__(self, path: str, reason: str):
-        super().__init__(f"{path}: {reason}")
-        self.path = str(path)
-        self.reason = reason
+# Reader warnings that a note of our own already explains better (kept out of the notes).
+EXPLAINED_READER_WARNINGS = ("Non uniform sampling or missing slices", "No Series were found")
 
 
 class OutputExistsError(Exception):
@@ -61,14 +62,26 @@ class DicomPadding:
 
 @dataclass
 class LoadedImage:
-    """A 3D scalar image in HU with what its file told us about padding."""
+    """A 3D scalar image in HU with what its file told us about padding, and notes for the user.
+
+    ``notes`` say what the user should know about how the scan was read (several series in the
+    folder, a series taken from a sub-folder, slice gaps bridged, a negative spacing read as a flip,
+    reader warnings). ``slice_problem`` is set when a DICOM series has missing or uneven slices
+    (only ever returned when ``allow_slice_gaps`` was given).
+    """
 
     image: sitk.Image
     path: str
     name: str
     dicom_padding: Optional[DicomPadding] = None
     reconstruction_diameter_mm: Optional[float] = None
-    note: Optional[str] = None
+    notes: list[str] = field(default_factory=list)
+    slice_problem: Optional[str] = None
+
+    @property
+    def note(self) -> Optional[str]:
+        """All notes in one line (the reports' ``note``), or None."""
+        return "; ".join(self.notes) if self.notes else None
 
 
 def output_stem(path: str) -> str:
@@ -81,68 +94,89 @@ def output_stem(path: str) -> str:
     return base
 
 
-def read_image(path: str) -> LoadedImage:
-    """Read a 3D CT from a file SimpleITK understands or from a DICOM series folder."""
-    path = str(path)
-    if not os.path.exists(path):
-        raise InputError(path, "no such file or folder")
-    if os.path.isdir(path):
-        loaded = _read_dicom_folder(path)
-    else:
-        loaded = _read_file(path)
+def read_image(
+    path: str, *, allow_slice_gaps: bool = False, capture_itk_warnings: bool = False
+) -> LoadedImage:
+    """Read a 3D CT from a file SimpleITK understands or from a DICOM series folder.
+
+    ``allow_slice_gaps``: a DICOM series with missing, doubled or unevenly spaced slices is refused
+    (``InputError``) unless this is True; then its slices are put at their true positions on an even
+    grid and the gap is filled by interpolation, with a note. ``capture_itk_warnings``: catch what
+    ITK/GDCM print on stderr during the read and turn it into notes; for command-line processes
+    only, since it redirects the process's file descriptor 2 for the duration (never inside Slicer).
+    """
+    if not isinstance(path, (str, os.PathLike)):
+        raise TypeError(
+            f"read_image: path must be a file or folder path (str or os.PathLike), not {type(path).__name__}"
+        )
+    path = os.fspath(path)
+    is_folder = _existing_kind(path)
+    with native_stderr_captured(capture_itk_warnings) as captured:
+        loaded = _read_dicom(path, allow_slice_gaps) if is_folder else _read_file(path)
+    loaded.notes.extend(notes_from_reader_output(captured.text, EXPLAINED_READER_WARNINGS))
     _check_usable(loaded.image, path)
     return loaded
+
+
+def _existing_kind(path: str) -> bool:
+    """True for a folder, False for a file; refuse what is absent or cannot be opened, saying which."""
+    try:
+        os.stat(path)
+    except FileNotFoundError:
+        raise InputError(path, "no such file or folder") from None
+    except NotADirectoryError:
+        raise InputError(path, "no such file or folder (a part of the path is a file)") from None
+    except PermissionError:
+        raise InputError(path, "permission denied: a folder on the path cannot be entered") from None
+    except OSError as error:
+        raise InputError(path, f"cannot be reached ({error.strerror or error})") from None
+    if os.path.isdir(path):
+        try:
+            os.listdir(path)
+        except PermissionError:
+            raise InputError(path, "permission denied: the folder cannot be listed") from None
+        return True
+    try:
+        with open(path, "rb"):
+            pass
+    except PermissionError:
+        raise InputError(path, "permission denied: the file cannot be opened for reading") from None
+    except OSError as error:
+        raise InputError(path, f"cannot be opened ({error.strerror or error})") from None
+    return False
 
 
 def _read_file(path: str) -> LoadedImage:
     if os.path.getsize(path) == 0:
         raise InputError(path, "file is empty")
+    facts = check_file(path)
     reader = sitk.ImageFileReader()
     reader.SetFileName(path)
     try:
         reader.ReadImageInformation()
         image = reader.Execute()
     except RuntimeError as error:
-        raise InputError(path, f"not a readable image ({_first_line(error)})") from None
+        raise InputError(path, damage_behind_read_failure(path) or _describe_read_error(error)) from None
+    verify_voxels(path, facts, image)
     tags = {key: reader.GetMetaData(key) for key in reader.GetMetaDataKeys()}
-    return _loaded(image, tags, path)
+    return _loaded(image, tags, path, list(facts.notes))
 
 
-def _read_dicom_folder(path: str) -> LoadedImage:
-    """Read one series; when a folder holds several, take the one with the most slices."""
-    try:
-        series_ids = sitk.ImageSeriesReader.GetGDCMSeriesIDs(path)
-    except RuntimeError as error:
-        raise InputError(path, f"cannot scan folder for DICOM ({_first_line(error)})") from None
-    if not series_ids:
-        raise InputError(path, "folder holds no DICOM series")
-    files_by_series = {sid: sitk.ImageSeriesReader.GetGDCMSeriesFileNames(path, sid) for sid in series_ids}
-    chosen = max(series_ids, key=lambda sid: (len(files_by_series[sid]), sid))
-    note = None
-    if len(series_ids) > 1:
-        note = (
-            f"folder holds {len(series_ids)} DICOM series; used {chosen} "
-            f"({len(files_by_series[chosen])} files, the most slices)"
-        )
-    reader = sitk.ImageSeriesReader()
-    reader.SetFileNames(files_by_series[chosen])
-    reader.MetaDataDictionaryArrayUpdateOn()
-    try:
-        image = reader.Execute()
-    except RuntimeError as error:
-        raise InputError(path, f"DICOM series cannot be read ({_first_line(error)})") from None
-    tags = {key: reader.GetMetaData(0, key) for key in reader.GetMetaDataKeys(0)}
-    return _loaded(image, tags, path, note)
+def _read_dicom(path: str, allow_slice_gaps: bool) -> LoadedImage:
+    series = read_dicom_folder(path, allow_slice_gaps)
+    loaded = _loaded(series.image, series.tags, path, series.notes)
+    loaded.slice_problem = series.slice_problem
+    return loaded
 
 
-def _loaded(image: sitk.Image, tags: dict[str, str], path: str, note: Optional[str] = None) -> LoadedImage:
+def _loaded(image: sitk.Image, tags: dict[str, str], path: str, notes: list[str]) -> LoadedImage:
     return LoadedImage(
         image=_to_3d_scalar(image, path),
         path=path,
         name=output_stem(path),
         dicom_padding=_padding_from_tags(tags),
         reconstruction_diameter_mm=_float_tag(tags, TAG_RECONSTRUCTION_DIAMETER),
-        note=note,
+        notes=notes,
     )
 
 
@@ -167,6 +201,35 @@ def _check_usable(image: sitk.Image, path: str) -> None:
             raise InputError(path, "holds no finite values (all NaN/Inf)")
     if pixel_id in (sitk.sitkComplexFloat32, sitk.sitkComplexFloat64):
         raise InputError(path, "complex-valued image, not a CT")
+
+
+def _describe_read_error(error: Exception) -> str:
+    """SimpleITK's exception text turned into what is wrong with the file."""
+    text = str(error)
+    if "determinant is 0" in text or "Bad direction" in text:
+        return (
+            "its direction matrix is singular (determinant 0: the axis directions in its header do not "
+            "span 3D space), so voxel positions are undefined"
+        )
+    if "Zero-valued spacing" in text:
+        return "its header gives a voxel spacing of 0, so voxel positions are undefined"
+    known = reason_from_reader_error(text)
+    if known is not None:
+        return known
+    return f"not a readable image ({_main_message(text)})"
+
+
+def _main_message(text: str) -> str:
+    """The ITK ERROR line's message (without the object address), plus the last line when it says more."""
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    useful = [line for line in lines if not line.startswith(("Exception thrown", "/"))]
+    for index, line in enumerate(useful):
+        if "ERROR:" in line:
+            message = re.sub(r"^.*?ERROR:\s*(\w+\(0x[0-9a-fA-F]+\):\s*)?", "", line)
+            if message.endswith(":") and index + 1 < len(useful):
+                message = f"{message} {useful[-1]}"
+            return message[:200]
+    return (useful or lines or ["unknown error"])[-1][:200]
 
 
 def _padding_from_tags(tags: dict[str, str]) -> Optional[DicomPadding]:
@@ -206,13 +269,6 @@ def _float_tag(tags: dict[str, str], key: str) -> Optional[float]:
     except ValueError:
         return None
     return value if math.isfinite(value) else None
-
-
-def _first_line(error: Exception) -> str:
-    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
-    useful = [line for line in lines if not line.startswith(("Exception thrown", "itk::ERROR", "/"))]
-    text = (useful or lines or ["unknown error"])[-1]
-    return text[:200]
 
 
 def ensure_writable(path: str, overwrite: bool) -> None:

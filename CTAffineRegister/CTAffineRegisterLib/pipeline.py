@@ -13,6 +13,7 @@ from typing import Optional
 
 import SimpleITK as sitk
 
+from .api_checks import check_register_pair
 from .background import BackgroundAnalysis, analyze_background
 from .imageio import DicomPadding
 from .registration import (
@@ -62,6 +63,7 @@ def register_pair(
     so it is analysed once. ``options`` (all registration knobs) wins over ``transform`` when given.
     Raises ``RegistrationError``, ``RegistrationCancelled`` or ``ValueError``.
     """
+    check_register_pair(locals())  # TypeError/ValueError naming a bad argument, before any work
     started = time.perf_counter()
     options = options or RegistrationOptions(transform=transform)
     fixed_analysis = fixed_analysis or analyze_background(fixed, fixed_padding)

@@ -26,6 +26,7 @@ import numpy as np
 import SimpleITK as sitk
 
 from . import morphology
+from .api_checks import check_register_images
 from .initialization import candidate_placements, mask_points, overlap_fraction
 from .pyramid import (
     Level,
@@ -222,6 +223,7 @@ def register_images(
     also called from a helper thread, so a callable must be thread-safe (an Event is). ``progress`` is
     only ever called from the calling thread.
     """
+    check_register_images(locals())  # TypeError/ValueError naming a bad argument, before any work
     options = options or RegistrationOptions()
     should_stop = _cancel_check(cancel)
     _check_input(fixed, "fixed")
