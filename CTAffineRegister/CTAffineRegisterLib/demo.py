@@ -67,10 +67,8 @@ def run_demo(out_dir: str, seed: int = 0, overwrite: bool = False) -> int:
         f"ring voxels (< -1100 HU inside the fixed field of view): {rings} "
         f"(a plain resample with default value -1024 leaves {plain_rings})"
     )
-    print(
-        f"quality: {case['quality']['verdict']} (body Dice {case['quality'].get('body_dice')}); "
-        f"{case['seconds']:.1f} s; outputs in {out_dir}"
-    )
+    print(f"verdict: {case['quality']['verdict']} ({case['quality']['reason']})")
+    print(f"{case['seconds']:.1f} s; outputs in {out_dir}")
     return 0 if mean_tre < 1.0 and rings == 0 else 1
 
 

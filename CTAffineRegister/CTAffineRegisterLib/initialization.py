@@ -18,6 +18,9 @@ import SimpleITK as sitk
 from .pyramid import Level, as_mask, centroid, count, image_center
 from .transforms import affine_parts
 
+# Largest step (mm) between z-scan placements: the coarse metric's basin is a few centimetres wide.
+Z_SCAN_STEP_MM = 20.0
+
 
 def candidate_placements(fixed_analysis, moving_analysis, center) -> dict[str, sitk.Euler3DTransform]:
     """Translations (as rigid transforms about ``center``) worth trying first, by name."""
@@ -29,9 +32,15 @@ def candidate_placements(fixed_analysis, moving_analysis, center) -> dict[str, s
         shifts["body-moments"] = shift
         shifts["body-moments-xy"] = np.array([shift[0], shift[1], 0.0])
     shifts["geometry"] = image_center(moving_analysis.valid_mask) - image_center(fixed_analysis.valid_mask)
-    base = shifts.get("body-moments-xy", np.zeros(3))  # in-plane centred, then stepped along z
-    reach = 0.4 * min(_extent_along_z(fixed_analysis.valid_mask), _extent_along_z(moving_analysis.valid_mask))
-    for dz in np.arange(-reach, reach + 1e-6, max(reach / 4.0, 1.0)):
+    # Along the body axis, centroids of scans with different coverage disagree by up to half the
+    # difference in coverage, and two datasets' z origins can be 400 mm apart: scan z around the
+    # centroid shift, far enough to reach past the difference in coverage.
+    base = shifts.get("body-moments", shifts["geometry"])
+    fixed_extent = _extent_along_z(fixed_analysis.valid_mask)
+    moving_extent = _extent_along_z(moving_analysis.valid_mask)
+    reach = 0.5 * abs(fixed_extent - moving_extent) + 0.4 * min(fixed_extent, moving_extent)
+    steps = max(4, int(np.ceil(reach / Z_SCAN_STEP_MM)))
+    for dz in np.linspace(-reach, reach, 2 * steps + 1):
         if abs(dz) > 1e-6:
             shifts[f"z-scan{dz:+.0f}mm"] = base + np.array([0.0, 0.0, dz])
     placements = {}

@@ -22,6 +22,8 @@ from typing import Optional
 import numpy as np
 import SimpleITK as sitk
 
+from CTAffineRegisterLib.transform_files import read_transform
+
 HERE = Path(__file__).resolve().parent
 WORKER = HERE / "_worker.py"
 LAUNCHER = HERE / "_launch.py"
@@ -227,32 +229,9 @@ class ElastixTool:
         return ToolRun(self.name, child.wall_s, None, child.peak_mb, transform, registered)
 
 
-def read_elastix_parameters(path: Path) -> dict[str, list[str]]:
-    """Parse elastix's ``(Key value value ...)`` text format into strings."""
-    entries: dict[str, list[str]] = {}
-    for line in path.read_text().splitlines():
-        line = line.split("//", 1)[0].strip()
-        if line.startswith("(") and line.endswith(")"):
-            key, *values = line[1:-1].split()
-            entries[key] = [v.strip('"') for v in values]
-    return entries
-
-
 def elastix_affine(path: Path) -> sitk.AffineTransform:
-    """elastix's AffineTransform: 9 matrix entries (row-major) + translation, about CenterOfRotationPoint.
-
-    Like ITK, elastix maps fixed points to moving points, so no inversion is needed.
-    """
-    entries = read_elastix_parameters(path)
-    if entries.get("Transform", [""])[0] != "AffineTransform":
-        raise ValueError(f"{path}: expected an AffineTransform, got {entries.get('Transform')}")
-    parameters = [float(v) for v in entries["TransformParameters"]]
-    center = [float(v) for v in entries["CenterOfRotationPoint"]]
-    transform = sitk.AffineTransform(3)
-    transform.SetCenter(center)
-    transform.SetMatrix(parameters[:9])
-    transform.SetTranslation(parameters[9:12])
-    return transform
+    """elastix's result as a fixed→moving ITK transform (the project's own reader, as ``check`` uses)."""
+    return read_transform(str(path))
 
 
 def greedy_version() -> str:
