@@ -30,7 +30,14 @@ from .imageio import (
     read_image,
     write_image,
 )
-from .labels import MAX_LABEL_COUNT, LabelError, check_label_image, read_label_map, resample_labels
+from .labels import (
+    MAX_LABEL_COUNT,
+    LabelError,
+    check_label_image,
+    label_values,
+    read_label_map,
+    resample_labels,
+)
 from .resampling import resample_to_fixed
 from .transforms import affine_parts
 
@@ -122,7 +129,7 @@ def apply_to_labels(labels: sitk.Image, fixed: sitk.Image, transform: sitk.Trans
     """
     values = check_label_image(labels)
     resampled = resample_labels(labels, fixed, transform)
-    present = set(np.unique(sitk.GetArrayViewFromImage(resampled)).tolist())
+    present = set(label_values(resampled))
     missing = [value for value in values if value not in present]
     if values and len(missing) == len(values):
         raise LabelError(

@@ -48,8 +48,9 @@ _LABEL_PIXEL_TYPES = {
     sitk.sitkUInt64: "uint64",
     sitk.sitkInt64: "int64",
 }
-# Labelled voxels looked at by the overlap check: enough for a share, cheap on 512² label maps.
-_OVERLAP_SAMPLE = 200_000
+# Voxels looked at by the overlap check (every n-th along each axis): cheap on 512² label maps.
+_OVERLAP_SAMPLE = 2_000_000
+_OVERLAP_POINTS = 20_000  # labelled voxels among those whose place is checked
 
 
 class LabelError(ValueError):
@@ -77,7 +78,8 @@ def check_label_image(labels: sitk.Image) -> list[int]:
     return [structure.value for structure in _checked_structures(labels)]
 
 
-def _checked_structures(labels: sitk.Image) -> list[_Structure]:
+def _check_label_type(labels: sitk.Image) -> None:
+    """What the header already tells: one integer component, three dimensions."""
     components = labels.GetNumberOfComponentsPerPixel()
     if components != 1:
         raise LabelError(f"has {components} components per voxel; a label map has one")
@@ -88,19 +90,23 @@ def _checked_structures(labels: sitk.Image) -> list[_Structure]:
             f"has {labels.GetPixelIDTypeAsString()} voxels; a label map needs an integer pixel type "
             "(cast it, e.g. to uint8 or uint16, if its values are whole numbers)"
         )
+
+
+def _checked_structures(labels: sitk.Image) -> list[_Structure]:
+    _check_label_type(labels)
     array = sitk.GetArrayViewFromImage(labels)
-    step = max(1, array.size // 2_000_000)
-    sampled = np.unique(array.ravel()[::step])  # a CT fails here, before any full-size work
-    if sampled.size > MAX_LABEL_COUNT:
-        raise LabelError(f"holds more than {MAX_LABEL_COUNT} distinct values: a scan, not a label map")
-    lowest = int(array.min())
-    if lowest <= LOWEST_HU_LIKE_VALUE:
-        raise LabelError(f"holds values down to {lowest}, as a CT in HU does: a scan, not a label map")
+    if array.dtype.itemsize > 1:  # 8 bits cannot hold too many values
+        sampled = np.unique(array.ravel()[:: max(1, array.size // 1_000_000)])
+        if sampled.size > MAX_LABEL_COUNT:  # a CT fails here, before any full-size work
+            raise LabelError(f"holds more than {MAX_LABEL_COUNT} distinct values: a scan, not a label map")
     structures = _structures(labels)
     if len(structures) + 1 > MAX_LABEL_COUNT:
         raise LabelError(
             f"holds {len(structures) + 1} distinct values (at most {MAX_LABEL_COUNT} in a label map)"
         )
+    lowest = min((structure.value for structure in structures), default=BACKGROUND)
+    if lowest <= LOWEST_HU_LIKE_VALUE:
+        raise LabelError(f"holds values down to {lowest}, as a CT in HU does: a scan, not a label map")
     return structures
 
 
@@ -112,14 +118,14 @@ def check_labels_overlap(labels: sitk.Image, scan: sitk.Image) -> float:
     or taken from another scan end up elsewhere and are refused here. An empty label map returns 1.0.
     """
     array = sitk.GetArrayViewFromImage(labels)
-    labelled = np.flatnonzero(array.ravel() != BACKGROUND)
+    step = max(1, int(round((array.size / _OVERLAP_SAMPLE) ** (1 / 3))))
+    labelled = np.argwhere(array[::step, ::step, ::step] != BACKGROUND) * step
+    if labelled.size == 0 and step > 1:  # only small structures, between the sampled voxels
+        labelled = np.argwhere(array != BACKGROUND)
     if labelled.size == 0:
         return 1.0
-    if labelled.size > _OVERLAP_SAMPLE:
-        labelled = labelled[:: labelled.size // _OVERLAP_SAMPLE]
-    indices = np.stack(np.unravel_index(labelled, array.shape)[::-1], axis=1).astype(float)
-    points = _index_to_physical(labels, indices)
-    scan_indices = _physical_to_index(scan, points)
+    labelled = labelled[:: max(1, len(labelled) // _OVERLAP_POINTS)]
+    scan_indices = _physical_to_index(scan, _index_to_physical(labels, labelled[:, ::-1].astype(float)))
     tolerance = 0.5 + 1e-3  # voxel edges, not voxel centres, bound an image
     inside = np.all(
         (scan_indices >= -tolerance) & (scan_indices <= np.array(scan.GetSize()) - 1 + tolerance), axis=1
@@ -149,7 +155,16 @@ def resample_labels(
     """
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, not {method!r}")
-    structures = _checked_structures(labels)
+    return _resample_structures(labels, _checked_structures(labels), reference, transform, method)
+
+
+def _resample_structures(
+    labels: sitk.Image,
+    structures: list[_Structure],
+    reference: sitk.Image,
+    transform: sitk.Transform,
+    method: str,
+) -> sitk.Image:
     if method == "nearest":
         return sitk.Resample(
             labels, reference, transform, sitk.sitkNearestNeighbor, BACKGROUND, labels.GetPixelID()
@@ -179,13 +194,19 @@ def carry_labels(
     returns it): ``labels`` may be on another grid than ``scan``, but must lie in its physical space.
     Raises ``LabelError`` (no file name: callers add it).
     """
-    check_label_image(labels)
+    if method not in METHODS:
+        raise ValueError(f"method must be one of {METHODS}, not {method!r}")
+    structures = _checked_structures(labels)
     check_labels_overlap(labels, scan)
-    return resample_labels(labels, fixed, transform, method)
+    return _resample_structures(labels, structures, fixed, transform, method)
 
 
 def read_label_map(path: str) -> sitk.Image:
-    """A label map from a file (NIfTI, NRRD, MetaImage...); ``InputError`` naming the file otherwise."""
+    """A label map from a file (NIfTI, NRRD, MetaImage...); ``InputError`` naming the file otherwise.
+
+    Only what the header tells is checked here (one integer component, 3D); the values are checked
+    when the labels are carried, which reads them anyway (``LabelError``: add the file name).
+    """
     path = str(path)
     if not os.path.isfile(path):
         reason = "is a folder; a label map is one image file" if os.path.isdir(path) else "no such file"
@@ -200,10 +221,15 @@ def read_label_map(path: str) -> sitk.Image:
     if image.GetDimension() == 4 and image.GetSize()[3] == 1:
         image = image[:, :, :, 0]
     try:
-        check_label_image(image)
+        _check_label_type(image)
     except LabelError as error:
         raise InputError(path, error.reason) from None
     return image
+
+
+def label_values(labels: sitk.Image) -> list[int]:
+    """The label values present in an integer image, background (0) left out; one threaded pass."""
+    return [structure.value for structure in _structures(labels)]
 
 
 def label_dice(first: sitk.Image, second: sitk.Image, values: Optional[list[int]] = None) -> dict[int, float]:
@@ -328,11 +354,16 @@ def _structure_share(
     mask.SetOrigin(labels.TransformIndexToPhysicalPoint([part.start for part in crop[::-1]]))
     mask.SetSpacing(labels.GetSpacing())
     mask.SetDirection(labels.GetDirection())
-    target = sitk.Image([part.stop - part.start for part in region[::-1]], sitk.sitkUInt8)
-    target.SetOrigin(reference.TransformIndexToPhysicalPoint([part.start for part in region[::-1]]))
-    target.SetSpacing(reference.GetSpacing())
-    target.SetDirection(reference.GetDirection())
-    return sitk.Resample(mask, target, transform, sitk.sitkLinear, 0.0, sitk.sitkFloat32)
+    resampler = sitk.ResampleImageFilter()  # the region's grid, without allocating a reference image
+    resampler.SetSize([part.stop - part.start for part in region[::-1]])
+    resampler.SetOutputOrigin(reference.TransformIndexToPhysicalPoint([part.start for part in region[::-1]]))
+    resampler.SetOutputSpacing(reference.GetSpacing())
+    resampler.SetOutputDirection(reference.GetDirection())
+    resampler.SetTransform(transform)
+    resampler.SetInterpolator(sitk.sitkLinear)
+    resampler.SetDefaultPixelValue(0.0)
+    resampler.SetOutputPixelType(sitk.sitkFloat32)
+    return resampler.Execute(mask)
 
 
 def _index_to_physical(image: sitk.Image, indices: np.ndarray) -> np.ndarray:
@@ -342,10 +373,10 @@ def _index_to_physical(image: sitk.Image, indices: np.ndarray) -> np.ndarray:
 
 
 def _physical_to_index(image: sitk.Image, points: np.ndarray) -> np.ndarray:
+    """Physical points, one per row, to continuous (x, y, z) indices."""
     direction = np.array(image.GetDirection()).reshape(3, 3)
-    return np.linalg.solve(direction, (points - np.array(image.GetOrigin())).T).T / np.array(
-        image.GetSpacing()
-    )
+    to_index = np.linalg.inv(direction * np.array(image.GetSpacing()))
+    return (points - np.array(image.GetOrigin())) @ to_index.T
 
 
 def _extent_text(image: sitk.Image) -> str:
