@@ -121,8 +121,11 @@ def _bad_transforms(folder: Path) -> dict[str, tuple[Path, str]]:
     sitk.WriteTransform(sitk.Euler2DTransform(), str(flat))
     image = folder / "image.h5"
     image.write_bytes(b"\x89HDF\r\n\x1a\n" + b"\x00" * 64)
+    no_suffix = folder / "LICENSE"
+    no_suffix.write_text("free to use\n")
     return {
         "missing": (folder / "missing.tfm", "no such file"),
+        "no suffix": (no_suffix, "ITK reads transforms from .tfm, .txt, .h5"),
         "text": (text, "not a readable ITK transform file"),
         "empty": (empty, "file is empty"),
         "2D": (flat, "2D transform; a 3D transform is needed"),

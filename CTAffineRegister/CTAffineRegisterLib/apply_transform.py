@@ -31,7 +31,7 @@ from .imageio import (
     write_image,
 )
 from .labels import (
-    MAX_LABEL_COUNT,
+    LABELS_SUFFIX,
     LabelError,
     check_label_image,
     label_values,
@@ -42,7 +42,7 @@ from .resampling import resample_to_fixed
 from .transforms import affine_parts
 
 SCAN_SUFFIX = "_applied.nii.gz"
-LABELS_SUFFIX = "_labels.nii.gz"
+TRANSFORM_SUFFIXES = (".tfm", ".txt", ".h5", ".hdf5", ".mat")
 # Fixed-grid points (per axis) sampled to say how much of the output holds data.
 _COVERAGE_POINTS_PER_AXIS = 24
 
@@ -71,6 +71,8 @@ def read_transform(path: str) -> sitk.Transform:
     except RuntimeError as error:
         lines = [line.strip() for line in str(error).splitlines() if line.strip()]
         detail = (lines or ["unknown error"])[-1][:200]
+        if not path.lower().endswith(TRANSFORM_SUFFIXES):
+            detail = f"ITK reads transforms from {', '.join(TRANSFORM_SUFFIXES)} files"
         raise InputError(path, f"not a readable ITK transform file ({detail})") from None
     if transform.GetDimension() != 3:
         raise InputError(path, f"holds a {transform.GetDimension()}D transform; a 3D transform is needed")
@@ -233,8 +235,8 @@ def _refuse_label_like(image: sitk.Image) -> None:
     except LabelError:
         return
     raise LabelError(
-        f"looks like a label map ({image.GetPixelIDTypeAsString()}, {len(values) + 1} values at most "
-        f"{MAX_LABEL_COUNT}); carry it as labels (--labels), or store it as float to resample it as an image"
+        f"looks like a label map ({image.GetPixelIDTypeAsString()} voxels, {len(values)} structures); "
+        "carry it as labels (--labels), or store it as float to resample it as an image"
     )
 
 

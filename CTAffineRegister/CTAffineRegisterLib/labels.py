@@ -29,6 +29,8 @@ from .imageio import InputError
 from .transforms import affine_parts
 
 BACKGROUND = 0
+# A carried label map is written as <stem><LABELS_SUFFIX> (register and apply).
+LABELS_SUFFIX = "_labels.nii.gz"
 # More distinct values than this is a scan, not a label map (TotalSegmentator has 117 classes,
 # FreeSurfer's aseg about 45; a CT has thousands of values).
 MAX_LABEL_COUNT = 1000
@@ -38,16 +40,18 @@ LOWEST_HU_LIKE_VALUE = -1000
 MIN_SHARE_INSIDE_SCAN = 0.5
 METHODS = ("linear", "nearest")
 
-_LABEL_PIXEL_TYPES = {
-    sitk.sitkUInt8: "uint8",
-    sitk.sitkInt8: "int8",
-    sitk.sitkUInt16: "uint16",
-    sitk.sitkInt16: "int16",
-    sitk.sitkUInt32: "uint32",
-    sitk.sitkInt32: "int32",
-    sitk.sitkUInt64: "uint64",
-    sitk.sitkInt64: "int64",
-}
+_LABEL_PIXEL_TYPES = frozenset(
+    (
+        sitk.sitkUInt8,
+        sitk.sitkInt8,
+        sitk.sitkUInt16,
+        sitk.sitkInt16,
+        sitk.sitkUInt32,
+        sitk.sitkInt32,
+        sitk.sitkUInt64,
+        sitk.sitkInt64,
+    )
+)
 # Voxels looked at by the overlap check (every n-th along each axis): cheap on 512² label maps.
 _OVERLAP_SAMPLE = 2_000_000
 _OVERLAP_POINTS = 20_000  # labelled voxels among those whose place is checked
@@ -238,7 +242,7 @@ def label_dice(first: sitk.Image, second: sitk.Image, values: Optional[list[int]
     if a.shape != b.shape:
         raise ValueError(f"label maps have different sizes {first.GetSize()} and {second.GetSize()}")
     if values is None:
-        values = sorted((set(np.unique(a).tolist()) & set(np.unique(b).tolist())) - {BACKGROUND})
+        values = sorted(set(label_values(first)) & set(label_values(second)))
     dice = {}
     for value in values:
         in_a, in_b = a == value, b == value
