@@ -63,6 +63,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     demo.add_argument("--overwrite", action="store_true", help="replace existing outputs")
     demo.set_defaults(handler=_demo)
+    _add_apply_parser(commands)
     return parser
 
 
@@ -216,6 +217,62 @@ def _demo(arguments: argparse.Namespace) -> int:
     except (OutputExistsError, InputError) as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_USAGE
+
+
+# --- apply: resample images with an existing transform -------------------------------------------
+
+
+def _add_apply_parser(commands) -> None:
+    apply = commands.add_parser(
+        "apply", help="put scans or label maps on the fixed grid with an existing transform file"
+    )
+    apply.add_argument("--fixed", required=True, metavar="PATH", help="the scan whose grid the outputs take")
+    apply.add_argument(
+        "--transform",
+        required=True,
+        metavar="FILE",
+        help="ITK transform (.tfm, .txt, .h5) mapping fixed points to input points, as register writes it",
+    )
+    apply.add_argument("--input", required=True, nargs="+", metavar="PATH", help="images to resample")
+    apply.add_argument("--out", required=True, metavar="DIR", help="output folder")
+    apply.add_argument(
+        "--labels", action="store_true", help="the inputs are label maps: label interpolation, values kept"
+    )
+    apply.add_argument(
+        "--fill", type=float, default=None, help="value for output voxels without data (default: input air)"
+    )
+    apply.add_argument("--interpolator", choices=("linear", "bspline"), default=None)
+    apply.add_argument("--overwrite", action="store_true", help="replace existing outputs")
+    apply.set_defaults(handler=_apply)
+
+
+def _apply(arguments: argparse.Namespace) -> int:
+    from .apply_transform import apply_files, describe_result
+
+    if arguments.labels and (arguments.fill is not None or arguments.interpolator is not None):
+        print(
+            "error: --fill and --interpolator are for scans; label maps get label interpolation",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
+    try:
+        results = apply_files(
+            arguments.fixed,
+            arguments.transform,
+            arguments.input,
+            arguments.out,
+            labels=arguments.labels,
+            overwrite=arguments.overwrite,
+            fill=arguments.fill,
+            interpolator=arguments.interpolator or "linear",
+            on_result=lambda result: print(
+                describe_result(result), file=sys.stdout if result["status"] == "ok" else sys.stderr
+            ),
+        )
+    except InputError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    return EXIT_OK if all(result["status"] == "ok" for result in results) else EXIT_FAILED
 
 
 if __name__ == "__main__":

@@ -24,25 +24,42 @@ from .transforms import affine_about
 _ELASTIX_LINEAR = ("AffineTransform", "EulerTransform", "SimilarityTransform", "TranslationTransform")
 
 
-def read_transform(path: str) -> sitk.AffineTransform:
-    """A linear fixed→moving transform from an ITK transform file or an elastix parameter file."""
+# Files SimpleITK reads transforms from; named in the message when another file cannot be read.
+TRANSFORM_SUFFIXES = (".tfm", ".txt", ".h5", ".hdf5", ".mat")
+
+
+def read_any_transform(path: str) -> sitk.Transform:
+    """Any 3D fixed→moving transform, non-linear ones included (``apply`` resamples with them)."""
     path = str(path)
     if not os.path.isfile(path):
-        raise InputError(path, "no such transform file" if not os.path.exists(path) else "is not a file")
+        reason = "is a folder; a transform is one file" if os.path.isdir(path) else "no such file"
+        raise InputError(path, reason)
     if not os.access(path, os.R_OK):
         raise InputError(path, "permission denied")
+    if os.path.getsize(path) == 0:
+        raise InputError(path, "file is empty")
     if _looks_like_elastix(path):
         return _read_elastix(path, seen=())
     try:
         transform = sitk.ReadTransform(path)
     except RuntimeError as error:
-        raise InputError(path, f"not a transform file SimpleITK can read ({_last_line(error)})") from None
-    return _as_linear(transform, path)
+        detail = _last_line(error)
+        if not path.lower().endswith(TRANSFORM_SUFFIXES):
+            detail = (
+                f"transforms are read from {', '.join(TRANSFORM_SUFFIXES)} files and elastix parameter files"
+            )
+        raise InputError(path, f"not a readable transform file ({detail})") from None
+    if transform.GetDimension() != 3:
+        raise InputError(path, f"holds a {transform.GetDimension()}D transform; a 3D transform is needed")
+    return transform
+
+
+def read_transform(path: str) -> sitk.AffineTransform:
+    """A linear fixed→moving transform, as one affine: what the verdict can judge."""
+    return _as_linear(read_any_transform(path), str(path))
 
 
 def _as_linear(transform: sitk.Transform, path: str) -> sitk.AffineTransform:
-    if transform.GetDimension() != 3:
-        raise InputError(path, f"holds a {transform.GetDimension()}D transform; a 3D one is needed")
     if not transform.IsLinear():
         name = transform.GetName()
         raise InputError(
