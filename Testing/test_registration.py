@@ -15,14 +15,21 @@ from CTAffineRegisterLib import synthetic
 from CTAffineRegisterLib.accuracy import ring_voxels, target_registration_error
 from CTAffineRegisterLib.background import analyze_background
 from CTAffineRegisterLib.imageio import read_image
+from CTAffineRegisterLib.pyramid import as_mask, resample_mask
 from CTAffineRegisterLib.registration import (
     ProgressEvent,
     RegistrationCancelled,
     RegistrationError,
     RegistrationOptions,
+    _metric_region,
+    _Outcome,
+    _pyramids,
+    _Runner,
+    _Step,
     register_images,
 )
 from CTAffineRegisterLib.resampling import resample_to_fixed
+from CTAffineRegisterLib.transforms import mapping_key
 
 # A smaller patient on 96×96×64 grids keeps each registration around a second.
 SMALL = dict(
@@ -359,3 +366,105 @@ def test_analysis_of_another_image_is_refused_with_a_clear_message(small_case):
 def test_unknown_transform_type_is_refused():
     with pytest.raises(ValueError, match="transform"):
         RegistrationOptions(transform="bspline")
+
+
+@pytest.mark.parametrize(
+    "seed, field_of_view",
+    [
+        (3, {"moving_fov_radius_mm": 75.0}),  # moving FOV cuts the body
+        (
+            1,
+            {"fixed_fov_radius_mm": 75.0, "fixed_padding": -3024, "moving_padding": None},
+        ),  # fixed FOV cuts it
+    ],
+)
+def test_a_field_of_view_that_cuts_through_the_body_registers_accurately(seed, field_of_view):
+    """The metric must sample real data only on both sides: air written over the cut-off body (the
+    padding replaced) would otherwise pull the result (1.1-5 mm off when the moving side is not masked)."""
+    case = _case(synthetic.make_pair(seed, **SMALL, **field_of_view))
+    _check_registration(case, max_tre_mm=0.7)
+
+
+def test_a_moving_scan_covering_half_the_fixed_one_along_the_body_axis_registers_accurately():
+    pair = synthetic.make_pair(
+        8,
+        **{**SMALL, "max_translation_mm": 10.0},
+        moving_size=(86, 86, 28),
+        moving_offset_mm=(0.0, 0.0, 70.0),
+    )
+    moving_extent = pair.moving.GetSize()[2] * pair.moving.GetSpacing()[2]
+    fixed_extent = pair.fixed.GetSize()[2] * pair.fixed.GetSpacing()[2]
+    assert moving_extent < 0.55 * fixed_extent
+    inside = _points_inside(pair.moving, pair.true_transform, pair.body_points)
+    pair = dataclasses.replace(pair, body_points=pair.body_points[inside])  # where the answer is defined
+    _check_registration(_case(pair))
+
+
+def _points_inside(image: sitk.Image, transform: sitk.Transform, points: np.ndarray) -> np.ndarray:
+    size = np.array(image.GetSize())
+    flags = []
+    for point in points:
+        index = np.array(
+            image.TransformPhysicalPointToContinuousIndex(transform.TransformPoint(tuple(point)))
+        )
+        flags.append(bool(np.all(index >= 2) and np.all(index <= size - 3)))
+    return np.array(flags)
+
+
+def test_the_metric_region_lies_inside_the_fixed_scans_real_data():
+    pair = synthetic.make_pair(1, **SMALL, fixed_fov_radius_mm=75.0, fixed_padding=-3024, moving_padding=None)
+    analysis = analyze_background(pair.fixed)
+    valid = as_mask(analysis.valid_mask)
+    region = _metric_region(analysis, valid, RegistrationOptions())
+    grid_valid = sitk.GetArrayViewFromImage(resample_mask(valid, region, sitk.Transform())) > 0
+    region_array = sitk.GetArrayViewFromImage(region) > 0
+    assert region_array.any() and not (region_array & ~grid_valid).any()
+    body = sitk.GetArrayViewFromImage(resample_mask(analysis.body_mask, region, sitk.Transform())) > 0
+    assert (body & ~grid_valid).any()  # the body goes on outside the FOV: the limit is needed here
+
+
+def test_a_stage_that_makes_the_coarse_metric_worse_is_undone(small_case):
+    """A runaway stage (here: one that jumps 40 mm) is reverted, and the run goes on from before it."""
+    fixed_levels, moving_levels, _ = _pyramids(
+        small_case.pair.fixed,
+        small_case.pair.moving,
+        small_case.fixed_analysis,
+        small_case.moving_analysis,
+        RegistrationOptions(),
+    )
+    runner = _Runner(fixed_levels, moving_levels, RegistrationOptions(), None, None, 1)
+    start = sitk.AffineTransform(small_case.pair.true_transform)
+
+    def runaway(transform, step, step_scale, points, seed, *rest):
+        jumped = sitk.AffineTransform(transform)
+        jumped.SetTranslation(np.add(jumped.GetTranslation(), (40.0, 0.0, 0.0)).tolist())
+        return _Outcome(jumped, -0.1, "ran away")
+
+    runner._optimize = runaway
+    result = runner.run(start, _Step("affine", 0, "refine"))
+    assert runner.stages[-1].reverted and "reverted" in runner.stages[-1].stop_reason
+    assert mapping_key(result) == mapping_key(start)
+
+
+def test_a_chest_cut_to_its_upper_part_registers_onto_another_patients_whole_chest():
+    """Scans of two datasets differ in coverage and in z origin (here by 400 mm): the initial search
+    along the body axis must reach past both. Judged by the expert lung contours of both patients."""
+    folder = shared_sample("nsclc_radiomics")
+    fixed = read_image(str(folder / "LUNG1-001_ct.nii.gz")).image
+    fixed_labels = sitk.ReadImage(str(folder / "LUNG1-001_labels.nii.gz"))
+    moving_full = read_image(str(folder / "LUNG1-003_ct.nii.gz")).image
+    moving_labels = sitk.ReadImage(str(folder / "LUNG1-003_labels.nii.gz"))
+    first = int(moving_full.GetSize()[2] * 0.4)
+    moving, moving_labels = moving_full[:, :, first:], moving_labels[:, :, first:]
+    result = register_images(fixed, moving, analyze_background(fixed), analyze_background(moving))
+    mapped = sitk.Resample(moving_labels, fixed_labels, result.transform, sitk.sitkNearestNeighbor, 0)
+    covered = sitk.Image(moving_labels.GetSize(), sitk.sitkUInt8) + 1
+    covered.CopyInformation(moving_labels)
+    covered = sitk.Resample(covered, fixed_labels, result.transform, sitk.sitkNearestNeighbor, 0)
+    inside = sitk.GetArrayViewFromImage(covered) > 0  # the cut-off lung bases are compared nowhere
+    for label in (1, 2):  # left and right lung
+        a = (sitk.GetArrayViewFromImage(fixed_labels) == label) & inside
+        b = (sitk.GetArrayViewFromImage(mapped) == label) & inside
+        dice = 2.0 * np.count_nonzero(a & b) / (np.count_nonzero(a) + np.count_nonzero(b))
+        assert dice > 0.7, f"lung {label}: Dice {dice:.2f}"
+    assert result.quality["verdict"] == "ok", result.quality

@@ -100,6 +100,7 @@ def same_patient_cases(quick: bool):
     cases = [
         ("phantom", lambda: synthetic.make_pair(5)),
         ("phantom, -3024 in both", lambda: synthetic.make_pair(6, fixed_padding=-3024)),
+        ("phantom, moving FOV cuts the body", lambda: synthetic.make_pair(7, moving_fov_radius_mm=110.0)),
     ]
     real = {
         "torso": "totalsegmentator/example_ct.nii.gz",
@@ -218,15 +219,14 @@ def different_patients(quick: bool, rows: list) -> None:
         for name, p in paths.items()
     }
     top = lambda image, share: image[:, :, int(image.GetSize()[2] * share) :]  # noqa: E731
-    scans["LUNG1-001 upper 65%"] = tuple(top(image, 0.35) for image in scans["LUNG1-001"])
-    scans["LUNG1-003 upper 60%"] = tuple(top(image, 0.4) for image in scans["LUNG1-003"])
     pairs = [("LUNG1-003", "LUNG1-001"), ("LUNG1-001", "LUNG1-003")]
-    if not quick:
-        pairs += [
-            ("LUNG1-001 upper 65%", "LUNG1-003"),
-            ("LUNG1-003", "LUNG1-001 upper 65%"),
-            ("LUNG1-003 upper 60%", "LUNG1-001"),
-        ]
+    for share in (0.3, 0.4, 0.5):  # scans of different coverage: the upper part of one chest
+        for name in ("LUNG1-001", "LUNG1-003"):
+            cut = f"{name} upper {100 - int(share * 100)}%"
+            scans[cut] = tuple(top(image, share) for image in scans[name])
+            other = "LUNG1-003" if name == "LUNG1-001" else "LUNG1-001"
+            if not quick:
+                pairs += [(cut, other), (other, cut)]
     for moving_name, fixed_name in pairs:
         (moving, moving_labels), (fixed, fixed_labels) = scans[moving_name], scans[fixed_name]
         judge = Judge(fixed, moving)
@@ -297,8 +297,14 @@ def different_regions(rows: list) -> None:
 
 
 def _label_dice(fixed_labels, moving_labels, transform) -> dict:
+    """Dice of the expert contours, where the moving scan has data (a cut scan lacks the rest)."""
     mapped = sitk.Resample(moving_labels, fixed_labels, transform, sitk.sitkNearestNeighbor, 0)
-    fixed, moving = sitk.GetArrayViewFromImage(fixed_labels), sitk.GetArrayViewFromImage(mapped)
+    covered = sitk.Image(moving_labels.GetSize(), sitk.sitkUInt8) + 1
+    covered.CopyInformation(moving_labels)
+    covered = sitk.Resample(covered, fixed_labels, transform, sitk.sitkNearestNeighbor, 0)
+    inside = sitk.GetArrayViewFromImage(covered) > 0
+    fixed = np.where(inside, sitk.GetArrayViewFromImage(fixed_labels), 0)
+    moving = sitk.GetArrayViewFromImage(mapped)
     names = {1: "lung L", 2: "lung R", 3: "cord"}
     dice = {}
     for label, name in names.items():
