@@ -37,7 +37,7 @@ from CTAffineRegisterLib.accuracy import target_registration_error
 from CTAffineRegisterLib.background import analyze_background
 from CTAffineRegisterLib.imageio import read_image
 from CTAffineRegisterLib.pipeline import register_pair
-from CTAffineRegisterLib.registration import build_pyramids
+from CTAffineRegisterLib.registration import RegistrationError, build_pyramids
 from CTAffineRegisterLib.transforms import affine_parts
 
 SHARED = Path(os.environ.get("CTAR_SHARED_DATA", Path(__file__).resolve().parents[3] / "shared" / "data"))
@@ -280,20 +280,17 @@ def different_regions(rows: list) -> None:
         "chest onto abdomen": (abdomen, chest),
     }.items():
         judge = Judge(fixed, moving)
-        result = register_pair(
-            fixed, moving, fixed_analysis=judge.fixed_analysis, moving_analysis=judge.moving_analysis
-        )
-        rows.append(
-            _row(
-                "different regions",
-                name,
-                "registered",
-                "different region",
-                None,
-                judge(result.transform),
-                0.0,
+        try:
+            result = register_pair(
+                fixed, moving, fixed_analysis=judge.fixed_analysis, moving_analysis=judge.moving_analysis
             )
-        )
+        except RegistrationError as error:  # refusing is a right answer here
+            rows.append(
+                {"group": "different regions", "case": name, "label": "registered", "refused": str(error)}
+            )
+            continue
+        quality = judge(result.transform)
+        rows.append(_row("different regions", name, "registered", "different region", None, quality, 0.0))
 
 
 def _label_dice(fixed_labels, moving_labels, transform) -> dict:
