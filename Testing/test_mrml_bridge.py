@@ -454,3 +454,25 @@ def test_console_entry_is_exported_by_the_package():
     from CTAffineRegisterLib import register_volume_nodes
 
     assert register_volume_nodes is mrml_bridge.register_volume_nodes
+
+
+def test_register_volume_nodes_in_a_thread_leaves_the_global_thread_count_alone(scene, pair):
+    """In Slicer, ITK's global default is shared with every module: a run must never change it."""
+    fixed = mrml_bridge.add_volume_node_from_image(scene, pair.fixed, "A")
+    moving = mrml_bridge.add_volume_node_from_image(scene, pair.moving, "B")
+    previous = sitk.ProcessObject.GetGlobalDefaultNumberOfThreads()
+    sitk.ProcessObject.SetGlobalDefaultNumberOfThreads(3)
+    seen, results = set(), []
+    try:
+        worker = threading.Thread(
+            target=lambda: results.extend(mrml_bridge.register_volume_nodes(fixed, [moving]))
+        )
+        worker.start()
+        while worker.is_alive():
+            seen.add(sitk.ProcessObject.GetGlobalDefaultNumberOfThreads())
+            worker.join(0.002)
+        seen.add(sitk.ProcessObject.GetGlobalDefaultNumberOfThreads())
+    finally:
+        sitk.ProcessObject.SetGlobalDefaultNumberOfThreads(previous)
+    assert [result.status for result in results] == ["ok"]
+    assert seen == {3}
