@@ -646,12 +646,19 @@ class _Runner:
         reg.AddCommand(sitk.sitkIterationEvent, on_iteration)
         try:
             reg.Execute(fixed_level.image, moving_level.image)
+            outcome = _Outcome(transform, reg.GetMetricValue(), reg.GetOptimizerStopConditionDescription())
         except RuntimeError as error:
             raise RegistrationError(_explain(error, step.stage, step.level)) from None
+        finally:
+            # The method owns the command, the command holds on_iteration, and on_iteration holds the
+            # method and this runner (with every pyramid image): a cycle through C++ that Python's
+            # garbage collector cannot see. Removing the command breaks it; without this, each
+            # registration kept about five volumes' worth of memory until the process ended.
+            reg.RemoveAllCommands()
         if cancelled:
             where = f"{step.stage} stage, level {step.level}"
             raise RegistrationCancelled(f"registration cancelled during {where}")
-        return _Outcome(transform, reg.GetMetricValue(), reg.GetOptimizerStopConditionDescription())
+        return outcome
 
     def _guard_metric(self, transform) -> Optional[float]:
         """Dense metric on the coarsest level (None if nothing overlaps): a cheap, smooth referee.
