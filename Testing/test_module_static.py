@@ -7,11 +7,13 @@ The batch script is run with plain Python, the way a test can run it without Sli
 from __future__ import annotations
 
 import ast
+import json
 import re
 import subprocess
 import sys
 import xml.etree.ElementTree as ElementTree
 from pathlib import Path
+from typing import Optional
 
 import pytest
 import SimpleITK as sitk
@@ -283,14 +285,14 @@ def test_module_uses_only_widgets_the_ui_has():
 # Batch script, with plain Python
 
 
-def test_batch_arguments_force_one_job_only_inside_slicer():
+def test_batch_arguments_force_one_job_only_when_workers_cannot_start():
     from CTAffineRegisterLib.slicer_batch import cli_arguments
 
     argv = ["--fixed", "a.nrrd", "--moving", "b.nrrd", "--out", "o"]
-    assert cli_arguments(argv, inside_slicer=True) == ["register", *argv, "--jobs", "1"]
-    assert cli_arguments(argv, inside_slicer=False) == ["register", *argv]
-    assert cli_arguments([*argv, "--jobs", "3"], inside_slicer=True) == ["register", *argv, "--jobs", "3"]
-    assert cli_arguments([*argv, "--jobs=2"], inside_slicer=True)[-1] == "--jobs=2"
+    assert cli_arguments(argv, serial=True) == ["register", *argv, "--jobs", "1"]
+    assert cli_arguments(argv, serial=False) == ["register", *argv]
+    assert cli_arguments([*argv, "--jobs", "3"], serial=True) == ["register", *argv, "--jobs", "3"]
+    assert cli_arguments([*argv, "--jobs=2"], serial=True)[-1] == "--jobs=2"
 
 
 @pytest.fixture(scope="module")
@@ -337,3 +339,83 @@ def test_batch_script_passes_on_the_cli_exit_status(small_pair_files):
     assert missing.returncode == 2 and "absent.nrrd" in missing.stderr
     usage = _run_batch("--no-such-option")
     assert usage.returncode == 2 and "usage" in usage.stderr
+
+
+# The script as Slicer runs it (Testing/slicer_script_host.py: sys.executable becomes a PythonSlicer
+# launcher after start-up, slicer.util.exit ends the application, which otherwise stays up).
+
+HOST = ROOT / "Testing" / "slicer_script_host.py"
+
+
+def _launcher(folder: Path, works: bool = True) -> Path:
+    """A stand-in for PythonSlicer: like CTK's launcher it runs the interpreter as a child process
+    (inherited pipes must survive one more hop), and it logs every start."""
+    launcher = folder / ("PythonSlicer" if works else "BrokenPythonSlicer")
+    body = f'"{sys.executable}" "$@"' if works else "exit 3"
+    launcher.write_text(f'#!/bin/sh\necho "$*" >> "{folder}/launches.log"\n{body}\n', encoding="utf-8")
+    launcher.chmod(0o755)
+    return launcher
+
+
+def _run_in_slicer(
+    *arguments: str, launcher: Optional[Path] = None, host_options=()
+) -> subprocess.CompletedProcess:
+    command = [sys.executable, str(HOST), *host_options]
+    if launcher is not None:
+        command += ["--launcher", str(launcher)]
+    return subprocess.run(
+        [*command, str(BATCH_SCRIPT), *arguments], capture_output=True, text=True, cwd=str(ROOT), timeout=300
+    )
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="the launcher stand-in is a shell script")
+def test_batch_script_ends_slicer_with_one_error_line_when_the_package_cannot_load(small_pair_files):
+    done = _run_in_slicer(
+        "--fixed", str(small_pair_files / "fixed.nrrd"), "--moving", "m", "--out", "o",
+        host_options=["--block-import", "SimpleITK", "--stay-up", "120"],
+    )  # fmt: skip
+    assert done.returncode == 1, (done.returncode, done.stderr)  # 99 would mean Slicer stayed up
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: cannot load CTAffineRegisterLib"), lines
+    assert "SimpleITK" in lines[0]
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="the launcher stand-in is a shell script")
+def test_batch_script_in_slicer_starts_workers_through_python_slicer(small_pair_files, tmp_path):
+    launcher = _launcher(tmp_path)
+    out = tmp_path / "out"
+    moving = str(small_pair_files / "moving.nii.gz")
+    done = _run_in_slicer(
+        "--fixed", str(small_pair_files / "fixed.nrrd"), "--moving", moving, moving,
+        "--out", str(out), "--jobs", "2", "--quiet",
+        launcher=launcher, host_options=["--import-spawn-early"],  # spawn read sys.executable too soon
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    report = json.loads((out / "report.json").read_text(encoding="utf-8"))
+    assert report["settings"]["jobs"] == 2 and [case["status"] for case in report["cases"]] == ["ok", "ok"]
+    starts = (tmp_path / "launches.log").read_text(encoding="utf-8").splitlines()
+    workers = [line for line in starts if "spawn_main" in line]
+    assert len(workers) == 3, starts  # the probe and the two workers, all through the launcher
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="the launcher stand-in is a shell script")
+def test_batch_script_in_slicer_runs_cases_one_at_a_time_when_workers_cannot_start(
+    small_pair_files, tmp_path
+):
+    out = tmp_path / "out"
+    done = _run_in_slicer(
+        "--fixed", str(small_pair_files / "fixed.nrrd"), "--moving", str(small_pair_files / "moving.nii.gz"),
+        "--out", str(out), "--quiet",
+        launcher=_launcher(tmp_path, works=False),
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "note: cases run one at a time: a worker process started with" in done.stderr
+    report = json.loads((out / "report.json").read_text(encoding="utf-8"))
+    assert report["settings"]["jobs"] == 1 and report["cases"][0]["status"] == "ok"
+
+
+def test_batch_script_in_slicer_shows_the_tool_help_and_exits(tmp_path):
+    done = _run_in_slicer("--help", launcher=_launcher(tmp_path))
+    assert done.returncode == 0, done.stderr
+    assert "usage: ct-affine-register register" in done.stdout and "--fixed" in done.stdout
+    assert not (tmp_path / "launches.log").exists()  # no worker probe for a help text
