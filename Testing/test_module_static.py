@@ -193,6 +193,13 @@ def _parameters() -> dict[str, str]:
     }
 
 
+def _functions(path: Path, class_name: str) -> dict[str, ast.FunctionDef]:
+    """The methods of a class of a file, by name."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    (cls,) = [node for node in tree.body if isinstance(node, ast.ClassDef) and node.name == class_name]
+    return {node.name: node for node in cls.body if isinstance(node, ast.FunctionDef)}
+
+
 def _kind(annotation: str) -> str:
     if annotation.startswith("list["):
         return "list"
@@ -229,15 +236,22 @@ def test_every_binding_names_a_parameter_of_a_connectable_type():
         )
 
 
-def test_every_scalar_parameter_has_a_widget_and_the_list_is_bound_by_hand():
+def test_scalar_parameters_are_bound_by_the_wrapper_and_node_parameters_by_hand():
+    """Node selectors rebuild their rows on scene import: the widget binds them itself, with a guard."""
     parameters = _parameters()
     bound = set(_bindings())
-    scalar = {name for name, annotation in parameters.items() if _kind(annotation) != "list"}
-    assert scalar == bound
+    by_hand = {name for name, annotation in parameters.items() if _kind(annotation) in ("node", "list")}
+    assert by_hand == {"fixedVolume", "movingVolumes"}
+    assert set(parameters) - by_hand == bound
     source = MODULE_FILE.read_text(encoding="utf-8")
-    for name, annotation in parameters.items():
-        if _kind(annotation) == "list":
-            assert f"_parameterNode.{name} =" in source and "checkedNodes()" in source
+    for name in by_hand:
+        assert f"self._parameterNode.{name} = " in source
+    assert "checkedNodes()" in source and "currentNodeChanged(vtkMRMLNode*)" in source
+    handlers = _functions(MODULE_FILE, "CTAffineRegisterWidget")
+    for handler in ("onFixedVolumeSelected", "onMovingVolumesChecked"):
+        assert "self._takesSelectorChanges()" in ast.unparse(handlers[handler].body[0].test)
+    guard = ast.unparse(handlers["_takesSelectorChanges"])
+    assert "self._sceneWatch.busy" in guard and "self.parent.isEntered" in guard
 
 
 def test_no_dynamic_property_other_than_slicer_parameter_name():
@@ -273,6 +287,23 @@ def test_mrml_widgets_get_the_scene():
     }
     mrml = {widget.get("name") for widget in _ui_widgets()[1:] if widget.get("class").startswith("qMRML")}
     assert mrml and mrml == wired
+
+
+# slicer.util functions read in Base/Python/slicer/util.py at tags v5.8.0 and v5.10.0 (add a name
+# only after checking it exists in both).
+SLICER_UTIL_5_8_AND_5_10 = {
+    "RenderBlocker", "addVolumeFromArray", "arrayFromVolume", "arrayFromVolumeModified",
+    "childWidgetVariables", "errorDisplay", "exit", "getModuleWidget", "loadScene", "loadUI",
+    "mainWindow", "saveScene", "selectModule", "setSliceViewerLayers", "tryWithErrorDisplay",
+    "updateVolumeFromArray", "VTKObservationMixin", "WaitCursor", "NodeModify",
+}  # fmt: skip
+
+
+def test_module_and_bridge_use_only_slicer_util_functions_of_slicer_5_8_and_5_10():
+    used = set()
+    for path in [MODULE_FILE, *LIB_DIR.glob("*.py")]:
+        used |= set(re.findall(r"slicer\.util\.(\w+)", path.read_text(encoding="utf-8")))
+    assert used and used <= SLICER_UTIL_5_8_AND_5_10, sorted(used - SLICER_UTIL_5_8_AND_5_10)
 
 
 def test_module_uses_only_widgets_the_ui_has():

@@ -24,7 +24,7 @@ except ImportError as error:  # slicer-core has wheels for CPython 3.10-3.13 onl
         allow_module_level=True,
     )
 
-from CTAffineRegisterLib import mrml_bridge, synthetic
+from CTAffineRegisterLib import mrml_bridge, synthetic, volume_findings
 from CTAffineRegisterLib.mrml_bridge import VolumeNodeError
 
 FLIP = np.diag([-1.0, -1.0, 1.0])
@@ -365,10 +365,10 @@ def test_detected_line_names_the_padding_that_gets_replaced(scene, pair):
     assert fixed_findings["kind"] == "air-background"
     assert moving_findings["padding_value"] == -3024
 
-    line = mrml_bridge.detected_line(("A", fixed_findings), [("B", moving_findings)])
+    line = volume_findings.detected_line(("A", fixed_findings), [("B", moving_findings)])
     air = fixed_findings["air_value"]
     assert line == f"fixed: air {air:g}; moving: FOV padding -3024 → replaced"
-    several = mrml_bridge.detected_line(None, [("B", moving_findings), ("A", fixed_findings)])
+    several = volume_findings.detected_line(None, [("B", moving_findings), ("A", fixed_findings)])
     assert several == f"B: FOV padding -3024 → replaced; A: air {air:g}"
 
 

@@ -271,39 +271,13 @@ def remove_nodes(scene, nodes: Sequence) -> None:
 
 
 # ---------------------------------------------------------------------------------------------
-# What the panel says it detected
+# Background findings of a node
 
 
 def analyze_volume_node(volume_node) -> dict:
-    """Background findings of a volume (``pipeline.analyze``): kind, summary, padding_value, air_value."""
+    """Background findings of a volume (``pipeline.analyze``): kind, summary, padding_value, air_value.
+    Runs here and now; the panel uses ``volume_findings`` to keep it off the GUI thread."""
     return pipeline.analyze(image_from_volume_node(volume_node))
-
-
-def describe_findings(findings: dict, role: str = "moving") -> str:
-    """A few words on one volume's background; padding of a moving volume is what gets replaced."""
-    kind = findings.get("kind")
-    padding = findings.get("padding_value")
-    if kind == "fov-padding" and padding is not None:
-        fate = "replaced" if role == "moving" else "ignored by the metric"
-        return f"FOV padding {padding:g} → {fate}"
-    if kind == "fov-padding-equals-air" and padding is not None:
-        return f"FOV padding {padding:g} (equals air, kept)"
-    if kind == "air-background":
-        return f"air {findings.get('air_value', 0):g}"
-    if kind == "no-background":
-        return "no background (cropped)"
-    return str(findings.get("summary") or kind or "unknown")
-
-
-def detected_line(fixed: Optional[tuple[str, dict]], moving: Sequence[tuple[str, dict]]) -> str:
-    """The panel's "detected" line, e.g. "fixed: air -1024; CT B: FOV padding -3024 → replaced"."""
-    parts = []
-    if fixed is not None:
-        parts.append(f"fixed: {describe_findings(fixed[1], 'fixed')}")
-    label = "moving" if len(moving) == 1 else None
-    for name, findings in moving:
-        parts.append(f"{label or name}: {describe_findings(findings, 'moving')}")
-    return "; ".join(parts)
 
 
 # ---------------------------------------------------------------------------------------------
