@@ -50,14 +50,14 @@ class CTAffineRegister(ScriptedLoadableModule):
         self.parent.title = _("CT Affine Register")
         self.parent.categories = [translate("qSlicerAbstractCoreModule", "Registration")]
         self.parent.dependencies = []
-        self.parent.contributors = ["CTAffineRegister team"]
+        self.parent.contributors = ["CTAffineRegister Maintainers (CTAffineRegister project)"]
         self.parent.helpText = _("""
 Many CT scanners fill the region outside the circular reconstruction field of view with a constant
 such as -3024 or -2048 that lies inside the image, so ordinary registration aligns that edge and
 resampling smears it into gray rings. This module detects the padding, keeps it out of the similarity
 metric, registers each moving CT affinely (or rigidly) to the fixed CT and resamples it onto the fixed
 grid with the padding replaced by air.
-See the <a href="https://github.com/ctaffineregister/CTAffineRegister">project page</a>.
+See the <a href="https://github.com/ctaffineregister/SlicerCTAffineRegister">project page</a>.
 """)
         self.parent.acknowledgementText = _("""
 Developed by the CTAffineRegister team. Registration uses SimpleITK; the module layout follows the

@@ -141,6 +141,20 @@ def test_module_cmake_builds_resources_and_tests():
     )
 
 
+HOMEPAGE = "https://github.com/ctaffineregister/SlicerCTAffineRegister"
+RAW = "https://raw.githubusercontent.com/ctaffineregister/SlicerCTAffineRegister/main/"
+# Keys of Slicer's extension catalog entry schema v1.0.1 (Schemas/ in Slicer/Slicer) and their types.
+CATALOG_ENTRY_KEYS = {
+    "$schema": str, "category": str, "scm_url": str, "scm_revision": str, "scm_type": str,
+    "build_dependencies": list, "build_subdirectory": str, "enabled": bool, "tier": int,
+}  # fmt: skip
+
+
+def _extension_metadata() -> dict:
+    text = (ROOT / "CMakeLists.txt").read_text(encoding="utf-8")
+    return dict(re.findall(r'set\((EXTENSION_\w+)\s+"([^"]*)"\)', text))
+
+
 def test_extension_cmake_has_metadata_and_real_urls():
     text = (ROOT / "CMakeLists.txt").read_text(encoding="utf-8")
     for line in (
@@ -151,18 +165,51 @@ def test_extension_cmake_has_metadata_and_real_urls():
         "include(${Slicer_EXTENSION_CPACK})",
     ):
         assert line in text
-    metadata = dict(re.findall(r'set\((EXTENSION_\w+)\s+"([^"]*)"\)', text))
+    metadata = _extension_metadata()
     assert metadata["EXTENSION_CATEGORY"] == "Registration"
-    assert metadata["EXTENSION_CONTRIBUTORS"] == "CTAffineRegister team"
-    assert metadata["EXTENSION_HOMEPAGE"] == "https://github.com/ctaffineregister/CTAffineRegister"
+    assert metadata["EXTENSION_HOMEPAGE"] == HOMEPAGE
     assert metadata["EXTENSION_DESCRIPTION"] and metadata["EXTENSION_DEPENDS"] == "NA"
-    raw = "https://raw.githubusercontent.com/ctaffineregister/CTAffineRegister/main/"
+    # the index's check_cmakelists_content reads the screenshot list this way: no space before ")"
+    assert re.search(r'set\s*\(EXTENSION_SCREENSHOTURLS\s*"([^"]+)"\)', text)
     for key in ("EXTENSION_ICONURL", "EXTENSION_SCREENSHOTURLS"):
         for url in metadata[key].split():
-            assert url.startswith(raw), url
-            assert (ROOT / url[len(raw) :]).is_file(), f"{key} points at a file the repository lacks: {url}"
-    icon = sitk.ReadImage(str(ROOT / metadata["EXTENSION_ICONURL"][len(raw) :]))
+            assert url.startswith(RAW), url
+            assert (ROOT / url[len(RAW) :]).is_file(), f"{key} points at a file the repository lacks: {url}"
+    icon = sitk.ReadImage(str(ROOT / metadata["EXTENSION_ICONURL"][len(RAW) :]))
     assert icon.GetSize() == (128, 128)
+    screenshot = sitk.ReadImage(str(ROOT / metadata["EXTENSION_SCREENSHOTURLS"].split()[0][len(RAW) :]))
+    assert screenshot.GetSize()[0] >= 800  # the panel next to the views, readable
+
+
+def test_contributors_are_listed_as_firstname_lastname_organization():
+    contributors = _extension_metadata()["EXTENSION_CONTRIBUTORS"]
+    people = [person.strip() for person in contributors.split(",")]
+    assert people and all(
+        re.fullmatch(r"[A-Z][\w.'-]* (?:[\w.'-]+ )*[A-Z][\w.'-]* \([^()]+\)", p) for p in people
+    )
+    module = MODULE_FILE.read_text(encoding="utf-8")
+    assert f"self.parent.contributors = {people!r}".replace("'", '"') in module
+    assert HOMEPAGE in module
+
+
+def test_extension_index_entry_matches_the_extension():
+    entry_file = ROOT / "CTAffineRegister.json"
+    raw = entry_file.read_bytes()
+    assert b"\r" not in raw  # the index wants LF line endings
+    entry = json.loads(raw)
+    assert entry["$schema"].endswith("/Schemas/slicer-extension-catalog-entry-schema-v1.0.1.json#")
+    assert {"$schema", "category", "scm_url"} <= set(entry) <= set(CATALOG_ENTRY_KEYS)
+    for key, value in entry.items():
+        assert isinstance(value, CATALOG_ENTRY_KEYS[key]), key
+    text = (ROOT / "CMakeLists.txt").read_text(encoding="utf-8")
+    assert re.search(r"project\s*\(\s*([^\s)]+)", text).group(1) == entry_file.stem  # the index compares them
+    assert not entry_file.stem.lower().startswith("slicer")
+    assert entry["category"] == _extension_metadata()["EXTENSION_CATEGORY"]
+    assert entry["scm_url"] == HOMEPAGE + ".git"
+    repository = entry["scm_url"].rstrip("/").split("/")[-1].removesuffix(".git")
+    assert repository.startswith("Slicer")  # check_git_repository_name in Slicer/ExtensionsIndex
+    assert entry["build_dependencies"] == [] and _extension_metadata()["EXTENSION_DEPENDS"] == "NA"
+    assert entry["scm_revision"] and 1 <= entry.get("tier", 1) <= 5
 
 
 def test_module_icon_is_128_pixels():
