@@ -118,6 +118,38 @@ def test_scene_import_is_busy_until_the_selectors_have_rebuilt(saved_scene):
     watch.release()
 
 
+def test_scene_bundle_import_settles_with_the_imported_volumes(tmp_path):
+    """Slicer's loadScene of a .mrb into a scene with nodes: ReadFromMRB(file, clear=False), an import."""
+    scene = slicer.vtkMRMLScene()
+    scene.SetRootDirectory(str(tmp_path))
+    cache = slicer.vtkCacheManager()  # what Slicer's application sets up; ReadFromMRB needs it
+    cache.SetRemoteCacheDirectory(str(tmp_path))
+    io_manager = slicer.vtkDataIOManager()
+    io_manager.SetCacheManager(cache)
+    scene.SetDataIOManager(io_manager)
+    scene.SetCacheManager(cache)
+    fixed, *moving = [_volume(scene, name, offset) for name, offset in (("A", 0), ("B", 30), ("C", 60))]
+    parameters = _parameter_node(scene)
+    _set_selection(parameters, fixed, moving)
+    bundle = str(tmp_path / "scene.mrb")
+    assert scene.WriteToMRB(bundle)
+    settled = []
+
+    def on_settled(kind):
+        nodes = _moving(parameters)
+        settled.append(
+            (kind, [node.GetID() for node in nodes], [node.GetImageData() is not None for node in nodes])
+        )
+
+    watch = SceneWatch(scene, on_settled)
+    assert scene.ReadFromMRB(bundle, False)
+    ((kind, imported, has_voxels),) = settled
+    assert kind == "import" and has_voxels == [True, True]
+    assert imported != [node.GetID() for node in moving]  # the saved selection, naming the imported copies
+    assert [scene.GetNodeByID(node_id).GetName() for node_id in imported] == ["B", "C"]
+    watch.release()
+
+
 def test_scene_close_is_busy_until_the_selectors_have_rebuilt():
     scene = slicer.vtkMRMLScene()
     _volume(scene, "A")
