@@ -1,7 +1,8 @@
 """What can be checked of the Slicer module without Slicer: layout rules, CMake lists, .ui bindings.
 
 Plain Python: nothing here imports ``slicer``, ``qt`` or the module file (it is parsed, not run).
-The batch script is run with plain Python, the way a test can run it without Slicer.
+The batch script is run with plain Python, and the way Slicer runs it as far as the script can tell
+(``Testing/slicer_script_host.py``: no Slicer, no MRML, no Qt).
 """
 
 from __future__ import annotations
