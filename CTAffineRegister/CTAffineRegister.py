@@ -29,7 +29,8 @@ from slicer.ScriptedLoadableModule import (
 )
 from slicer.util import VTKObservationMixin
 
-from CTAffineRegisterLib import mrml_bridge
+from CTAffineRegisterLib import mrml_bridge, result_summary, volume_findings
+from CTAffineRegisterLib.scene_watch import SceneWatch
 
 # The GUI thread holds Python's GIL while Qt runs, so a worker's Python code (progress callbacks,
 # numpy glue) only moves while the GUI thread sleeps: each queue check ends with a short sleep
@@ -49,14 +50,14 @@ class CTAffineRegister(ScriptedLoadableModule):
         self.parent.title = _("CT Affine Register")
         self.parent.categories = [translate("qSlicerAbstractCoreModule", "Registration")]
         self.parent.dependencies = []
-        self.parent.contributors = ["CTAffineRegister team"]
+        self.parent.contributors = ["CTAffineRegister Maintainers (CTAffineRegister project)"]
         self.parent.helpText = _("""
 Many CT scanners fill the region outside the circular reconstruction field of view with a constant
 such as -3024 or -2048 that lies inside the image, so ordinary registration aligns that edge and
 resampling smears it into gray rings. This module detects the padding, keeps it out of the similarity
 metric, registers each moving CT affinely (or rigidly) to the fixed CT and resamples it onto the fixed
 grid with the padding replaced by air.
-See the <a href="https://github.com/ctaffineregister/CTAffineRegister">project page</a>.
+See the <a href="https://github.com/ctaffineregister/SlicerCTAffineRegister">project page</a>.
 """)
         self.parent.acknowledgementText = _("""
 Developed by the CTAffineRegister team. Registration uses SimpleITK; the module layout follows the
@@ -76,8 +77,9 @@ class CTAffineRegisterParameterNode:
     The parameters of the module, saved with the scene.
 
     fixedVolume - the reference CT; results are on its grid.
-    movingVolumes - the CTs to register. No GUI connector handles node lists, so the widget binds
-        this one to the checkable combo box itself.
+    movingVolumes - the CTs to register.
+    The widget binds these two to their selectors itself (no GUI connector handles node lists, and a
+    scene import must not reach the parameter node through a rebuilt selector).
     transformType - rigid, similarity or affine.
     automaticFill - fill output voxels without moving data with the moving scan's own air level.
     fillValue - the fill value used when automaticFill is off.
@@ -98,7 +100,14 @@ class CTAffineRegisterParameterNode:
 
 
 class CTAffineRegisterWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
-    """The panel: binds the .ui to the parameter node, starts and cancels the logic, shows progress."""
+    """The panel: binds the .ui to the parameter node, starts and cancels the logic, shows progress.
+
+    The two node selectors are bound here, not by the parameter node wrapper: importing or closing a
+    scene rebuilds their rows (unchecked, or back to "None"), and what they say then must not reach the
+    parameter node (``CTAffineRegisterLib/scene_watch.py``). The wrapper binds the other widgets, once
+    per parameter node for the panel's life: in Slicer 5.8 ``connectGui`` returns no tag to disconnect
+    with, and every binding adds a parameter-node observer that nothing removes.
+    """
 
     def __init__(self, parent=None) -> None:
         ScriptedLoadableModuleWidget.__init__(self, parent)
@@ -106,10 +115,13 @@ class CTAffineRegisterWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.logic = None
         self._parameterNode = None
         self._parameterNodeGuiTag = None
-        self._updatingMovingSelector = False
-        self._findings = {}  # node ID -> (image data MTime, findings dict)
-        self._detectedFor = None
+        self._updatingSelectors = False
+        self._sceneWatch = None
+        self._findings = None  # the "Detected" line's analyses, off the GUI thread
+        self._findingsPollScheduled = False
+        self._cleanedUp = False
         self._runningFixedVolume = None
+        self._runningNames = {}  # moving node ID -> name, for the status lines
 
     def setup(self) -> None:
         ScriptedLoadableModuleWidget.setup(self)
@@ -117,44 +129,49 @@ class CTAffineRegisterWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         uiWidget = slicer.util.loadUI(self.resourcePath("UI/CTAffineRegister.ui"))
         self.layout.addWidget(uiWidget)
         self.ui = slicer.util.childWidgetVariables(uiWidget)
+        self._uiWidget = uiWidget
         # The .ui connects mrmlSceneChanged(vtkMRMLScene*) to each selector's setMRMLScene.
         uiWidget.setMRMLScene(slicer.mrmlScene)
 
         self.logic = CTAffineRegisterLogic()
         self.ui.progressBar.visible = False
-
+        self._findings = volume_findings.VolumeFindings(mrml_bridge.image_from_volume_node)
+        self._sceneWatch = SceneWatch(slicer.mrmlScene, self.onSceneSettled)
         self.addObserver(slicer.mrmlScene, slicer.mrmlScene.StartCloseEvent, self.onSceneStartClose)
-        self.addObserver(slicer.mrmlScene, slicer.mrmlScene.EndCloseEvent, self.onSceneEndClose)
 
         self.ui.applyButton.connect("clicked(bool)", self.onApplyButton)
+        self.ui.fixedVolumeSelector.connect("currentNodeChanged(vtkMRMLNode*)", self.onFixedVolumeSelected)
         self.ui.movingVolumesSelector.connect("checkedNodesChanged()", self.onMovingVolumesChecked)
 
         self.initializeParameterNode()
 
     def cleanup(self) -> None:
         """Called when the application closes and the module widget is destroyed."""
+        self._cleanedUp = True
         if self.logic is not None:
             self.logic.cancel()
             self.logic.wait()
         self.removeObservers()
+        if self._sceneWatch is not None:
+            self._sceneWatch.release()
+        self._disconnectParameterNode()
 
     def enter(self) -> None:
         self.initializeParameterNode()
 
     def exit(self) -> None:
-        if self._parameterNode:
-            self._parameterNode.disconnectGui(self._parameterNodeGuiTag)
-            self._parameterNodeGuiTag = None
-            self.removeObserver(
-                self._parameterNode, vtk.vtkCommand.ModifiedEvent, self._onParameterNodeModified
-            )
+        # The widgets stay bound to the parameter node (see the class docstring); only this panel's
+        # own observer goes, until the module is shown again.
+        self._observeParameterNode(False)
 
     def onSceneStartClose(self, caller, event) -> None:
         if self.logic is not None:
             self.logic.cancel()
-        self.setParameterNode(None)
 
-    def onSceneEndClose(self, caller, event) -> None:
+    def onSceneSettled(self, kind: str) -> None:
+        """After an import or a close, once every selector has rebuilt its rows: show the parameter node."""
+        if kind == "close":
+            self._findings.forget()
         if self.parent.isEntered:
             self.initializeParameterNode()
 
@@ -166,43 +183,83 @@ class CTAffineRegisterWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
                 self._parameterNode.fixedVolume = firstVolumeNode
 
     def setParameterNode(self, inputParameterNode: Optional[CTAffineRegisterParameterNode]) -> None:
-        if self._parameterNode:
-            self._parameterNode.disconnectGui(self._parameterNodeGuiTag)
-            self.removeObserver(
-                self._parameterNode, vtk.vtkCommand.ModifiedEvent, self._onParameterNodeModified
-            )
-        self._parameterNode = inputParameterNode
-        if self._parameterNode:
-            # Widgets with the "SlicerParameterName" property in the .ui are bound here.
-            self._parameterNodeGuiTag = self._parameterNode.connectGui(self.ui)
-            self.addObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self._onParameterNodeModified)
+        """Show a parameter node; binding its widgets only when it is another node than the one shown."""
+        if inputParameterNode is not self._parameterNode:
+            self._observeParameterNode(False)
+            self._disconnectParameterNode()
+            self._parameterNode = inputParameterNode
+            if self._parameterNode:
+                self._parameterNodeGuiTag = self._parameterNode.connectParametersToGui(self._boundWidgets())
+        self._observeParameterNode(True)
         self._onParameterNodeModified()
 
-    # -- the parts the parameter node wrapper does not bind ----------------------------------------
+    def _boundWidgets(self) -> dict:
+        """The widgets whose "SlicerParameterName" property names a parameter (what connectGui finds)."""
+        widgets = {}
+        for widget in self._uiWidget.findChildren(qt.QWidget):
+            name = widget.property("SlicerParameterName")
+            if name:
+                widgets[name] = widget
+        return widgets
+
+    def _disconnectParameterNode(self) -> None:
+        if self._parameterNode and self._parameterNodeGuiTag is not None:
+            self._parameterNode.disconnectGui(self._parameterNodeGuiTag)
+        self._parameterNodeGuiTag = None
+
+    def _observeParameterNode(self, observe: bool) -> None:
+        if not self._parameterNode:
+            return
+        event, method = vtk.vtkCommand.ModifiedEvent, self._onParameterNodeModified
+        observed = self.hasObserver(self._parameterNode, event, method)
+        if observe and not observed:
+            self.addObserver(self._parameterNode, event, method)
+        elif observed and not observe:
+            self.removeObserver(self._parameterNode, event, method)
+
+    # -- the node selectors, bound by hand -----------------------------------------------------------
+
+    def _takesSelectorChanges(self) -> bool:
+        """A selector changed by the user: not by this panel, not while a scene import or close rebuilds
+        the selectors' rows, not while the module is hidden (nobody can click it then)."""
+        return bool(
+            self._parameterNode
+            and not self._updatingSelectors
+            and self.parent.isEntered
+            and not self._sceneWatch.busy
+        )
+
+    def onFixedVolumeSelected(self, node) -> None:
+        if self._takesSelectorChanges():
+            self._parameterNode.fixedVolume = node
 
     def onMovingVolumesChecked(self) -> None:
-        if self._updatingMovingSelector or not self._parameterNode:
-            return
-        self._parameterNode.movingVolumes = list(self.ui.movingVolumesSelector.checkedNodes())
+        if self._takesSelectorChanges():
+            self._parameterNode.movingVolumes = list(self.ui.movingVolumesSelector.checkedNodes())
 
-    def _updateMovingSelector(self) -> None:
-        wanted = {node.GetID() for node in self._parameterNode.movingVolumes if node is not None}
-        selector = self.ui.movingVolumesSelector
-        self._updatingMovingSelector = True
+    def _updateSelectors(self) -> None:
+        """Parameter node → selectors: the fixed volume, and a check mark on each moving volume."""
+        parameters = self._parameterNode
+        fixedSelector, movingSelector = self.ui.fixedVolumeSelector, self.ui.movingVolumesSelector
+        wanted = {node.GetID() for node in parameters.movingVolumes if node is not None}
+        self._updatingSelectors = True
         try:
-            for index in range(selector.nodeCount()):
-                node = selector.nodeFromIndex(index)
+            if _nodeID(fixedSelector.currentNode()) != _nodeID(parameters.fixedVolume):
+                fixedSelector.setCurrentNode(parameters.fixedVolume)
+            for index in range(movingSelector.nodeCount()):
+                node = movingSelector.nodeFromIndex(index)
                 state = qt.Qt.Checked if node.GetID() in wanted else qt.Qt.Unchecked
-                if selector.checkState(node) != state:
-                    selector.setCheckState(node, state)
+                if movingSelector.checkState(node) != state:
+                    movingSelector.setCheckState(node, state)
         finally:
-            self._updatingMovingSelector = False
+            self._updatingSelectors = False
 
     def _onParameterNodeModified(self, caller=None, event=None) -> None:
         if not self._parameterNode:
             self.ui.applyButton.enabled = False
             return
-        self._updateMovingSelector()
+        if not self._sceneWatch.busy:  # mid-import references can name the wrong nodes; settled re-applies
+            self._updateSelectors()
         self.ui.fillValueSpinBox.enabled = not self._parameterNode.automaticFill
         self._updateDetectedLine()
         self._updateApplyButton()
@@ -220,33 +277,31 @@ class CTAffineRegisterWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             else _("Select a fixed volume and check at least one moving volume")
         )
 
-    def _updateDetectedLine(self) -> None:
-        """Run the background analysis of newly selected volumes (cached) and say what was found."""
-        fixed = self._parameterNode.fixedVolume
-        moving = [node for node in self._parameterNode.movingVolumes if node is not None]
-        selection = tuple(node.GetID() for node in [fixed, *moving] if node is not None)
-        if selection == self._detectedFor:
-            return
-        self._detectedFor = selection
-        if not selection:
-            self.ui.detectedLabel.text = _("Detected: select the volumes.")
-            return
-        try:
-            with slicer.util.WaitCursor():
-                fixedPart = (fixed.GetName(), self._findingsOf(fixed)) if fixed is not None else None
-                movingParts = [(node.GetName(), self._findingsOf(node)) for node in moving]
-            self.ui.detectedLabel.text = _("Detected: ") + mrml_bridge.detected_line(fixedPart, movingParts)
-        except Exception as error:  # an unusable volume: say why here, Apply will refuse it too
-            self.ui.detectedLabel.text = _("Detected: ") + str(error)
+    # -- the "Detected" line: analyses in a worker thread, cached per volume content ------------------
 
-    def _findingsOf(self, volumeNode) -> dict:
-        imageData = volumeNode.GetImageData()
-        stamp = imageData.GetMTime() if imageData is not None else 0
-        cached = self._findings.get(volumeNode.GetID())
-        if cached is None or cached[0] != stamp:
-            cached = (stamp, mrml_bridge.analyze_volume_node(volumeNode))
-            self._findings[volumeNode.GetID()] = cached
-        return cached[1]
+    def _updateDetectedLine(self) -> None:
+        parameters = self._parameterNode
+        text, working = volume_findings.detected_text(
+            self._findings, parameters.fixedVolume, list(parameters.movingVolumes), self._sceneWatch.busy
+        )
+        self.ui.detectedLabel.text = _("Detected: ") + text
+        if working:
+            self._scheduleFindingsPoll()
+
+    def _scheduleFindingsPoll(self) -> None:
+        if not self._findingsPollScheduled:
+            self._findingsPollScheduled = True
+            qt.QTimer.singleShot(0, self._pollFindings)
+
+    def _pollFindings(self) -> None:
+        self._findingsPollScheduled = False
+        if self._cleanedUp:
+            return
+        if self._findings.poll() and self._parameterNode:
+            self._updateDetectedLine()
+        if self._findings.working:
+            time.sleep(GIL_YIELD_SECONDS)  # let the analysis thread's Python run
+            self._scheduleFindingsPoll()
 
     # -- running -----------------------------------------------------------------------------------
 
@@ -258,10 +313,12 @@ class CTAffineRegisterWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             return
         with slicer.util.tryWithErrorDisplay(_("Failed to start the registration."), waitCursor=True):
             parameters = self._parameterNode
+            movingVolumes = [node for node in parameters.movingVolumes if node is not None]
             self._runningFixedVolume = parameters.fixedVolume
+            self._runningNames = {node.GetID(): node.GetName() for node in movingVolumes}
             self.logic.start(
                 parameters.fixedVolume,
-                [node for node in parameters.movingVolumes if node is not None],
+                movingVolumes,
                 transformType=parameters.transformType,
                 fill=None if parameters.automaticFill else parameters.fillValue,
                 createMask=parameters.createMask,
@@ -302,27 +359,28 @@ class CTAffineRegisterWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.ui.progressBar.value = int(100 * (index + 1) / max(count, 1))
 
     def onFinished(self, results: list, error: Optional[str]) -> None:
+        """Say how each volume ended: its verdict and the reason for it, or why it was not registered."""
         self._setRunning(False)
-        done = [result for result in results if result.status == "ok"]
-        failed = [result for result in results if result.status == "failed"]
-        cancelled = [result for result in results if result.status == "cancelled"]
-        lines = [
-            _("{ok} registered, {failed} failed, {cancelled} cancelled.").format(
-                ok=len(done), failed=len(failed), cancelled=len(cancelled)
-            )
+        named = [
+            (self._runningNames.get(result.moving_node_id, result.moving_node_id), result.report)
+            for result in results
         ]
-        for result in failed:
-            node = slicer.mrmlScene.GetNodeByID(result.moving_node_id)
-            lines.append(f"{node.GetName() if node else result.moving_node_id}: {result.report.get('error')}")
+        lines = result_summary.summary_lines(named)
         if error:
             lines.append(_("Stopped by an error: ") + error)
         self.ui.statusLabel.text = "\n".join(lines)
+        done = [result for result in results if result.status == "ok"]
+        failed = [result for result in results if result.status == "failed"]
         if done:
             slicer.util.setSliceViewerLayers(
                 background=self._runningFixedVolume, foreground=done[-1].volume_node, foregroundOpacity=0.5
             )
         if error or (failed and not done):
             slicer.util.errorDisplay(_("Registration failed.") + "\n\n" + "\n".join(lines[1:]))
+
+
+def _nodeID(node) -> Optional[str]:
+    return node.GetID() if node is not None else None
 
 
 #
@@ -341,9 +399,14 @@ class CTAffineRegisterLogic(ScriptedLoadableModuleLogic):
     def __init__(self) -> None:
         ScriptedLoadableModuleLogic.__init__(self)
         self._run = None
+        self._parameterNodeWrapper = None
 
     def getParameterNode(self):
-        return CTAffineRegisterParameterNode(super().getParameterNode())
+        """The parameter node's wrapper: one per parameter node, reused (each wrapper observes the node)."""
+        node = super().getParameterNode()
+        if self._parameterNodeWrapper is None or self._parameterNodeWrapper.parameterNode is not node:
+            self._parameterNodeWrapper = CTAffineRegisterParameterNode(node)
+        return self._parameterNodeWrapper
 
     def process(
         self,
@@ -443,6 +506,10 @@ class CTAffineRegisterTest(ScriptedLoadableModuleTest):
         self.test_CTAffineRegister_cancel()
         self.setUp()
         self.test_CTAffineRegister_parameter_node()
+        self.setUp()
+        self.test_CTAffineRegister_scene_import()
+        self.setUp()
+        self.test_CTAffineRegister_module_visits()
 
     def _makeInputs(self):
         from CTAffineRegisterLib import synthetic
@@ -548,3 +615,89 @@ class CTAffineRegisterTest(ScriptedLoadableModuleTest):
         self.assertEqual(parameters.transformType, "affine")
         self.assertTrue(parameters.automaticFill)
         self.delayDisplay("Test passed")
+
+    # -- the panel (needs Slicer's main window, as in "Reload and Test" and the ctest run) -----------
+
+    def _panel(self):
+        """Show the module and return its widget; None without a main window (the panel cannot show)."""
+        if slicer.util.mainWindow() is None:
+            self.delayDisplay("Skipped: the panel needs Slicer's main window")
+            return None
+        slicer.util.selectModule("CTAffineRegister")
+        slicer.app.processEvents()
+        return slicer.util.getModuleWidget("CTAffineRegister")
+
+    @staticmethod
+    def _checkedIDs(widget) -> list:
+        return sorted(node.GetID() for node in widget.ui.movingVolumesSelector.checkedNodes())
+
+    def _waitForDetectedLine(self, widget) -> str:
+        deadline = time.time() + 120  # a safety net against a hung analysis, not a timing requirement
+        while "analysing" in widget.ui.detectedLabel.text and time.time() < deadline:
+            slicer.app.processEvents()
+            time.sleep(0.02)
+        return widget.ui.detectedLabel.text
+
+    def test_CTAffineRegister_scene_import(self):
+        self.delayDisplay("Importing a scene keeps the selection, with the module shown or hidden")
+        import os
+        import tempfile
+
+        pair, fixed, moving = self._makeInputs()
+        other = mrml_bridge.add_volume_node_from_image(slicer.mrmlScene, pair.moving, "Phantom C")
+        widget = self._panel()
+        if widget is None:
+            return
+        parameters = widget.logic.getParameterNode()
+        parameters.fixedVolume = fixed
+        parameters.movingVolumes = [moving, other]
+        self.assertEqual(self._checkedIDs(widget), sorted([moving.GetID(), other.GetID()]))
+        sceneFile = os.path.join(tempfile.mkdtemp(), "CTAffineRegisterSelfTest.mrb")
+        self.assertTrue(slicer.util.saveScene(sceneFile))
+
+        for shown in (True, False):
+            slicer.util.selectModule("CTAffineRegister" if shown else "Data")
+            before = [node.GetID() for node in parameters.movingVolumes]
+            slicer.util.loadScene(sceneFile)  # into the current scene: an import
+            slicer.app.processEvents()
+            # the saved parameter node now names the imported copies; nothing cleared it
+            imported = sorted(node.GetID() for node in parameters.movingVolumes if node is not None)
+            self.assertEqual(len(imported), 2, "the import cleared the moving volumes")
+            self.assertNotEqual(imported, sorted(before))
+            widget = self._panel()
+            self.assertEqual(self._checkedIDs(widget), imported, "check marks differ from the parameter node")
+            self.assertEqual(
+                widget.ui.fixedVolumeSelector.currentNode().GetID(), parameters.fixedVolume.GetID()
+            )
+            line = self._waitForDetectedLine(widget)
+            self.assertNotIn("no voxels", line)
+            self.assertIn("FOV padding -3024", line)
+        self.delayDisplay("Test passed")
+
+    def test_CTAffineRegister_module_visits(self):
+        self.delayDisplay("Showing the module again adds no parameter node wrapper and no observer")
+        self._makeInputs()
+        widget = self._panel()
+        if widget is None:
+            return
+        wrapper = widget.logic.getParameterNode()
+        counts = []
+        for _visit in range(4):
+            slicer.util.selectModule("Data")
+            slicer.util.selectModule("CTAffineRegister")
+            counts.append(_observerCount(wrapper.parameterNode))
+        self.assertIs(widget.logic.getParameterNode(), wrapper)
+        self.assertEqual(len(set(counts)), 1, f"parameter node observers grow with each visit: {counts}")
+        # the one binding still works both ways
+        widget.ui.automaticFillCheckBox.checked = False
+        self.assertFalse(wrapper.automaticFill)
+        wrapper.automaticFill = True
+        self.assertTrue(widget.ui.automaticFillCheckBox.checked)
+        self.delayDisplay("Test passed")
+
+
+def _observerCount(vtkObject) -> int:
+    """How many observers an object has (tags are handed out in order: every live one is below a new one)."""
+    probe = vtkObject.AddObserver(vtk.vtkCommand.UserEvent, lambda caller, event: None)
+    vtkObject.RemoveObserver(probe)
+    return sum(1 for tag in range(probe) if vtkObject.GetCommand(tag) is not None)

@@ -1,17 +1,20 @@
 """What can be checked of the Slicer module without Slicer: layout rules, CMake lists, .ui bindings.
 
 Plain Python: nothing here imports ``slicer``, ``qt`` or the module file (it is parsed, not run).
-The batch script is run with plain Python, the way a test can run it without Slicer.
+The batch script is run with plain Python, and the way Slicer runs it as far as the script can tell
+(``Testing/slicer_script_host.py``: no Slicer, no MRML, no Qt).
 """
 
 from __future__ import annotations
 
 import ast
+import json
 import re
 import subprocess
 import sys
 import xml.etree.ElementTree as ElementTree
 from pathlib import Path
+from typing import Optional
 
 import pytest
 import SimpleITK as sitk
@@ -139,6 +142,20 @@ def test_module_cmake_builds_resources_and_tests():
     )
 
 
+HOMEPAGE = "https://github.com/ctaffineregister/SlicerCTAffineRegister"
+RAW = "https://raw.githubusercontent.com/ctaffineregister/SlicerCTAffineRegister/main/"
+# Keys of Slicer's extension catalog entry schema v1.0.1 (Schemas/ in Slicer/Slicer) and their types.
+CATALOG_ENTRY_KEYS = {
+    "$schema": str, "category": str, "scm_url": str, "scm_revision": str, "scm_type": str,
+    "build_dependencies": list, "build_subdirectory": str, "enabled": bool, "tier": int,
+}  # fmt: skip
+
+
+def _extension_metadata() -> dict:
+    text = (ROOT / "CMakeLists.txt").read_text(encoding="utf-8")
+    return dict(re.findall(r'set\((EXTENSION_\w+)\s+"([^"]*)"\)', text))
+
+
 def test_extension_cmake_has_metadata_and_real_urls():
     text = (ROOT / "CMakeLists.txt").read_text(encoding="utf-8")
     for line in (
@@ -149,18 +166,51 @@ def test_extension_cmake_has_metadata_and_real_urls():
         "include(${Slicer_EXTENSION_CPACK})",
     ):
         assert line in text
-    metadata = dict(re.findall(r'set\((EXTENSION_\w+)\s+"([^"]*)"\)', text))
+    metadata = _extension_metadata()
     assert metadata["EXTENSION_CATEGORY"] == "Registration"
-    assert metadata["EXTENSION_CONTRIBUTORS"] == "CTAffineRegister team"
-    assert metadata["EXTENSION_HOMEPAGE"] == "https://github.com/ctaffineregister/CTAffineRegister"
+    assert metadata["EXTENSION_HOMEPAGE"] == HOMEPAGE
     assert metadata["EXTENSION_DESCRIPTION"] and metadata["EXTENSION_DEPENDS"] == "NA"
-    raw = "https://raw.githubusercontent.com/ctaffineregister/CTAffineRegister/main/"
+    # the index's check_cmakelists_content reads the screenshot list this way: no space before ")"
+    assert re.search(r'set\s*\(EXTENSION_SCREENSHOTURLS\s*"([^"]+)"\)', text)
     for key in ("EXTENSION_ICONURL", "EXTENSION_SCREENSHOTURLS"):
         for url in metadata[key].split():
-            assert url.startswith(raw), url
-            assert (ROOT / url[len(raw) :]).is_file(), f"{key} points at a file the repository lacks: {url}"
-    icon = sitk.ReadImage(str(ROOT / metadata["EXTENSION_ICONURL"][len(raw) :]))
+            assert url.startswith(RAW), url
+            assert (ROOT / url[len(RAW) :]).is_file(), f"{key} points at a file the repository lacks: {url}"
+    icon = sitk.ReadImage(str(ROOT / metadata["EXTENSION_ICONURL"][len(RAW) :]))
     assert icon.GetSize() == (128, 128)
+    screenshot = sitk.ReadImage(str(ROOT / metadata["EXTENSION_SCREENSHOTURLS"].split()[0][len(RAW) :]))
+    assert screenshot.GetSize()[0] >= 800  # the panel next to the views, readable
+
+
+def test_contributors_are_listed_as_firstname_lastname_organization():
+    contributors = _extension_metadata()["EXTENSION_CONTRIBUTORS"]
+    people = [person.strip() for person in contributors.split(",")]
+    assert people and all(
+        re.fullmatch(r"[A-Z][\w.'-]* (?:[\w.'-]+ )*[A-Z][\w.'-]* \([^()]+\)", p) for p in people
+    )
+    module = MODULE_FILE.read_text(encoding="utf-8")
+    assert f"self.parent.contributors = {people!r}".replace("'", '"') in module
+    assert HOMEPAGE in module
+
+
+def test_extension_index_entry_matches_the_extension():
+    entry_file = ROOT / "CTAffineRegister.json"
+    raw = entry_file.read_bytes()
+    assert b"\r" not in raw  # the index wants LF line endings
+    entry = json.loads(raw)
+    assert entry["$schema"].endswith("/Schemas/slicer-extension-catalog-entry-schema-v1.0.1.json#")
+    assert {"$schema", "category", "scm_url"} <= set(entry) <= set(CATALOG_ENTRY_KEYS)
+    for key, value in entry.items():
+        assert isinstance(value, CATALOG_ENTRY_KEYS[key]), key
+    text = (ROOT / "CMakeLists.txt").read_text(encoding="utf-8")
+    assert re.search(r"project\s*\(\s*([^\s)]+)", text).group(1) == entry_file.stem  # the index compares them
+    assert not entry_file.stem.lower().startswith("slicer")
+    assert entry["category"] == _extension_metadata()["EXTENSION_CATEGORY"]
+    assert entry["scm_url"] == HOMEPAGE + ".git"
+    repository = entry["scm_url"].rstrip("/").split("/")[-1].removesuffix(".git")
+    assert repository.startswith("Slicer")  # check_git_repository_name in Slicer/ExtensionsIndex
+    assert entry["build_dependencies"] == [] and _extension_metadata()["EXTENSION_DEPENDS"] == "NA"
+    assert entry["scm_revision"] and 1 <= entry.get("tier", 1) <= 5
 
 
 def test_module_icon_is_128_pixels():
@@ -189,6 +239,13 @@ def _parameters() -> dict[str, str]:
         for node in wrapped[0].body
         if isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name)
     }
+
+
+def _functions(path: Path, class_name: str) -> dict[str, ast.FunctionDef]:
+    """The methods of a class of a file, by name."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    (cls,) = [node for node in tree.body if isinstance(node, ast.ClassDef) and node.name == class_name]
+    return {node.name: node for node in cls.body if isinstance(node, ast.FunctionDef)}
 
 
 def _kind(annotation: str) -> str:
@@ -227,15 +284,22 @@ def test_every_binding_names_a_parameter_of_a_connectable_type():
         )
 
 
-def test_every_scalar_parameter_has_a_widget_and_the_list_is_bound_by_hand():
+def test_scalar_parameters_are_bound_by_the_wrapper_and_node_parameters_by_hand():
+    """Node selectors rebuild their rows on scene import: the widget binds them itself, with a guard."""
     parameters = _parameters()
     bound = set(_bindings())
-    scalar = {name for name, annotation in parameters.items() if _kind(annotation) != "list"}
-    assert scalar == bound
+    by_hand = {name for name, annotation in parameters.items() if _kind(annotation) in ("node", "list")}
+    assert by_hand == {"fixedVolume", "movingVolumes"}
+    assert set(parameters) - by_hand == bound
     source = MODULE_FILE.read_text(encoding="utf-8")
-    for name, annotation in parameters.items():
-        if _kind(annotation) == "list":
-            assert f"_parameterNode.{name} =" in source and "checkedNodes()" in source
+    for name in by_hand:
+        assert f"self._parameterNode.{name} = " in source
+    assert "checkedNodes()" in source and "currentNodeChanged(vtkMRMLNode*)" in source
+    handlers = _functions(MODULE_FILE, "CTAffineRegisterWidget")
+    for handler in ("onFixedVolumeSelected", "onMovingVolumesChecked"):
+        assert "self._takesSelectorChanges()" in ast.unparse(handlers[handler].body[0].test)
+    guard = ast.unparse(handlers["_takesSelectorChanges"])
+    assert "self._sceneWatch.busy" in guard and "self.parent.isEntered" in guard
 
 
 def test_no_dynamic_property_other_than_slicer_parameter_name():
@@ -273,6 +337,23 @@ def test_mrml_widgets_get_the_scene():
     assert mrml and mrml == wired
 
 
+# slicer.util functions read in Base/Python/slicer/util.py at tags v5.8.0 and v5.10.0 (add a name
+# only after checking it exists in both).
+SLICER_UTIL_5_8_AND_5_10 = {
+    "RenderBlocker", "addVolumeFromArray", "arrayFromVolume", "arrayFromVolumeModified",
+    "childWidgetVariables", "errorDisplay", "exit", "getModuleWidget", "loadScene", "loadUI",
+    "mainWindow", "saveScene", "selectModule", "setSliceViewerLayers", "tryWithErrorDisplay",
+    "updateVolumeFromArray", "VTKObservationMixin", "WaitCursor", "NodeModify",
+}  # fmt: skip
+
+
+def test_module_and_bridge_use_only_slicer_util_functions_of_slicer_5_8_and_5_10():
+    used = set()
+    for path in [MODULE_FILE, *LIB_DIR.glob("*.py")]:
+        used |= set(re.findall(r"slicer\.util\.(\w+)", path.read_text(encoding="utf-8")))
+    assert used and used <= SLICER_UTIL_5_8_AND_5_10, sorted(used - SLICER_UTIL_5_8_AND_5_10)
+
+
 def test_module_uses_only_widgets_the_ui_has():
     names = {widget.get("name") for widget in _ui_widgets()}
     used = set(re.findall(r"self\.ui\.(\w+)", MODULE_FILE.read_text(encoding="utf-8")))
@@ -283,14 +364,14 @@ def test_module_uses_only_widgets_the_ui_has():
 # Batch script, with plain Python
 
 
-def test_batch_arguments_force_one_job_only_inside_slicer():
+def test_batch_arguments_force_one_job_only_when_workers_cannot_start():
     from CTAffineRegisterLib.slicer_batch import cli_arguments
 
     argv = ["--fixed", "a.nrrd", "--moving", "b.nrrd", "--out", "o"]
-    assert cli_arguments(argv, inside_slicer=True) == ["register", *argv, "--jobs", "1"]
-    assert cli_arguments(argv, inside_slicer=False) == ["register", *argv]
-    assert cli_arguments([*argv, "--jobs", "3"], inside_slicer=True) == ["register", *argv, "--jobs", "3"]
-    assert cli_arguments([*argv, "--jobs=2"], inside_slicer=True)[-1] == "--jobs=2"
+    assert cli_arguments(argv, serial=True) == ["register", *argv, "--jobs", "1"]
+    assert cli_arguments(argv, serial=False) == ["register", *argv]
+    assert cli_arguments([*argv, "--jobs", "3"], serial=True) == ["register", *argv, "--jobs", "3"]
+    assert cli_arguments([*argv, "--jobs=2"], serial=True)[-1] == "--jobs=2"
 
 
 @pytest.fixture(scope="module")
@@ -337,3 +418,83 @@ def test_batch_script_passes_on_the_cli_exit_status(small_pair_files):
     assert missing.returncode == 2 and "absent.nrrd" in missing.stderr
     usage = _run_batch("--no-such-option")
     assert usage.returncode == 2 and "usage" in usage.stderr
+
+
+# The script as Slicer runs it (Testing/slicer_script_host.py: sys.executable becomes a PythonSlicer
+# launcher after start-up, slicer.util.exit ends the application, which otherwise stays up).
+
+HOST = ROOT / "Testing" / "slicer_script_host.py"
+
+
+def _launcher(folder: Path, works: bool = True) -> Path:
+    """A stand-in for PythonSlicer: like CTK's launcher it runs the interpreter as a child process
+    (inherited pipes must survive one more hop), and it logs every start."""
+    launcher = folder / ("PythonSlicer" if works else "BrokenPythonSlicer")
+    body = f'"{sys.executable}" "$@"' if works else "exit 3"
+    launcher.write_text(f'#!/bin/sh\necho "$*" >> "{folder}/launches.log"\n{body}\n', encoding="utf-8")
+    launcher.chmod(0o755)
+    return launcher
+
+
+def _run_in_slicer(
+    *arguments: str, launcher: Optional[Path] = None, host_options=()
+) -> subprocess.CompletedProcess:
+    command = [sys.executable, str(HOST), *host_options]
+    if launcher is not None:
+        command += ["--launcher", str(launcher)]
+    return subprocess.run(
+        [*command, str(BATCH_SCRIPT), *arguments], capture_output=True, text=True, cwd=str(ROOT), timeout=300
+    )
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="the launcher stand-in is a shell script")
+def test_batch_script_ends_slicer_with_one_error_line_when_the_package_cannot_load(small_pair_files):
+    done = _run_in_slicer(
+        "--fixed", str(small_pair_files / "fixed.nrrd"), "--moving", "m", "--out", "o",
+        host_options=["--block-import", "SimpleITK", "--stay-up", "120"],
+    )  # fmt: skip
+    assert done.returncode == 1, (done.returncode, done.stderr)  # 99 would mean Slicer stayed up
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: cannot load CTAffineRegisterLib"), lines
+    assert "SimpleITK" in lines[0]
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="the launcher stand-in is a shell script")
+def test_batch_script_in_slicer_starts_workers_through_python_slicer(small_pair_files, tmp_path):
+    launcher = _launcher(tmp_path)
+    out = tmp_path / "out"
+    moving = str(small_pair_files / "moving.nii.gz")
+    done = _run_in_slicer(
+        "--fixed", str(small_pair_files / "fixed.nrrd"), "--moving", moving, moving,
+        "--out", str(out), "--jobs", "2", "--quiet",
+        launcher=launcher, host_options=["--import-spawn-early"],  # spawn read sys.executable too soon
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    report = json.loads((out / "report.json").read_text(encoding="utf-8"))
+    assert report["settings"]["jobs"] == 2 and [case["status"] for case in report["cases"]] == ["ok", "ok"]
+    starts = (tmp_path / "launches.log").read_text(encoding="utf-8").splitlines()
+    workers = [line for line in starts if "spawn_main" in line]
+    assert len(workers) == 3, starts  # the probe and the two workers, all through the launcher
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="the launcher stand-in is a shell script")
+def test_batch_script_in_slicer_runs_cases_one_at_a_time_when_workers_cannot_start(
+    small_pair_files, tmp_path
+):
+    out = tmp_path / "out"
+    done = _run_in_slicer(
+        "--fixed", str(small_pair_files / "fixed.nrrd"), "--moving", str(small_pair_files / "moving.nii.gz"),
+        "--out", str(out), "--quiet",
+        launcher=_launcher(tmp_path, works=False),
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "note: cases run one at a time: a worker process started with" in done.stderr
+    report = json.loads((out / "report.json").read_text(encoding="utf-8"))
+    assert report["settings"]["jobs"] == 1 and report["cases"][0]["status"] == "ok"
+
+
+def test_batch_script_in_slicer_shows_the_tool_help_and_exits(tmp_path):
+    done = _run_in_slicer("--help", launcher=_launcher(tmp_path))
+    assert done.returncode == 0, done.stderr
+    assert "usage: ct-affine-register register" in done.stdout and "--fixed" in done.stdout
+    assert not (tmp_path / "launches.log").exists()  # no worker probe for a help text

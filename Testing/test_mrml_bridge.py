@@ -6,7 +6,10 @@ Slicer's own storage node writes, and the other way round.
 
 from __future__ import annotations
 
+import gc
 import threading
+import tracemalloc
+import weakref
 
 import numpy as np
 import pytest
@@ -21,7 +24,7 @@ except ImportError as error:  # slicer-core has wheels for CPython 3.10-3.13 onl
         allow_module_level=True,
     )
 
-from CTAffineRegisterLib import mrml_bridge, synthetic
+from CTAffineRegisterLib import mrml_bridge, synthetic, volume_findings
 from CTAffineRegisterLib.mrml_bridge import VolumeNodeError
 
 FLIP = np.diag([-1.0, -1.0, 1.0])
@@ -362,10 +365,10 @@ def test_detected_line_names_the_padding_that_gets_replaced(scene, pair):
     assert fixed_findings["kind"] == "air-background"
     assert moving_findings["padding_value"] == -3024
 
-    line = mrml_bridge.detected_line(("A", fixed_findings), [("B", moving_findings)])
+    line = volume_findings.detected_line(("A", fixed_findings), [("B", moving_findings)])
     air = fixed_findings["air_value"]
     assert line == f"fixed: air {air:g}; moving: FOV padding -3024 → replaced"
-    several = mrml_bridge.detected_line(None, [("B", moving_findings), ("A", fixed_findings)])
+    several = volume_findings.detected_line(None, [("B", moving_findings), ("A", fixed_findings)])
     assert several == f"B: FOV padding -3024 → replaced; A: air {air:g}"
 
 
@@ -427,18 +430,70 @@ def test_threaded_run_cancel_keeps_finished_cases_only(scene, pair):
     assert scene.GetNumberOfNodes() == node_count
 
 
-def test_threaded_run_reports_a_moving_volume_deleted_meanwhile(scene, pair):
+def test_threaded_run_reports_moving_volumes_deleted_meanwhile(scene, pair):
     fixed = mrml_bridge.add_volume_node_from_image(scene, pair.fixed, "A")
     moving = mrml_bridge.add_volume_node_from_image(scene, pair.moving, "B")
-    run = mrml_bridge.ThreadedRegistration(fixed, [moving], transform="rigid")
-    run.start()
-    run.wait()  # the worker is done; its result waits in the queue for poll()
-    mrml_bridge.remove_nodes(scene, [moving])
+    later = mrml_bridge.add_volume_node_from_image(scene, pair.moving, "C")
+    removed = []
+
+    def remove_both_at_first_progress(*args):  # the user deletes them while B is being registered
+        if not removed:
+            removed.append(True)
+            mrml_bridge.remove_nodes(scene, [moving, later])
+
+    run = mrml_bridge.ThreadedRegistration(
+        fixed, [moving, later], transform="rigid", on_progress=remove_both_at_first_progress
+    )
     node_count = scene.GetNumberOfNodes()
+    run.start()
     _poll_until_done(run)
-    (result,) = run.results
-    assert result.status == "failed" and "deleted" in result.report["error"]
-    assert scene.GetNumberOfNodes() == node_count
+    first, second = run.results
+    assert first.status == "failed" and "deleted while it was being registered" in first.report["error"]
+    assert second.status == "failed" and "'C' is no longer in the scene" in second.report["error"]
+    assert scene.GetNumberOfNodes() == node_count - 4  # the two inputs and their display nodes; nothing new
+
+
+def test_threaded_run_copies_each_moving_volume_once_just_before_it_is_registered(scene, pair, monkeypatch):
+    """Apply must not hold a copy of every checked volume: one moving copy exists at a time."""
+    fixed = mrml_bridge.add_volume_node_from_image(scene, pair.fixed, "A")
+    movings = [mrml_bridge.add_volume_node_from_image(scene, pair.moving, name) for name in "BCD"]
+    moving_ids = {node.GetID() for node in movings}
+    copies, alive_at_each_copy, threads = [], [], []
+    original = mrml_bridge.image_from_volume_node
+
+    def counting_copy(node):
+        image = original(node)
+        if node.GetID() in moving_ids:
+            alive_at_each_copy.append(sum(1 for copy in copies if copy() is not None))
+            copies.append(weakref.ref(image))
+            threads.append(threading.current_thread())
+        return image
+
+    monkeypatch.setattr(mrml_bridge, "image_from_volume_node", counting_copy)
+    run = mrml_bridge.ThreadedRegistration(fixed, movings, transform="rigid")
+    assert copies == []  # nothing copied up front
+    run.start()
+    _poll_until_done(run)
+    assert [result.status for result in run.results] == ["ok", "ok", "ok"]
+    assert len(copies) == 3  # one copy per case
+    assert alive_at_each_copy == [0, 0, 0]  # the previous copy was gone before the next was made
+    assert all(copy() is None for copy in copies)
+    assert set(threads) == {threading.current_thread()}  # made by poll(), on the polling thread
+
+
+def test_volume_node_is_copied_once(scene):
+    """GetImageFromArray copies the node's voxels; no numpy copy is made on top of it."""
+    node = mrml_bridge.add_volume_node_from_image(
+        scene, sitk.Image((128, 128, 64), sitk.sitkInt16) - 1000, "two megabytes"
+    )
+    tracemalloc.start()
+    try:
+        image = mrml_bridge.image_from_volume_node(node)
+        _, numpy_peak = tracemalloc.get_traced_memory()  # numpy allocations are traced, ITK buffers not
+    finally:
+        tracemalloc.stop()
+    assert numpy_peak < 0.05 * 128 * 128 * 64 * 2
+    assert sitk.GetArrayViewFromImage(image).min() == -1000
 
 
 def test_threaded_run_refuses_an_unusable_fixed_volume_at_once(scene, pair):
@@ -454,3 +509,44 @@ def test_console_entry_is_exported_by_the_package():
     from CTAffineRegisterLib import register_volume_nodes
 
     assert register_volume_nodes is mrml_bridge.register_volume_nodes
+
+
+def test_register_volume_nodes_in_a_thread_leaves_the_global_thread_count_alone(scene, pair):
+    """In Slicer, ITK's global default is shared with every module: a run must never change it."""
+    fixed = mrml_bridge.add_volume_node_from_image(scene, pair.fixed, "A")
+    moving = mrml_bridge.add_volume_node_from_image(scene, pair.moving, "B")
+    previous = sitk.ProcessObject.GetGlobalDefaultNumberOfThreads()
+    sitk.ProcessObject.SetGlobalDefaultNumberOfThreads(3)
+    seen, results = set(), []
+    try:
+        worker = threading.Thread(
+            target=lambda: results.extend(mrml_bridge.register_volume_nodes(fixed, [moving]))
+        )
+        worker.start()
+        while worker.is_alive():
+            seen.add(sitk.ProcessObject.GetGlobalDefaultNumberOfThreads())
+            worker.join(0.002)
+        seen.add(sitk.ProcessObject.GetGlobalDefaultNumberOfThreads())
+    finally:
+        sitk.ProcessObject.SetGlobalDefaultNumberOfThreads(previous)
+    assert [result.status for result in results] == ["ok"]
+    assert seen == {3}
+
+
+def _live_images() -> int:
+    gc.collect()
+    return sum(1 for thing in gc.get_objects() if isinstance(thing, sitk.Image))
+
+
+def test_finished_runs_leave_no_images_behind(scene, pair):
+    """Memory during a session stays flat: nothing of a finished run survives but its result nodes."""
+    fixed = mrml_bridge.add_volume_node_from_image(scene, pair.fixed, "A")
+    moving = mrml_bridge.add_volume_node_from_image(scene, pair.moving, "B")
+    mrml_bridge.register_volume_nodes(fixed, [moving], transform="rigid")  # first-use allocations
+    before = _live_images()
+    mrml_bridge.register_volume_nodes(fixed, [moving], transform="rigid")
+    run = mrml_bridge.ThreadedRegistration(fixed, [moving], transform="rigid")
+    run.start()
+    _poll_until_done(run)
+    del run
+    assert _live_images() == before

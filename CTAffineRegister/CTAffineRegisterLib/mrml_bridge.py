@@ -153,9 +153,9 @@ def image_from_volume_node(volume_node) -> sitk.Image:
             "per voxel; a CT scan has one"
         )
     spacing, origin, direction = _geometry_from_node(volume_node)
-    # arrayFromVolume is a view into VTK memory: copy so nothing done to the image reaches the node.
-    array = np.array(slicer.util.arrayFromVolume(volume_node), copy=True)
-    image = sitk.GetImageFromArray(array)
+    # arrayFromVolume is a view into VTK memory; GetImageFromArray copies it into the image's own
+    # buffer (the one copy made), so nothing done to the image reaches the node.
+    image = sitk.GetImageFromArray(slicer.util.arrayFromVolume(volume_node))
     image.SetSpacing(spacing)
     image.SetOrigin(origin)
     image.SetDirection(direction)
@@ -271,39 +271,13 @@ def remove_nodes(scene, nodes: Sequence) -> None:
 
 
 # ---------------------------------------------------------------------------------------------
-# What the panel says it detected
+# Background findings of a node
 
 
 def analyze_volume_node(volume_node) -> dict:
-    """Background findings of a volume (``pipeline.analyze``): kind, summary, padding_value, air_value."""
+    """Background findings of a volume (``pipeline.analyze``): kind, summary, padding_value, air_value.
+    Runs here and now; the panel uses ``volume_findings`` to keep it off the GUI thread."""
     return pipeline.analyze(image_from_volume_node(volume_node))
-
-
-def describe_findings(findings: dict, role: str = "moving") -> str:
-    """A few words on one volume's background; padding of a moving volume is what gets replaced."""
-    kind = findings.get("kind")
-    padding = findings.get("padding_value")
-    if kind == "fov-padding" and padding is not None:
-        fate = "replaced" if role == "moving" else "ignored by the metric"
-        return f"FOV padding {padding:g} → {fate}"
-    if kind == "fov-padding-equals-air" and padding is not None:
-        return f"FOV padding {padding:g} (equals air, kept)"
-    if kind == "air-background":
-        return f"air {findings.get('air_value', 0):g}"
-    if kind == "no-background":
-        return "no background (cropped)"
-    return str(findings.get("summary") or kind or "unknown")
-
-
-def detected_line(fixed: Optional[tuple[str, dict]], moving: Sequence[tuple[str, dict]]) -> str:
-    """The panel's "detected" line, e.g. "fixed: air -1024; CT B: FOV padding -3024 → replaced"."""
-    parts = []
-    if fixed is not None:
-        parts.append(f"fixed: {describe_findings(fixed[1], 'fixed')}")
-    label = "moving" if len(moving) == 1 else None
-    for name, findings in moving:
-        parts.append(f"{label or name}: {describe_findings(findings, 'moving')}")
-    return "; ".join(parts)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -460,13 +434,19 @@ def _is_set(cancel) -> bool:
 class ThreadedRegistration:
     """Registers in a worker thread; result nodes are made by ``poll`` on the caller's (GUI) thread.
 
-    MRML is not thread-safe, so the split is strict: ``__init__`` reads the nodes into SimpleITK
-    images (caller's thread), the worker runs only the pure pipeline and queues events, and
-    ``poll`` creates nodes and calls the callbacks. The caller calls ``poll`` repeatedly (the module
-    uses a Qt timer) until it returns True. Callbacks, all on the polling thread:
-    ``on_progress(index, count, name, event)``, ``on_case_done(index, count, node_result)`` and
-    ``on_finished(results, error)``, where error is None unless the run itself broke down.
+    MRML is not thread-safe, so the split is strict: the worker runs only the pure pipeline and
+    queues events; ``poll`` reads volume nodes, creates nodes and calls the callbacks. The fixed
+    volume is copied in ``__init__``; each moving volume is copied by ``poll`` only when the worker
+    asks for it, just before its registration, and released after it: however many volumes are
+    checked, one moving copy exists at a time and the panel never freezes for all the copies.
+    The caller calls ``poll`` repeatedly (the module uses a Qt timer) until it returns True.
+    Callbacks, all on the polling thread: ``on_progress(index, count, name, event)``,
+    ``on_case_done(index, count, node_result)`` and ``on_finished(results, error)``, where error is
+    None unless the run itself broke down.
     """
+
+    # How often a worker waiting for its next moving volume looks at the cancel flag (seconds).
+    _WAIT_SECONDS = 0.05
 
     def __init__(
         self,
@@ -487,21 +467,18 @@ class ThreadedRegistration:
         if self.scene is None:
             raise VolumeNodeError("the fixed volume is not in a scene")
         self._fixed_image = image_from_volume_node(fixed_node)
-        self._cases = []
-        for node in moving_nodes:
-            try:
-                if node is None or node.GetScene() is not self.scene:
-                    raise VolumeNodeError("a moving volume is not in the fixed volume's scene")
-                self._cases.append((image_from_volume_node(node), None))
-            except VolumeNodeError as error:
-                self._cases.append((None, failure_report(error)))
         self._fixed_id = fixed_node.GetID()
-        self._moving_ids = [node.GetID() if node is not None else "" for node in moving_nodes]
+        # a node of another scene gets no ID here: its ID could name some other node of this scene
+        self._moving_ids = [
+            node.GetID() if node is not None and node.GetScene() is self.scene else ""
+            for node in moving_nodes
+        ]
         self.names = [node.GetName() if node is not None else "" for node in moving_nodes]
         self._options = {"transform": transform, "fill": fill}
         self._create_mask = create_mask
         self._callbacks = (on_progress, on_case_done, on_finished)
         self._events: queue.Queue = queue.Queue()
+        self._handoff: queue.Queue = queue.Queue()  # polling thread -> worker: (image, failure) per case
         self._cancel = threading.Event()
         self._results: list = [None] * len(moving_nodes)
         self._error: Optional[str] = None
@@ -517,7 +494,8 @@ class ThreadedRegistration:
         self._cancel.set()
 
     def wait(self) -> None:
-        """Block until the worker thread has stopped (nodes are still made only by ``poll``)."""
+        """Block until the worker thread has stopped; call ``cancel`` first unless it has finished
+        (a worker waiting for its next moving volume only gets it from ``poll``)."""
         if self._thread is not None:
             self._thread.join()
 
@@ -526,14 +504,13 @@ class ThreadedRegistration:
         events = self._events
         try:
             fixed_analysis = analyze_background(self._fixed_image)
-            for index in range(len(self._cases)):
-                moving_image, failure = self._cases[index]
-                self._cases[index] = None  # let the image go once this case is done
-                if failure is not None:
-                    events.put(("case", index, None, failure))
-                    continue
+            for index in range(len(self._results)):
+                moving_image, failure = self._next_moving_image(index)
                 if self._cancel.is_set():
                     events.put(("case", index, None, cancelled_report()))
+                    continue
+                if failure is not None:
+                    events.put(("case", index, None, failure))
                     continue
                 try:
                     result, report = compute_case(
@@ -546,11 +523,37 @@ class ThreadedRegistration:
                     )
                 except RegistrationCancelled:
                     result, report = None, cancelled_report()
+                del moving_image  # the copy goes before the next one is made
                 events.put(("case", index, result, report))
         except Exception as error:  # the run itself broke down (e.g. the fixed analysis failed)
             events.put(("error", f"{error}\n{traceback.format_exc()}"))
         finally:
             events.put(("finished",))
+
+    def _next_moving_image(self, index: int) -> tuple[Optional[sitk.Image], Optional[dict]]:
+        """Worker thread: ask the polling thread for a copy of moving volume ``index`` and wait for it.
+        (None, None) when cancelled meanwhile."""
+        if self._cancel.is_set():
+            return None, None
+        self._events.put(("need", index))
+        while not self._cancel.is_set():
+            try:
+                return self._handoff.get(timeout=self._WAIT_SECONDS)
+            except queue.Empty:
+                continue
+        return None, None
+
+    def _copy_moving(self, index: int) -> tuple[Optional[sitk.Image], Optional[dict]]:
+        """Polling thread: the SimpleITK copy of moving volume ``index``, or the report of why not."""
+        node = self.scene.GetNodeByID(self._moving_ids[index]) if self._moving_ids[index] else None
+        try:
+            if not self._moving_ids[index]:
+                raise VolumeNodeError("a moving volume is not in the fixed volume's scene")
+            if node is None:
+                raise VolumeNodeError(f"moving volume '{self.names[index]}' is no longer in the scene")
+            return image_from_volume_node(node), None
+        except VolumeNodeError as error:
+            return None, failure_report(error)
 
     def poll(self) -> bool:
         """Caller's thread: make nodes for finished cases, call the callbacks; True once all is done."""
@@ -566,6 +569,8 @@ class ThreadedRegistration:
                 break
             if item[0] == "progress":
                 last_progress = item  # only the newest matters for a progress bar
+            elif item[0] == "need":
+                self._handoff.put(self._copy_moving(item[1]))
             elif item[0] == "case":
                 _, index, result, report = item
                 self._results[index] = self._case_nodes(index, result, report)
@@ -582,6 +587,8 @@ class ThreadedRegistration:
             return False
         self.wait()
         self.finished = True
+        while not self._handoff.empty():  # a copy made just before a cancel is not kept
+            self._handoff.get_nowait()
         if on_finished:
             on_finished(self.results, self._error.splitlines()[0] if self._error else None)
         return True

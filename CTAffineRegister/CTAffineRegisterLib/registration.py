@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import threading
 import time
-from contextlib import contextmanager
 from dataclasses import dataclass, field, fields
 from functools import partial
 from typing import Callable, Optional, Union
@@ -106,10 +105,12 @@ class RegistrationOptions:
     line_search_iterations: int = 5
     # Fixed random seed for the metric's sample positions: identical inputs give identical results.
     seed: int = 20240611
-    # Threads while registering. 1 gives bit-identical results on every machine: the multi-threaded
-    # Mattes metric sums its histogram in a varying order (1e-8 differences that line searches grow to
-    # 0.1 mm), and with a few thousand samples a single thread is about as fast. None = SimpleITK's
-    # global default (may be faster on a large idle machine; not bit-reproducible).
+    # Threads (and work units) of each registration method and its metric. 1 gives bit-identical
+    # results on every machine: with several work units the Mattes metric adds its per-unit histograms
+    # and derivatives in an order that depends on timing (1e-8 differences that line searches grow to
+    # 0.1 mm), and with a few thousand samples one thread is about as fast. Set on each method object,
+    # never process-wide: in Slicer every other module shares ITK's global default. None = the global
+    # default (may be faster on a large idle machine; not bit-reproducible).
     number_of_threads: Optional[int] = 1
     # How far the fixed body mask is grown (mm) so the skin-air edge, a strong feature, is sampled.
     body_margin_mm: float = 8.0
@@ -230,22 +231,7 @@ def register_images(
     _check_input(moving, "moving")
     _check_analysis(fixed, fixed_analysis, "fixed")
     _check_analysis(moving, moving_analysis, "moving")
-    with _thread_count(options.number_of_threads):
-        return _register(fixed, moving, fixed_analysis, moving_analysis, options, progress, should_stop)
-
-
-@contextmanager
-def _thread_count(threads: Optional[int]):
-    """SimpleITK's global thread count for the duration (the metric ignores the method's own setting)."""
-    if threads is None:
-        yield
-        return
-    previous = sitk.ProcessObject.GetGlobalDefaultNumberOfThreads()
-    sitk.ProcessObject.SetGlobalDefaultNumberOfThreads(int(threads))
-    try:
-        yield
-    finally:
-        sitk.ProcessObject.SetGlobalDefaultNumberOfThreads(previous)
+    return _register(fixed, moving, fixed_analysis, moving_analysis, options, progress, should_stop)
 
 
 def _register(fixed, moving, fixed_analysis, moving_analysis, options, progress, should_stop):
@@ -531,9 +517,23 @@ def _method(
     reg.SetInterpolator(sitk.sitkLinear)
     reg.SetShrinkFactorsPerLevel([1])
     reg.SetSmoothingSigmasPerLevel([0])
-    if options.number_of_threads is not None:
-        reg.SetNumberOfThreads(int(options.number_of_threads))
+    _limit_threads(reg, options.number_of_threads)
     return reg
+
+
+def _limit_threads(reg: sitk.ImageRegistrationMethod, threads: Optional[int]) -> None:
+    """This method's thread count, its metric's included; the process-wide default is left alone.
+
+    SimpleITK (2.3.1 as in Slicer 5.8, and 2.5) hands the method's number of *work units* to the metric
+    (``SetMaximumNumberOfWorkUnits``, which caps both its threads and its work units) and to the
+    optimizer; the method's number of *threads* only reaches the method's own threader. A metric left
+    at the default splits its samples into as many work units as ITK's global thread count and adds
+    their results in whatever order the threads finish.
+    """
+    if threads is None:
+        return
+    reg.SetNumberOfThreads(int(threads))
+    reg.SetNumberOfWorkUnits(int(threads))
 
 
 @dataclass
@@ -673,12 +673,19 @@ class _Runner:
         reg.AddCommand(sitk.sitkIterationEvent, on_iteration)
         try:
             reg.Execute(fixed_level.image, moving_level.image)
+            outcome = _Outcome(transform, reg.GetMetricValue(), reg.GetOptimizerStopConditionDescription())
         except RuntimeError as error:
             raise RegistrationError(_explain(error, step.stage, step.level)) from None
+        finally:
+            # The method owns the command, the command holds on_iteration, and on_iteration holds the
+            # method and this runner (with every pyramid image): a cycle through C++ that Python's
+            # garbage collector cannot see. Removing the command breaks it; without this, each
+            # registration kept about five volumes' worth of memory until the process ended.
+            reg.RemoveAllCommands()
         if cancelled:
             where = f"{step.stage} stage, level {step.level}"
             raise RegistrationCancelled(f"registration cancelled during {where}")
-        return _Outcome(transform, reg.GetMetricValue(), reg.GetOptimizerStopConditionDescription())
+        return outcome
 
     def _guard_metric(self, transform) -> Optional[float]:
         """Dense metric on the coarsest level (None if nothing overlaps): a cheap, smooth referee.
