@@ -86,7 +86,7 @@ def test_the_true_transform_is_ok_by_every_check(scene):
     result = scene.judge(scene.pair.true_transform)
     assert result["verdict"] == "ok", result
     assert {check["level"] for check in result["checks"].values()} == {"ok"}
-    assert result["reason"].startswith("right by every check")
+    assert result["reason"].startswith("passed every check") and "body Dice" in result["reason"]
     figures = result["figures"]
     assert figures["correlation"] > 0.9 and figures["probe_gain"] <= verdict.PROBE_GAIN
     assert figures["flip_gain"] < 0 and figures["body_dice"] > 0.9

@@ -521,15 +521,21 @@ def summarize(checks: list[Check]) -> dict:
     """The worst level of all checks, one sentence naming why, and every figure."""
     verdict = max((check.level for check in checks), key=VERDICTS.index)
     failing = [check.sentence for check in checks if check.level != "ok"]
-    if failing:
-        reason = "; ".join(failing)
-    else:
-        reason = "right by every check: " + "; ".join(
-            check.sentence for check in checks if check.name in ("optimum", "flip", "air", "body")
-        )
     figures: dict = {}
     for check in checks:
         figures.update(check.figures)
+    if failing:
+        reason = "; ".join(failing)
+    else:
+        reason = "passed every check: no nearby move or flip fits better" + "".join(
+            f", {label} {figures[key]:.2f}"
+            for key, label in (
+                ("correlation", "HU correlation"),
+                ("body_dice", "body Dice"),
+                ("air_dice", "air Dice"),
+            )
+            if figures.get(key) is not None
+        )
     return {
         "verdict": verdict,
         "reason": reason,
