@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import math
 import os
-import tempfile
+import secrets
 from dataclasses import dataclass
 from typing import Optional
 
 import numpy as np
 import SimpleITK as sitk
+
+from .output_formats import format_of, write_volume
 
 IMAGE_SUFFIXES = (".nii.gz", ".nii", ".nrrd", ".nhdr", ".mha", ".mhd", ".dcm")
 
@@ -222,10 +224,19 @@ def ensure_writable(path: str, overwrite: bool) -> None:
 
 
 def _atomic_target(path: str) -> tuple[int, str]:
+    """A new hidden file beside ``path``, created with mode 0666 less the umask (0644 under the usual
+    022) like any file a program creates; ``tempfile.mkstemp`` would make every output 0600."""
     directory = os.path.dirname(os.path.abspath(path))
     os.makedirs(directory, exist_ok=True)
     base = os.path.basename(path)
-    return tempfile.mkstemp(prefix=f".{base}.", suffix=_suffix_of(base), dir=directory)
+    suffix = _suffix_of(base)
+    for _ in range(100):
+        temporary = os.path.join(directory, f".{base}.{secrets.token_hex(4)}{suffix}")
+        try:
+            return os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666), temporary
+        except FileExistsError:
+            continue
+    raise FileExistsError(f"{path}: no free temporary name beside it")
 
 
 def _suffix_of(base: str) -> str:
@@ -270,8 +281,10 @@ def write_atomically(path: str, writer, overwrite: bool = False) -> None:
 
 
 def write_image(image: sitk.Image, path: str, overwrite: bool = False) -> None:
-    """Write an image atomically (compressed where the format allows)."""
-    write_atomically(path, lambda temporary: sitk.WriteImage(image, temporary, True), overwrite)
+    """Write an image atomically in the format its suffix names: .nii.gz (default for outputs),
+    .nii, .nrrd or .mha fast through ``output_formats``; other suffixes through SimpleITK."""
+    image_format = format_of(str(path))
+    write_atomically(path, lambda temporary: write_volume(image, temporary, image_format), overwrite)
 
 
 def write_transform(transform: sitk.Transform, path: str, overwrite: bool = False) -> None:

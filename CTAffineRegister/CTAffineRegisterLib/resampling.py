@@ -66,6 +66,48 @@ def prepare_for_registration(image: sitk.Image, analysis, compact: bool = False)
     return result
 
 
+def resample_with_valid_mask(
+    moving: sitk.Image,
+    fixed: sitk.Image,
+    transform: sitk.Transform,
+    moving_analysis,
+    fill: Optional[float] = None,
+    interpolator: str = "linear",
+) -> tuple[sitk.Image, sitk.Image]:
+    """The moving scan on the fixed grid (its own pixel type, no gray ring) and its validity mask.
+
+    The mask (UInt8) is 1 where the nearest moving voxel is real data: inside the moving image and
+    not padding. Every voxel where it is 0 gets ``fill`` (default: the moving scan's air level),
+    whether it maps outside the moving image or onto its field-of-view padding; the other voxels are
+    interpolated from the scan with its padding replaced by air, so that replacement only shapes the
+    interpolation next to the field-of-view edge and never shows as a background of its own.
+    ``transform`` maps fixed physical points to moving ones (ITK convention). B-spline results are
+    clamped to the input's value range (no overshoot below air next to bone) and integer outputs are
+    rounded, not truncated.
+
+    Without padding the mask comes free with the scan: points outside the moving image get NaN from
+    the (float) resampling, which is exactly where a nearest-neighbour resampling of an all-ones
+    mask gives 0 (both ask ITK's interpolator whether the point is inside the image).
+    """
+    check_interpolator(interpolator)
+    value = float(_fit_to_type(moving_analysis.air_value if fill is None else fill, moving.GetPixelID()))
+    padded = not sitk.GetArrayViewFromImage(moving_analysis.valid_mask).all()
+    source = replace_padding(moving, moving_analysis)
+    resampled = sitk.Resample(
+        source, fixed, transform, INTERPOLATORS[interpolator], float("nan"), sitk.sitkFloat32
+    )
+    if padded:
+        valid = resample_valid_mask(moving_analysis, fixed, transform)
+    else:
+        valid = sitk.Equal(resampled, resampled)  # 0 exactly where NaN: outside the moving image
+    if interpolator == "bspline":
+        low, high = _value_range(source)
+        resampled = sitk.Clamp(resampled, sitk.sitkFloat32, low, high)
+    # fill before rounding: NaN has no integer value
+    resampled = sitk.Mask(resampled, valid, outsideValue=value)
+    return _to_pixel_type(resampled, moving.GetPixelID()), valid
+
+
 def resample_to_fixed(
     moving: sitk.Image,
     fixed: sitk.Image,
@@ -74,28 +116,20 @@ def resample_to_fixed(
     fill: Optional[float] = None,
     interpolator: str = "linear",
 ) -> sitk.Image:
-    """The moving scan on the fixed grid, without a gray ring, in the moving scan's pixel type.
-
-    ``transform`` maps fixed physical points to moving ones (ITK convention). Points mapping outside
-    the moving image get ``fill`` (default: the moving scan's air level). B-spline results are
-    clamped to the input's value range (no overshoot below air next to bone) and integer outputs
-    are rounded, not truncated.
-    """
-    if interpolator not in INTERPOLATORS:
-        raise ValueError(f"interpolator must be one of {sorted(INTERPOLATORS)}, not {interpolator!r}")
-    value = float(_fit_to_type(moving_analysis.air_value if fill is None else fill, moving.GetPixelID()))
-    source = replace_padding(moving, moving_analysis)
-    resampled = sitk.Resample(source, fixed, transform, INTERPOLATORS[interpolator], value, sitk.sitkFloat32)
-    if interpolator == "bspline":
-        low, high = _value_range(source)
-        resampled = sitk.Clamp(resampled, sitk.sitkFloat32, min(low, value), max(high, value))
-    return _to_pixel_type(resampled, moving.GetPixelID())
+    """The moving scan on the fixed grid: ``resample_with_valid_mask`` without the mask."""
+    return resample_with_valid_mask(moving, fixed, transform, moving_analysis, fill, interpolator)[0]
 
 
 def resample_valid_mask(moving_analysis, fixed: sitk.Image, transform: sitk.Transform) -> sitk.Image:
     """UInt8 on the fixed grid: 1 where the point maps onto real moving data (not padding, not outside)."""
     valid = sitk.Cast(moving_analysis.valid_mask, sitk.sitkUInt8)
     return sitk.Resample(valid, fixed, transform, sitk.sitkNearestNeighbor, 0, sitk.sitkUInt8)
+
+
+def check_interpolator(interpolator: str) -> None:
+    """Refuse an unknown interpolator name before any work is done."""
+    if interpolator not in INTERPOLATORS:
+        raise ValueError(f"interpolator must be one of {sorted(INTERPOLATORS)}, not {interpolator!r}")
 
 
 def _value_range(image: sitk.Image) -> tuple[float, float]:
@@ -115,8 +149,8 @@ def _fit_to_type(value: float, pixel_id: int):
 def _to_pixel_type(image: sitk.Image, pixel_id: int) -> sitk.Image:
     """Float values in the original pixel type, integers rounded to nearest (a plain cast truncates).
 
-    No clamping is needed: linear results stay within the input's values and the fill, which
-    ``_fit_to_type`` keeps representable, and B-spline results are clamped to the same range first.
+    No clamping is needed: linear results stay within the input's values, B-spline results are
+    clamped to that range first, and the fill is made representable by ``_fit_to_type``.
     """
     if pixel_id in _INTEGER_RANGES:
         return sitk.Cast(sitk.Round(image), pixel_id)

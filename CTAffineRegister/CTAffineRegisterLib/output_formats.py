@@ -1,0 +1,255 @@
+"""Output volumes written fast in the format their path names: .nii.gz, .nii, .nrrd or .mha.
+
+SimpleITK compresses on one thread at zlib's default level: a registered 512×512×300 scan takes
+3-5 s as .nii.gz, longer than the registration. Here SimpleITK writes the uncompressed file (so
+the header is exactly what ITK, and every reader that knows ITK's files, expects) and this module
+deflates it in chunks on several threads, the way pigz does: each chunk is an independent raw
+deflate run closed by a sync flush, so the chunks join into ONE ordinary deflate stream. It is
+wrapped as a single gzip member (.nii.gz, and .nrrd's "encoding: gzip") or a zlib stream (.mha's
+"CompressedData = True"), which every gzip or zlib reader opens: no multi-member gzip, nothing a
+reader must know about.
+
+Level 1 (zlib's fastest) on the registered scan compresses about 3.5× faster per core than the
+default level for files about 10 % larger; the 0/1 validity mask is written as UInt8 (the smallest
+type NIfTI, NRRD and MetaImage readers all open) and deflates to a few hundred kilobytes.
+
+Pure module: SimpleITK, numpy and the standard library.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import struct
+import tempfile
+import zlib
+from collections import deque
+from collections.abc import Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from typing import BinaryIO, Callable, Optional
+
+import SimpleITK as sitk
+
+# Suffix → format name; the longest suffix wins (.nii.gz before .nii).
+FORMATS = {".nii.gz": "nii.gz", ".nii": "nii", ".nrrd": "nrrd", ".mha": "mha"}
+DEFAULT_FORMAT = "nii.gz"
+
+# zlib level 1: the fastest level; higher levels cost several times the time for a few % of bytes.
+COMPRESSION_LEVEL = 1
+# Chunks small enough to keep both cores busy to the end and the memory in flight small (a few
+# chunks per thread), large enough that each chunk's fresh start costs nothing measurable.
+CHUNK_BYTES = 4 * 1024 * 1024
+# How many header bytes to look through for the end of an NRRD or MetaImage header.
+HEADER_SEARCH_BYTES = 1 << 16
+
+
+def format_of(path: str) -> Optional[str]:
+    """'nii.gz', 'nii', 'nrrd' or 'mha' from the path's suffix (any case); None for other suffixes."""
+    lower = str(path).lower()
+    for suffix in sorted(FORMATS, key=len, reverse=True):
+        if lower.endswith(suffix):
+            return FORMATS[suffix]
+    return None
+
+
+def write_volume(image: sitk.Image, path: str, image_format: Optional[str] = None) -> None:
+    """Write ``image`` to ``path`` (not atomically: callers give a temporary path) in ``image_format``.
+
+    The format defaults to the one the path's suffix names; other suffixes go to SimpleITK's own
+    writer with compression, as before.
+    """
+    path = str(path)
+    image_format = image_format or format_of(path)
+    if image_format is None:
+        sitk.WriteImage(image, path, True)
+        return
+    if image_format == "nii":
+        _write_uncompressed(image, path, ".nii")
+        return
+    if image_format not in FORMATS.values():
+        raise ValueError(f"unknown output format {image_format!r}; use one of {sorted(FORMATS.values())}")
+    suffix = {"nii.gz": ".nii", "nrrd": ".nrrd", "mha": ".mha"}[image_format]
+    scratch = _scratch_path(path, suffix)
+    try:
+        _write_uncompressed(image, scratch, suffix)
+        with open(scratch, "rb") as source, open(path, "wb") as sink:
+            if image_format == "nii.gz":
+                write_gzip(sink, _read_chunks(source))
+            elif image_format == "nrrd":
+                _compress_nrrd(source, sink, scratch)
+            else:
+                _compress_metaimage(source, sink, scratch)
+    finally:
+        if os.path.exists(scratch):
+            os.unlink(scratch)
+
+
+def _write_uncompressed(image: sitk.Image, path: str, suffix: str) -> None:
+    writer = sitk.ImageFileWriter()
+    writer.SetFileName(path)
+    writer.SetUseCompression(False)
+    writer.Execute(image)
+
+
+def _scratch_path(path: str, suffix: str) -> str:
+    """A fresh file beside ``path`` for the uncompressed copy (same disk: no copying across devices)."""
+    directory = os.path.dirname(os.path.abspath(path))
+    handle, scratch = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=suffix, dir=directory)
+    os.close(handle)
+    return scratch
+
+
+def _read_chunks(source: BinaryIO, remaining: Optional[int] = None) -> Iterator[bytes]:
+    while remaining is None or remaining > 0:
+        chunk = source.read(CHUNK_BYTES if remaining is None else min(CHUNK_BYTES, remaining))
+        if not chunk:
+            return
+        if remaining is not None:
+            remaining -= len(chunk)
+        yield chunk
+
+
+# ---------------------------------------------------------------------------------------------
+# Parallel deflate
+
+
+def compression_threads() -> int:
+    """SimpleITK's thread budget: the batch runner lowers it per worker process, so parallel cases
+    do not each start one compression thread per core."""
+    return max(1, min(sitk.ProcessObject.GetGlobalDefaultNumberOfThreads(), os.cpu_count() or 1))
+
+
+def deflate_parallel(
+    chunks: Iterable[bytes],
+    level: int = COMPRESSION_LEVEL,
+    threads: Optional[int] = None,
+    checksum: Optional[Callable[[bytes, int], int]] = None,
+    checksum_start: int = 0,
+) -> Iterator[tuple[bytes, int, int]]:
+    """Raw deflate pieces, in order, that concatenate into one valid deflate stream.
+
+    Yields (compressed piece, input byte count, running checksum); ``checksum`` (zlib.crc32 or
+    zlib.adler32) runs over the input in this thread while the workers compress. zlib releases
+    Python's lock while it compresses, so the threads really run at the same time.
+    """
+    threads = threads or compression_threads()
+    running = checksum_start
+    with ThreadPoolExecutor(max_workers=threads) as pool:
+        pending: deque = deque()
+        source = iter(chunks)
+        chunk = next(source, None)
+        while chunk is not None or pending:
+            while chunk is not None and len(pending) < 2 * threads:
+                following = next(source, None)
+                pending.append((pool.submit(_deflate_piece, chunk, level, following is None), chunk))
+                chunk = following
+            future, data = pending.popleft()
+            if checksum is not None:
+                running = checksum(data, running)
+            yield future.result(), len(data), running
+
+
+def _deflate_piece(data: bytes, level: int, last: bool) -> bytes:
+    """One chunk as raw deflate; a sync flush ends it on a byte boundary so the next can follow."""
+    compressor = zlib.compressobj(level, zlib.DEFLATED, -zlib.MAX_WBITS)
+    return compressor.compress(data) + compressor.flush(zlib.Z_FINISH if last else zlib.Z_SYNC_FLUSH)
+
+
+def _empty_deflate() -> bytes:
+    compressor = zlib.compressobj(COMPRESSION_LEVEL, zlib.DEFLATED, -zlib.MAX_WBITS)
+    return compressor.compress(b"") + compressor.flush(zlib.Z_FINISH)
+
+
+def write_gzip(sink: BinaryIO, chunks: Iterable[bytes], threads: Optional[int] = None) -> int:
+    """One gzip member (RFC 1952) holding ``chunks``; returns the bytes written.
+
+    The header has no name and time 0, so the same image always gives the same bytes.
+    """
+    header = (
+        b"\x1f\x8b\x08\x00"
+        + struct.pack("<I", 0)
+        + (b"\x04" if COMPRESSION_LEVEL == 1 else b"\x00")
+        + b"\xff"
+    )
+    sink.write(header)
+    written, crc, size, empty = len(header), 0, 0, True
+    for piece, length, running in deflate_parallel(chunks, threads=threads, checksum=zlib.crc32):
+        crc = running
+        sink.write(piece)
+        written += len(piece)
+        size += length
+        empty = False
+    if empty:
+        piece = _empty_deflate()
+        sink.write(piece)
+        written += len(piece)
+    sink.write(struct.pack("<II", crc & 0xFFFFFFFF, size & 0xFFFFFFFF))
+    return written + 8
+
+
+def write_zlib(sink: BinaryIO, chunks: Iterable[bytes], threads: Optional[int] = None) -> int:
+    """One zlib stream (RFC 1950) holding ``chunks``; returns the bytes written."""
+    header = b"\x78\x01" if COMPRESSION_LEVEL == 1 else b"\x78\x9c"
+    sink.write(header)
+    written, adler, empty = len(header), 1, True
+    for piece, _length, running in deflate_parallel(
+        chunks, threads=threads, checksum=zlib.adler32, checksum_start=1
+    ):
+        adler = running
+        sink.write(piece)
+        written += len(piece)
+        empty = False
+    if empty:
+        piece = _empty_deflate()
+        sink.write(piece)
+        written += len(piece)
+    sink.write(struct.pack(">I", adler & 0xFFFFFFFF))
+    return written + 4
+
+
+# ---------------------------------------------------------------------------------------------
+# Formats whose header names the encoding
+
+
+def _split_header(source: BinaryIO, end_pattern: bytes, scratch: str) -> tuple[bytes, int]:
+    """The header bytes (up to and including ``end_pattern``) and the data's start offset."""
+    start = source.read(HEADER_SEARCH_BYTES)
+    end = start.find(end_pattern)
+    if end < 0:
+        raise OSError(f"{scratch}: SimpleITK wrote no header end where one was expected")
+    header_end = end + len(end_pattern)
+    source.seek(header_end)
+    return start[:header_end], header_end
+
+
+def _compress_nrrd(source: BinaryIO, sink: BinaryIO, scratch: str) -> None:
+    """NRRD with an attached header: same header, ``encoding: gzip``, gzip-compressed data."""
+    header, _ = _split_header(source, b"\n\n", scratch)
+    text, count = re.subn(rb"(?m)^encoding: *raw *$", b"encoding: gzip", header)
+    if count != 1:
+        raise OSError(f"{scratch}: NRRD header without 'encoding: raw'")
+    sink.write(text)
+    write_gzip(sink, _read_chunks(source))
+
+
+def _compress_metaimage(source: BinaryIO, sink: BinaryIO, scratch: str) -> None:
+    """MetaImage (.mha): ``CompressedData = True`` and the zlib stream's size before the data.
+
+    The size is known only after compressing, so the header gets a fixed-width zero-padded
+    placeholder that is filled in at the end: no second copy of the data in memory.
+    """
+    header, _ = _split_header(source, b"ElementDataFile = LOCAL\n", scratch)
+    text, count = re.subn(rb"(?m)^CompressedData = False$", b"CompressedData = True", header)
+    if count != 1:
+        raise OSError(f"{scratch}: MetaImage header without 'CompressedData = False'")
+    text = re.sub(rb"(?m)^CompressedDataSize = .*\n", b"", text)
+    placeholder = b"CompressedDataSize = " + b"0" * 20 + b"\n"
+    data_line = text.rindex(b"ElementDataFile = LOCAL\n")
+    sink.write(text[:data_line])
+    size_at = sink.tell() + len(b"CompressedDataSize = ")
+    sink.write(placeholder + text[data_line:])
+    size = write_zlib(sink, _read_chunks(source))
+    end = sink.tell()
+    sink.seek(size_at)
+    sink.write(b"%020d" % size)
+    sink.seek(end)
