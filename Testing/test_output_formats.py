@@ -6,6 +6,7 @@ from __future__ import annotations
 import gzip
 import os
 import re
+import struct
 import zlib
 
 import numpy as np
@@ -186,3 +187,48 @@ def test_tiny_image_round_trips(tmp_path):
     for suffix in FORMATS:
         write_image(image, str(tmp_path / f"one.{suffix}"))
         assert sitk.GetArrayFromImage(sitk.ReadImage(str(tmp_path / f"one.{suffix}")))[0, 0, 0] == 7
+
+
+@pytest.mark.parametrize("suffix", ["nii.gz", "nrrd", "mha"])
+@pytest.mark.parametrize("pixel", [sitk.sitkInt16, sitk.sitkUInt8, sitk.sitkFloat32, sitk.sitkInt32])
+def test_header_from_one_voxel_equals_simpleitks_own_header(tmp_path, monkeypatch, suffix, pixel):
+    """The fast path (header of a one-voxel image, voxels from memory) and the safe path (SimpleITK's
+    whole uncompressed file, compressed) write the same bytes once decompressed."""
+    image = sitk.Cast(_scan(), pixel)
+    fast, safe = tmp_path / f"fast.{suffix}", tmp_path / f"safe.{suffix}"
+    write_volume(image, str(fast))
+    monkeypatch.setattr(output_formats, "_header_from_one_voxel", lambda *arguments: None)
+    write_volume(image, str(safe))
+    assert _decompressed(fast.read_bytes(), suffix) == _decompressed(safe.read_bytes(), suffix)
+    assert np.array_equal(
+        sitk.GetArrayFromImage(sitk.ReadImage(str(safe))), sitk.GetArrayViewFromImage(image)
+    )
+
+
+def test_a_header_that_does_not_read_back_is_written_again_the_safe_way(tmp_path, monkeypatch):
+    image = _scan()
+    real_header = output_formats._header_from_one_voxel
+
+    def wrong_header(image, image_format, path):
+        header = bytearray(real_header(image, image_format, path))
+        struct.pack_into("<3h", header, 42, 1, 2, 3)  # a size that does not match the voxels
+        return bytes(header)
+
+    monkeypatch.setattr(output_formats, "_header_from_one_voxel", wrong_header)
+    write_volume(image, str(tmp_path / "scan.nii.gz"))
+    read = sitk.ReadImage(str(tmp_path / "scan.nii.gz"))
+    assert read.GetSize() == image.GetSize()
+    assert np.array_equal(sitk.GetArrayViewFromImage(read), sitk.GetArrayViewFromImage(image))
+    assert os.listdir(tmp_path) == ["scan.nii.gz"]
+
+
+def _decompressed(content: bytes, suffix: str) -> bytes:
+    """Header text (compression fields dropped) and voxels, for comparing two files of one format."""
+    if suffix == "nii.gz":
+        return gzip.decompress(content)
+    if suffix == "nrrd":
+        header, data = content.split(b"\n\n", 1)
+        return header + gzip.decompress(data)
+    end = content.index(b"ElementDataFile = LOCAL\n")
+    header = re.sub(rb"CompressedDataSize = \d+\n", b"", content[:end])
+    return header + zlib.decompress(content[end + len(b"ElementDataFile = LOCAL\n") :])
