@@ -49,7 +49,7 @@ def border_region(candidate: np.ndarray) -> Optional[np.ndarray]:
     """Voxels of ``candidate`` (bool, z-y-x) in regions reaching two faces, or None when there are none."""
     candidate = np.ascontiguousarray(candidate, dtype=bool)
     factors = block_factors(candidate.shape)
-    full, partial = _block_stats(candidate, factors)
+    full, partial = block_stats(candidate, factors)
     core = _core_blocks(full)
     if core.any():
         region = np.empty_like(candidate)
@@ -116,8 +116,8 @@ def block_factors(shape: tuple[int, ...]) -> tuple[int, int, int]:
 _ROW_TYPES = {1: np.uint8, 2: np.uint16, 3: None, 4: np.uint32, 5: None, 6: None}
 
 
-def _block_stats(candidate: np.ndarray, factors: tuple[int, int, int]) -> tuple[np.ndarray, np.ndarray]:
-    """(full, partial) per block: all voxels in the candidate, any voxel in it.
+def block_stats(candidate: np.ndarray, factors: tuple[int, int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """(full, partial) per block of a C-ordered boolean array: all voxels true, any voxel true.
 
     Each block row of 1, 2 or 4 voxels along x is read as one integer (booleans are bytes 0/1), so
     the two reductions run over a quarter of the elements; other widths reduce the plain booleans.

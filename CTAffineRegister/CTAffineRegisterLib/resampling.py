@@ -16,6 +16,8 @@ from typing import Optional
 import numpy as np
 import SimpleITK as sitk
 
+from .mask_mapping import map_valid_mask
+
 # Registration sees HU within the range a 12-bit CT can hold: padding and metal streaks beyond it
 # would only stretch the mutual-information histogram and waste its bins.
 CT_RANGE_HU = (-1024.0, 3071.0)
@@ -85,27 +87,20 @@ def resample_with_valid_mask(
     clamped to the input's value range (no overshoot below air next to bone) and integer outputs are
     rounded, not truncated.
 
-    Without padding the mask comes free with the scan: points outside the moving image get NaN from
-    the (float) resampling, which is exactly where a nearest-neighbour resampling of an all-ones
-    mask gives 0 (both ask ITK's interpolator whether the point is inside the image).
+    ITK's interpolators and its nearest-neighbour mask agree on what is inside the moving image
+    (a continuous index within [-0.5, size - 0.5)), so outside the mask no interpolated value is lost
+    and inside it none is missing.
     """
     check_interpolator(interpolator)
     value = float(_fit_to_type(moving_analysis.air_value if fill is None else fill, moving.GetPixelID()))
-    padded = not sitk.GetArrayViewFromImage(moving_analysis.valid_mask).all()
     source = replace_padding(moving, moving_analysis)
-    resampled = sitk.Resample(
-        source, fixed, transform, INTERPOLATORS[interpolator], float("nan"), sitk.sitkFloat32
-    )
-    if padded:
-        valid = resample_valid_mask(moving_analysis, fixed, transform)
-    else:
-        valid = sitk.Equal(resampled, resampled)  # 0 exactly where NaN: outside the moving image
+    resampled = sitk.Resample(source, fixed, transform, INTERPOLATORS[interpolator], value, sitk.sitkFloat32)
     if interpolator == "bspline":
         low, high = _value_range(source)
         resampled = sitk.Clamp(resampled, sitk.sitkFloat32, low, high)
-    # fill before rounding: NaN has no integer value
-    resampled = sitk.Mask(resampled, valid, outsideValue=value)
-    return _to_pixel_type(resampled, moving.GetPixelID()), valid
+    valid = resample_valid_mask(moving_analysis, fixed, transform)
+    registered = sitk.Mask(_to_pixel_type(resampled, moving.GetPixelID()), valid, outsideValue=value)
+    return registered, valid
 
 
 def resample_to_fixed(
@@ -121,9 +116,12 @@ def resample_to_fixed(
 
 
 def resample_valid_mask(moving_analysis, fixed: sitk.Image, transform: sitk.Transform) -> sitk.Image:
-    """UInt8 on the fixed grid: 1 where the point maps onto real moving data (not padding, not outside)."""
-    valid = sitk.Cast(moving_analysis.valid_mask, sitk.sitkUInt8)
-    return sitk.Resample(valid, fixed, transform, sitk.sitkNearestNeighbor, 0, sitk.sitkUInt8)
+    """UInt8 on the fixed grid: 1 where the point maps onto real moving data (not padding, not outside).
+
+    ITK's nearest-neighbour resampling of the moving valid mask, worked out on blocks and only along
+    the mask's edges voxel by voxel (``mask_mapping``): several times faster, same voxels.
+    """
+    return map_valid_mask(moving_analysis.valid_mask, fixed, transform)
 
 
 def check_interpolator(interpolator: str) -> None:
