@@ -30,12 +30,13 @@ from .padding_region import block_factors, block_stats
 
 # Fixed-grid blocks about this many voxels a side: the boxes stay tight, and a 512×512×300 grid
 # has about 150 000 of them, cheap to classify at once.
-OUTPUT_BLOCK = 4
+OUTPUT_BLOCK = 8
 # Boxes are widened by this (in voxel units) so that floating-point differences from ITK's own
 # index arithmetic can never make a block look uniform when it is not.
 INDEX_MARGIN = 1e-6
-# Mixed blocks are worked out this many at a time (bounds the temporary arrays to a few tens of MB).
-BATCH_BLOCKS = 2048
+# Mixed blocks are worked out this many at a time: about 130 000 voxels, whose index arithmetic in
+# float64 needs some 20 MB of temporary arrays, so the peak memory of a case does not grow.
+BATCH_BLOCKS = 256
 # A transform is treated as affine when it agrees with its affine fit to this many mm.
 AFFINE_TOLERANCE_MM = 1e-6
 
