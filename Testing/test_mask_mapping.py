@@ -62,7 +62,7 @@ def test_demo_pair_mask_matches_itk_and_mostly_skips_the_voxel_by_voxel_work(mon
     assert np.array_equal(mapped, _itk(analysis.valid_mask, pair.fixed, pair.true_transform))
     assert 0 < mapped.mean() < 1
     block_count = np.prod([n // f for n, f in zip(mapped.shape, mask_mapping._output_factors(mapped.shape))])
-    assert 0 < sum(worked) < 0.35 * block_count  # most blocks were decided whole
+    assert 0 < sum(worked) < 0.5 * block_count  # most blocks were decided whole, even on a small grid
 
 
 @pytest.mark.parametrize(
