@@ -130,7 +130,7 @@ def analyze_background(image: sitk.Image, dicom_padding: Optional[DicomPadding] 
     valid_mask = _mask_like(valid, image)
     not_ct_reason = _not_ct_reason(_sample_real_values(array, valid))
     body_mask = (
-        _body_mask(image, valid)
+        _body_mask(image, valid, padding_fraction > 0)
         if not_ct_reason is None
         else _mask_like(np.zeros(array.shape, np.uint8), image)
     )
@@ -252,7 +252,7 @@ def _not_ct_reason(values: np.ndarray) -> Optional[str]:
     return None
 
 
-def _body_mask(image: sitk.Image, valid: np.ndarray) -> sitk.Image:
+def _body_mask(image: sitk.Image, valid: np.ndarray, padded: bool) -> sitk.Image:
     """Tissue above the body threshold, largest piece, holes filled per slice, couch removed.
 
     Worked out on a coarse grid (BODY_WORKING_SPACING_MM): a body outline needs no finer detail.
@@ -263,16 +263,10 @@ def _body_mask(image: sitk.Image, valid: np.ndarray) -> sitk.Image:
     ]
     array = sitk.GetArrayViewFromImage(image)
     tissue = np.greater(array, BODY_THRESHOLD_HU)
-    if not valid.all():
+    if padded:
         np.logical_and(tissue, valid.view(bool), out=tissue)
-    full_tissue = sitk.GetImageFromArray(tissue.view(np.uint8))
+    shrunk = _shrink_to_blocks(tissue, factors, image)
     del tissue
-    full_tissue.CopyInformation(image)
-    # a block counts as tissue when at least half of it is (BinShrink averages 0/1 and rounds)
-    shrunk = full_tissue
-    if max(factors) > 1:
-        shrunk = sitk.Cast(sitk.BinShrink(full_tissue, factors) > 0, sitk.sitkUInt8)
-        del full_tissue
     largest = _largest_component(shrunk)
     if largest is None:
         return _mask_like(np.zeros(array.shape, np.uint8), image)
@@ -292,6 +286,34 @@ def _body_mask(image: sitk.Image, valid: np.ndarray) -> sitk.Image:
         body.CopyInformation(image)
         return body
     return _mask_like(_upsample_nearest(sitk.GetArrayViewFromImage(body), body, image), image)
+
+
+def _shrink_to_blocks(tissue: np.ndarray, factors: list[int], image: sitk.Image) -> sitk.Image:
+    """What ``sitk.BinShrink(tissue, factors) > 0`` gives: a block is tissue when at least half of its
+    voxels are (BinShrink averages the 0/1 voxels and rounds half up), the last partial block of an
+    axis dropped. Counted in numpy, block rows first, without a full-size SimpleITK copy of the mask.
+    """
+    fx, fy, fz = factors
+    if fx == fy == fz == 1:
+        full = sitk.GetImageFromArray(tissue.view(np.uint8))
+        full.CopyInformation(image)
+        return full
+    depth, rows, columns = (n // f for n, f in zip(tissue.shape, (fz, fy, fx)))
+    part = tissue[: depth * fz, : rows * fy, : columns * fx].view(np.uint8)
+    counts = np.add.reduce(part.reshape(depth, fz, rows * fy, columns * fx), axis=1, dtype=np.uint16)
+    counts = np.add.reduce(counts.reshape(depth, rows, fy, columns * fx), axis=2, dtype=np.uint16)
+    counts = np.add.reduce(counts.reshape(depth, rows, columns, fx), axis=3, dtype=np.uint16)
+    shrunk = sitk.GetImageFromArray((2 * counts.astype(np.int32) >= fx * fy * fz).view(np.uint8))
+    # the grid BinShrink would give: ask it, on one block of the same geometry
+    one_block = sitk.Image([fx, fy, fz], sitk.sitkUInt8)
+    one_block.SetSpacing(image.GetSpacing())
+    one_block.SetOrigin(image.GetOrigin())
+    one_block.SetDirection(image.GetDirection())
+    grid = sitk.BinShrink(one_block, [fx, fy, fz])
+    shrunk.SetSpacing(grid.GetSpacing())
+    shrunk.SetOrigin(grid.GetOrigin())
+    shrunk.SetDirection(grid.GetDirection())
+    return shrunk
 
 
 def _upsample_nearest(small: np.ndarray, small_image: sitk.Image, image: sitk.Image) -> np.ndarray:
