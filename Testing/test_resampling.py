@@ -128,3 +128,40 @@ def _all_valid_analysis(image: sitk.Image, air_value: float) -> BackgroundAnalys
         valid_mask=valid,
         body_mask=valid,
     )
+
+
+@pytest.mark.parametrize("interpolator", ["linear", "nearest", "bspline"])
+def test_tiles_give_the_voxels_of_one_call_over_the_whole_grid(monkeypatch, interpolator):
+    """Resampling tile by tile (to keep the moving voxels in cache) changes no voxel."""
+    from CTAffineRegisterLib import resampling
+
+    pair = synthetic.make_pair(
+        seed=2, fixed_size=(64, 56, 40), fixed_spacing=(4.0, 4.0, 5.0), anatomy_scale=0.8
+    )
+    analysis = analyze_background(pair.moving)
+    monkeypatch.setattr(resampling, "TILE_VOXELS", (16, 8, 8))
+    tiled, tiled_mask = resampling.resample_with_valid_mask(
+        pair.moving, pair.fixed, pair.true_transform, analysis, -600, interpolator
+    )
+    monkeypatch.setattr(resampling, "TILE_VOXELS", (1000, 1000, 1000))
+    whole, whole_mask = resampling.resample_with_valid_mask(
+        pair.moving, pair.fixed, pair.true_transform, analysis, -600, interpolator
+    )
+    assert np.array_equal(sitk.GetArrayViewFromImage(tiled_mask), sitk.GetArrayViewFromImage(whole_mask))
+    assert np.array_equal(sitk.GetArrayViewFromImage(tiled), sitk.GetArrayViewFromImage(whole))
+    # and the same as SimpleITK's own resampling, rounded, wherever there is data
+    source = replace_padding(pair.moving, analysis)
+    plain = sitk.Resample(
+        source,
+        pair.fixed,
+        pair.true_transform,
+        resampling.INTERPOLATORS[interpolator],
+        -600.0,
+        sitk.sitkFloat32,
+    )
+    if interpolator == "bspline":
+        low, high = resampling._value_range(source)
+        plain = sitk.Clamp(plain, sitk.sitkFloat32, low, high)
+    expected = np.floor(sitk.GetArrayFromImage(plain) + 0.5)
+    with_data = sitk.GetArrayViewFromImage(whole_mask) > 0
+    assert np.array_equal(sitk.GetArrayViewFromImage(whole)[with_data], expected[with_data])

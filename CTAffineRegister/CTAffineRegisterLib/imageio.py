@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 import os
 import re
-import tempfile
+import secrets
 from dataclasses import dataclass, field
 from typing import Optional
 
@@ -22,6 +22,7 @@ from .dicom_series import read_dicom_folder
 from .errors import InputError
 from .file_checks import check_file, damage_behind_read_failure, reason_from_reader_error, verify_voxels
 from .native_stderr import native_stderr_captured, notes_from_reader_output
+from .output_formats import format_of, write_volume
 
 IMAGE_SUFFIXES = (".nii.gz", ".nii", ".nrrd", ".nhdr", ".mha", ".mhd", ".dcm")
 
@@ -278,10 +279,19 @@ def ensure_writable(path: str, overwrite: bool) -> None:
 
 
 def _atomic_target(path: str) -> tuple[int, str]:
+    """A new hidden file beside ``path``, created with mode 0666 less the umask (0644 under the usual
+    022) like any file a program creates; ``tempfile.mkstemp`` would make every output 0600."""
     directory = os.path.dirname(os.path.abspath(path))
     os.makedirs(directory, exist_ok=True)
     base = os.path.basename(path)
-    return tempfile.mkstemp(prefix=f".{base}.", suffix=_suffix_of(base), dir=directory)
+    suffix = _suffix_of(base)
+    for _ in range(100):
+        temporary = os.path.join(directory, f".{base}.{secrets.token_hex(4)}{suffix}")
+        try:
+            return os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666), temporary
+        except FileExistsError:
+            continue
+    raise FileExistsError(f"{path}: no free temporary name beside it")
 
 
 def _suffix_of(base: str) -> str:
@@ -326,8 +336,10 @@ def write_atomically(path: str, writer, overwrite: bool = False) -> None:
 
 
 def write_image(image: sitk.Image, path: str, overwrite: bool = False) -> None:
-    """Write an image atomically (compressed where the format allows)."""
-    write_atomically(path, lambda temporary: sitk.WriteImage(image, temporary, True), overwrite)
+    """Write an image atomically in the format its suffix names: .nii.gz (default for outputs),
+    .nii, .nrrd or .mha fast through ``output_formats``; other suffixes through SimpleITK."""
+    image_format = format_of(str(path))
+    write_atomically(path, lambda temporary: write_volume(image, temporary, image_format), overwrite)
 
 
 def write_transform(transform: sitk.Transform, path: str, overwrite: bool = False) -> None:

@@ -73,6 +73,15 @@ def dilate_box(mask: np.ndarray, radius: Sequence[int]) -> np.ndarray:
     return result
 
 
+def dilate_faces(mask: np.ndarray) -> np.ndarray:
+    """Add every voxel with a face neighbour in the mask (the 6-neighbourhood); the border adds none."""
+    source = mask.astype(bool, copy=False)
+    result = source.copy()
+    for axis in range(3):
+        result |= _with_axis_neighbours(source, axis, np.logical_or)
+    return result
+
+
 def erode_faces(mask: np.ndarray) -> np.ndarray:
     """Remove voxels with a face neighbour outside the mask; the array border counts as inside."""
     source = mask.astype(bool, copy=False)

@@ -23,15 +23,15 @@ from .registration import (
     RegistrationOptions,
     register_images,
 )
-from .resampling import resample_to_fixed, resample_valid_mask
+from .resampling import resample_with_valid_mask
 
 
 @dataclass
 class CaseResult:
     """Everything one moving scan produces: the image on the fixed grid, its validity, the transform."""
 
-    registered: sitk.Image  # moving resampled onto the fixed grid, moving pixel type, padding replaced
-    valid_mask: sitk.Image  # UInt8 on the fixed grid, 1 = real moving data
+    registered: sitk.Image  # moving resampled onto the fixed grid, moving pixel type, fill where no data
+    valid_mask: sitk.Image  # UInt8 on the fixed grid, 1 = real moving data, 0 = fill
     transform: sitk.Transform  # fixed physical (LPS) -> moving physical (LPS)
     report: dict  # JSON-able: status, findings, fill, metric, stop reason, seconds, quality
 
@@ -58,8 +58,9 @@ def register_pair(
 ) -> CaseResult:
     """Register ``moving`` onto ``fixed`` and resample it there without gray rings.
 
-    ``fill`` overrides the value given to output voxels with no moving data (default: the moving
-    scan's own air level). Pass ``fixed_analysis`` when registering many scans to one fixed scan,
+    ``fill`` is the value of every output voxel without real moving data, over the moving scan's
+    padding as well as outside it: exactly the voxels the validity mask marks 0 (default: the
+    moving scan's own air level). Pass ``fixed_analysis`` when registering many scans to one fixed scan,
     so it is analysed once. ``options`` (all registration knobs) wins over ``transform`` when given.
     Raises ``RegistrationError``, ``RegistrationCancelled`` or ``ValueError``.
     """
@@ -73,8 +74,9 @@ def register_pair(
             raise RegistrationError(f"{role} image is {analysis.summary}")
     result = register_images(fixed, moving, fixed_analysis, moving_analysis, options, progress, cancel)
     fill_value = float(moving_analysis.air_value if fill is None else fill)
-    registered = resample_to_fixed(moving, fixed, result.transform, moving_analysis, fill_value, interpolator)
-    valid = resample_valid_mask(moving_analysis, fixed, result.transform)
+    registered, valid = resample_with_valid_mask(
+        moving, fixed, result.transform, moving_analysis, fill_value, interpolator
+    )
     report = {
         "status": "ok",
         "error": None,

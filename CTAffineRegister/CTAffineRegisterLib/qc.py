@@ -17,17 +17,25 @@ CHECKER_TILES = 8
 
 
 def qc_picture(fixed: sitk.Image, registered: sitk.Image) -> sitk.Image:
-    """An RGB 2D image: the three orthogonal planes through the fixed scan's centre."""
-    fixed_iso = _isotropic(fixed)
-    registered_iso = sitk.Resample(registered, fixed_iso, sitk.Transform(), sitk.sitkLinear, WINDOW_HU[0])
-    fixed_array = _windowed(fixed_iso)
-    registered_array = _windowed(registered_iso)
+    """An RGB 2D image: the three orthogonal planes through the fixed scan's centre.
+
+    Only the three planes are resampled (onto the isotropic grid's middle planes), not the whole
+    isotropic volumes: the same pixels for a hundredth of the work on a 512×512×300 scan.
+    """
+    size, spacing, origin, direction = _isotropic_grid(fixed)
     checker_row, fusion_row = [], []
     for axis in (0, 1, 2):  # numpy axes: axial, coronal, sagittal planes
-        fixed_plane = _plane(fixed_array, axis)
-        registered_plane = _plane(registered_array, axis)
-        checker_row.append(_gray_to_rgb(_checkerboard(fixed_plane, registered_plane)))
-        fusion_row.append(_fusion(fixed_plane, registered_plane))
+        plane_grid = _middle_plane(size, spacing, origin, direction, axis)
+        fixed_plane = sitk.Resample(
+            fixed, plane_grid, sitk.Transform(), sitk.sitkLinear, WINDOW_HU[0], sitk.sitkFloat32
+        )
+        registered_plane = sitk.Resample(
+            registered, plane_grid, sitk.Transform(), sitk.sitkLinear, WINDOW_HU[0]
+        )
+        fixed_pixels = _plane(_windowed(fixed_plane), axis)
+        registered_pixels = _plane(_windowed(registered_plane), axis)
+        checker_row.append(_gray_to_rgb(_checkerboard(fixed_pixels, registered_pixels)))
+        fusion_row.append(_fusion(fixed_pixels, registered_pixels))
     picture = np.concatenate([_row(checker_row), _row(fusion_row)], axis=0)
     return sitk.GetImageFromArray(picture, isVector=True)
 
@@ -37,18 +45,29 @@ def write_qc_picture(fixed: sitk.Image, registered: sitk.Image, path: str) -> No
     sitk.WriteImage(qc_picture(fixed, registered), path, imageIO="PNGImageIO")
 
 
-def _isotropic(image: sitk.Image) -> sitk.Image:
-    """Square pixels, at most PANEL_PIXELS across, so planes are not squashed by slice thickness."""
+def _isotropic_grid(image: sitk.Image):
+    """Square pixels, at most PANEL_PIXELS across, so planes are not squashed by slice thickness:
+    (size, spacing, origin, direction) of a grid covering the image."""
     extent = [n * s for n, s in zip(image.GetSize(), image.GetSpacing())]
     spacing = max(extent) / PANEL_PIXELS
     size = [max(1, int(round(e / spacing))) for e in extent]
-    reference = sitk.Image(size, sitk.sitkFloat32)
-    reference.SetSpacing([spacing] * 3)
-    reference.SetDirection(image.GetDirection())
     corner = np.array(image.TransformContinuousIndexToPhysicalPoint([-0.5] * 3))
     half_pixel = np.array(image.GetDirection()).reshape(3, 3) @ np.full(3, spacing / 2.0)
-    reference.SetOrigin([float(v) for v in corner + half_pixel])
-    return sitk.Resample(image, reference, sitk.Transform(), sitk.sitkLinear, WINDOW_HU[0], sitk.sitkFloat32)
+    return size, spacing, corner + half_pixel, image.GetDirection()
+
+
+def _middle_plane(size, spacing, origin, direction, numpy_axis: int) -> sitk.Image:
+    """The isotropic grid's middle plane across ``numpy_axis``, as a one-voxel-thick reference image."""
+    axis = 2 - numpy_axis
+    plane_size = list(size)
+    plane_size[axis] = 1
+    offset = [0.0, 0.0, 0.0]
+    offset[axis] = (size[axis] // 2) * spacing
+    reference = sitk.Image(plane_size, sitk.sitkUInt8)
+    reference.SetSpacing([spacing] * 3)
+    reference.SetDirection(direction)
+    reference.SetOrigin([float(v) for v in origin + np.array(direction).reshape(3, 3) @ np.array(offset)])
+    return reference
 
 
 def _windowed(image: sitk.Image) -> np.ndarray:
@@ -58,8 +77,8 @@ def _windowed(image: sitk.Image) -> np.ndarray:
 
 
 def _plane(array: np.ndarray, axis: int) -> np.ndarray:
-    """Middle plane; coronal and sagittal flipped so the head is up."""
-    plane = np.take(array, array.shape[axis] // 2, axis=axis)
+    """The one-voxel-thick plane as 2D; coronal and sagittal flipped so the head is up."""
+    plane = np.take(array, 0, axis=axis)
     return plane if axis == 0 else plane[::-1, :]
 
 

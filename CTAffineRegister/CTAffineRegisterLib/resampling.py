@@ -16,11 +16,19 @@ from typing import Optional
 import numpy as np
 import SimpleITK as sitk
 
+from .mask_mapping import map_valid_mask
+
 # Registration sees HU within the range a 12-bit CT can hold: padding and metal streaks beyond it
 # would only stretch the mutual-information histogram and waste its bins.
 CT_RANGE_HU = (-1024.0, 3071.0)
 
 INTERPOLATORS = {"linear": sitk.sitkLinear, "bspline": sitk.sitkBSpline, "nearest": sitk.sitkNearestNeighbor}
+
+# Output tiles (x, y, z voxels) resampled one at a time: the moving voxels one tile maps onto stay in
+# the processor's cache, which cut ITK's linear resampling of a 512×512×300 scan by about a third in
+# CPU time (measured against one call over the whole grid; a rotated transform otherwise walks the
+# moving volume across hundreds of megabytes per output slice).
+TILE_VOXELS = (256, 128, 32)
 
 _INTEGER_RANGES = {
     sitk.sitkInt8: (-128, 127),
@@ -66,6 +74,38 @@ def prepare_for_registration(image: sitk.Image, analysis, compact: bool = False)
     return result
 
 
+def resample_with_valid_mask(
+    moving: sitk.Image,
+    fixed: sitk.Image,
+    transform: sitk.Transform,
+    moving_analysis,
+    fill: Optional[float] = None,
+    interpolator: str = "linear",
+) -> tuple[sitk.Image, sitk.Image]:
+    """The moving scan on the fixed grid (its own pixel type, no gray ring) and its validity mask.
+
+    The mask (UInt8) is 1 where the nearest moving voxel is real data: inside the moving image and
+    not padding. Every voxel where it is 0 gets ``fill`` (default: the moving scan's air level),
+    whether it maps outside the moving image or onto its field-of-view padding; the other voxels are
+    interpolated from the scan with its padding replaced by air, so that replacement only shapes the
+    interpolation next to the field-of-view edge and never shows as a background of its own.
+    ``transform`` maps fixed physical points to moving ones (ITK convention). B-spline results are
+    clamped to the input's value range (no overshoot below air next to bone) and integer outputs are
+    rounded half up, not truncated.
+
+    ITK's interpolators and its nearest-neighbour mask agree on what is inside the moving image
+    (a continuous index within [-0.5, size - 0.5)), so outside the mask no interpolated value is lost
+    and inside it none is missing. The mask is worked out first and shared: tiles it marks 0
+    throughout are filled without interpolating, the others are resampled one by one (see TILE_VOXELS).
+    """
+    check_interpolator(interpolator)
+    value = _fit_to_type(moving_analysis.air_value if fill is None else fill, moving.GetPixelID())
+    source = replace_padding(moving, moving_analysis)
+    valid = resample_valid_mask(moving_analysis, fixed, transform)
+    registered = _resample_in_tiles(source, fixed, transform, interpolator, value, valid)
+    return registered, valid
+
+
 def resample_to_fixed(
     moving: sitk.Image,
     fixed: sitk.Image,
@@ -74,28 +114,23 @@ def resample_to_fixed(
     fill: Optional[float] = None,
     interpolator: str = "linear",
 ) -> sitk.Image:
-    """The moving scan on the fixed grid, without a gray ring, in the moving scan's pixel type.
-
-    ``transform`` maps fixed physical points to moving ones (ITK convention). Points mapping outside
-    the moving image get ``fill`` (default: the moving scan's air level). B-spline results are
-    clamped to the input's value range (no overshoot below air next to bone) and integer outputs
-    are rounded, not truncated.
-    """
-    if interpolator not in INTERPOLATORS:
-        raise ValueError(f"interpolator must be one of {sorted(INTERPOLATORS)}, not {interpolator!r}")
-    value = float(_fit_to_type(moving_analysis.air_value if fill is None else fill, moving.GetPixelID()))
-    source = replace_padding(moving, moving_analysis)
-    resampled = sitk.Resample(source, fixed, transform, INTERPOLATORS[interpolator], value, sitk.sitkFloat32)
-    if interpolator == "bspline":
-        low, high = _value_range(source)
-        resampled = sitk.Clamp(resampled, sitk.sitkFloat32, min(low, value), max(high, value))
-    return _to_pixel_type(resampled, moving.GetPixelID())
+    """The moving scan on the fixed grid: ``resample_with_valid_mask`` without the mask."""
+    return resample_with_valid_mask(moving, fixed, transform, moving_analysis, fill, interpolator)[0]
 
 
 def resample_valid_mask(moving_analysis, fixed: sitk.Image, transform: sitk.Transform) -> sitk.Image:
-    """UInt8 on the fixed grid: 1 where the point maps onto real moving data (not padding, not outside)."""
-    valid = sitk.Cast(moving_analysis.valid_mask, sitk.sitkUInt8)
-    return sitk.Resample(valid, fixed, transform, sitk.sitkNearestNeighbor, 0, sitk.sitkUInt8)
+    """UInt8 on the fixed grid: 1 where the point maps onto real moving data (not padding, not outside).
+
+    ITK's nearest-neighbour resampling of the moving valid mask, worked out on blocks and only along
+    the mask's edges voxel by voxel (``mask_mapping``): several times faster, same voxels.
+    """
+    return map_valid_mask(moving_analysis.valid_mask, fixed, transform)
+
+
+def check_interpolator(interpolator: str) -> None:
+    """Refuse an unknown interpolator name before any work is done."""
+    if interpolator not in INTERPOLATORS:
+        raise ValueError(f"interpolator must be one of {sorted(INTERPOLATORS)}, not {interpolator!r}")
 
 
 def _value_range(image: sitk.Image) -> tuple[float, float]:
@@ -112,12 +147,55 @@ def _fit_to_type(value: float, pixel_id: int):
     return value
 
 
-def _to_pixel_type(image: sitk.Image, pixel_id: int) -> sitk.Image:
-    """Float values in the original pixel type, integers rounded to nearest (a plain cast truncates).
+def _resample_in_tiles(
+    source: sitk.Image,
+    fixed: sitk.Image,
+    transform: sitk.Transform,
+    interpolator: str,
+    fill,
+    valid: sitk.Image,
+) -> sitk.Image:
+    """``source`` on the fixed grid, tile by tile, rounded into its own pixel type, ``fill`` where
+    ``valid`` is 0.
 
-    No clamping is needed: linear results stay within the input's values and the fill, which
-    ``_fit_to_type`` keeps representable, and B-spline results are clamped to the same range first.
+    Rounding, type and fill are applied per tile while it is in the cache, instead of three more
+    passes over the whole volume. A B-spline interpolator computes its coefficients for the whole
+    image at every call, so B-spline resampling is one call (one tile) with the result clamped to the
+    source's value range.
     """
-    if pixel_id in _INTEGER_RANGES:
-        return sitk.Cast(sitk.Round(image), pixel_id)
-    return image if image.GetPixelID() == pixel_id else sitk.Cast(image, pixel_id)
+    mask = sitk.GetArrayViewFromImage(valid)
+    dtype = sitk.GetArrayViewFromImage(source).dtype
+    integer = np.issubdtype(dtype, np.integer)
+    out = np.empty(mask.shape, dtype=dtype)
+    value_range = _value_range(source) if interpolator == "bspline" else None
+    tile = mask.shape[::-1] if interpolator == "bspline" else TILE_VOXELS
+    resampler = sitk.ResampleImageFilter()
+    resampler.SetTransform(transform)
+    resampler.SetInterpolator(INTERPOLATORS[interpolator])
+    resampler.SetDefaultPixelValue(float(fill))
+    resampler.SetOutputPixelType(sitk.sitkFloat32 if integer or dtype.itemsize <= 4 else sitk.sitkFloat64)
+    resampler.SetOutputSpacing(fixed.GetSpacing())
+    resampler.SetOutputDirection(fixed.GetDirection())
+    depth, rows, columns = mask.shape
+    for z in range(0, depth, tile[2]):
+        for y in range(0, rows, tile[1]):
+            for x in range(0, columns, tile[0]):
+                region = (slice(z, z + tile[2]), slice(y, y + tile[1]), slice(x, x + tile[0]))
+                inside = mask[region]
+                if not inside.any():
+                    out[region] = fill
+                    continue
+                resampler.SetSize([inside.shape[2], inside.shape[1], inside.shape[0]])
+                resampler.SetOutputOrigin(fixed.TransformIndexToPhysicalPoint((x, y, z)))
+                piece = resampler.Execute(source)
+                values = sitk.GetArrayFromImage(piece)
+                if value_range is not None:
+                    np.clip(values, value_range[0], value_range[1], out=values)
+                if integer:  # half up, as ITK's Round; values lie within the source's range
+                    values += 0.5
+                    np.floor(values, out=values)
+                np.copyto(out[region], values, casting="unsafe")
+                np.copyto(out[region], fill, where=inside == 0)
+    result = sitk.GetImageFromArray(out)
+    result.CopyInformation(fixed)
+    return result
