@@ -648,6 +648,8 @@ class _Runner:
             reg.Execute(fixed_level.image, moving_level.image)
         except RuntimeError as error:
             raise RegistrationError(_explain(error, step.stage, step.level)) from None
+        finally:
+            reg.RemoveAllCommands()
         if cancelled:
             where = f"{step.stage} stage, level {step.level}"
             raise RegistrationCancelled(f"registration cancelled during {where}")
