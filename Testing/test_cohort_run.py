@@ -14,7 +14,6 @@ import json
 import os
 import shutil
 import time
-from pathlib import Path
 
 import pytest
 import SimpleITK as sitk
@@ -57,7 +56,8 @@ def cohort(tmp_path_factory):
     ]
     sitk.WriteImage(sitk.Image([16, 16], sitk.sitkInt16), str(moving[-1]))
     out = folder / "out"
-    arguments = ["register", "--fixed", str(fixed), "--moving", *map(str, moving), "--out", str(out), "--jobs", "1"]
+    arguments = ["register", "--fixed", str(fixed), "--moving", *map(str, moving)]
+    arguments += ["--out", str(out), "--jobs", "1"]
     status, stdout, stderr = _run_cli(*arguments)
     return {"folder": folder, "fixed": fixed, "moving": moving, "out": out, "arguments": arguments,
             "status": status, "stdout": stdout, "stderr": stderr}  # fmt: skip
@@ -72,8 +72,8 @@ def test_every_case_gets_its_own_outputs_and_nothing_hidden(cohort):
     for case_id, path in zip(ids[:4], cohort["moving"][:4]):
         own = case_report(out, case_id)
         assert own["status"] == "ok" and own["moving_path"] == str(path)
-        for name in own["outputs"].values():
-            assert (out / name).stat().st_size == own["output_bytes"][[k for k, v in own["outputs"].items() if v == name][0]]
+        for role, name in own["outputs"].items():
+            assert (out / name).stat().st_size == own["output_bytes"][role]
     assert hidden_files(out) == []
     assert not any(name.startswith(("missing", "flat")) and "report" not in name for name in os.listdir(out))
 
@@ -156,7 +156,8 @@ def test_rerun_with_other_options_or_changed_inputs_is_refused(cohort, tmp_path,
     status = main([*arguments, "--fill", "-1000"])
     err = capsys.readouterr().err
     assert status == 2 and err.count("\n") == 1
-    assert "finished from other options (fill None now -1000.0)" in err and "4 finished cases like this" in err
+    assert "finished from other options (fill None now -1000.0)" in err
+    assert "4 finished cases like this" in err
     moved = cohort["moving"][1]
     stat = moved.stat()
     try:
@@ -176,7 +177,8 @@ def test_plan_of_each_case(cohort, tmp_path):
     assert plan_case(case, str(cohort["out"]), options, fixed, overwrite=True).action == RUN
     other = CaseOptions(interpolator="bspline")
     assert plan_case(case, str(cohort["out"]), other, fixed, overwrite=False).action == CONFLICT
-    assert plan_case(MovingInput("x.nii.gz", "missing"), str(cohort["out"]), options, fixed, False).action == RUN
+    failed_before = MovingInput("x.nii.gz", "missing")
+    assert plan_case(failed_before, str(cohort["out"]), options, fixed, overwrite=False).action == RUN
     (tmp_path / "new_qc.png").write_bytes(b"someone else's picture")
     blocked = plan_case(MovingInput("new.nii.gz", "new"), str(tmp_path), options, fixed, overwrite=False)
     assert blocked.action == BLOCKED and "new_qc.png: already exists" in blocked.reason
