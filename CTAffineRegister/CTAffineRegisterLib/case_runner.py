@@ -30,7 +30,13 @@ import SimpleITK as sitk
 
 from . import __version__
 from .background import BackgroundAnalysis, analyze_background
-from .cohort_outputs import output_error_reason, output_names, remove_files, stray_temporaries
+from .cohort_outputs import (
+    check_not_full,
+    output_error_reason,
+    output_names,
+    remove_files,
+    stray_temporaries,
+)
 from .imageio import (
     InputError,
     LoadedImage,
@@ -279,6 +285,7 @@ def _register_and_write(task: CaseTask, fixed: FixedScan, cancel, paths: dict) -
         _stop_if(cancel)
         try:
             writer(paths[role])
+            check_not_full(paths[role])
         except (OSError, RuntimeError) as error:
             raise OutputWriteError(paths[role], output_error_reason(error, paths[role])) from None
     report = {key: value for key, value in result.report.items() if key not in ("status", "error", "seconds")}

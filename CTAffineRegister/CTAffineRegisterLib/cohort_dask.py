@@ -18,12 +18,15 @@ import queue
 import signal
 import threading
 import time
+from collections import deque
 from typing import Optional
 
 from .case_runner import CaseTask, FixedScan, _now, load_fixed, record_lost_case, run_case
 from .cohort_backends import STOP_GRACE_SECONDS, OnDone, StopRequest, _sigint_ignored
 from .cohort_resume import read_case_report
 
+# A case that was only waiting on a worker that died is sent again, up to this many times in all.
+MAX_ATTEMPTS = 3
 # A running case asks the scheduler whether to stop at most this often (seconds).
 STOP_POLL_SECONDS = 0.5
 DASK_MISSING = 'Dask is not installed: pip install "ctaffineregister[dask]" (or dask[distributed])'
@@ -42,7 +45,9 @@ def start_local_cluster(workers: int):
     """A LocalCluster of ``workers`` single-threaded worker processes, and a client for it.
 
     A worker that dies fails its case at once (no retry on another worker: a scan that kills one
-    worker with its memory would kill the next); rerunning the command retries failed cases.
+    worker with its memory would kill the next); rerunning the command retries failed cases. The
+    backend sends such a cluster no more cases than it has threads, so no case waits on a worker
+    behind another, and a dead worker takes no other case down with it.
     """
     distributed = import_distributed()
     import dask
@@ -86,94 +91,29 @@ class DaskBackend:
         return f"{kind} ({len(workers)} workers, {threads} threads)"
 
     def run(self, tasks: list[CaseTask], fixed: FixedScan, on_done: OnDone, stop: StopRequest) -> None:
-        distributed = import_distributed()
-        if not tasks:
-            self._close()
-            return
-        stop_name = f"ct-affine-register-stop-{tasks[0].run_id}"
-        futures = {}
-        for task in tasks:
-            future = self.client.submit(
-                dask_case, task, stop_name, key=f"ct-affine-register-{task.run_id}-{task.case_id}", pure=False
-            )
-            futures[future] = (task, _now(), time.perf_counter())
-        finished: queue.Queue = queue.Queue()
-
-        def pump() -> None:
-            try:
-                for future in distributed.as_completed(list(futures)):
-                    finished.put(future)
-            except Exception:  # the client was closed under it after a stop: nothing more to take
-                pass
-
-        threading.Thread(target=pump, name="dask-results", daemon=True).start()
-        reported: set = set()
+        run = _DaskRun(self.client, fixed, on_done, tasks[0].run_id if tasks else "")
+        owned = self.cluster is not None
         try:
-            while len(reported) < len(futures) and not stop.is_set():
-                self._take(finished, futures, reported, fixed, on_done, timeout=0.2)
+            if tasks:
+                run.submit(tasks, limit=self._limit())
+            while run.waiting_or_running() and not stop.is_set():
+                run.take(timeout=0.2)
+                run.submit([], limit=self._limit())
         finally:
-            if len(reported) < len(futures):
-                self._stop_running(stop_name, finished, futures, reported, fixed, on_done, stop)
+            if run.unreported():
+                run.stop(self.grace, stop)
             self._close()
-            self._sweep(futures, reported, fixed, on_done)
+            if owned:
+                run.sweep()
 
-    def _take(self, finished, futures, reported, fixed, on_done, timeout: float) -> None:
-        try:
-            future = finished.get(timeout=timeout)
-        except queue.Empty:
-            return
-        task, started_wall, started = futures[future]
-        if future.status == "finished":
-            report = future.result()
-            if report is None:  # stopped before it began: nothing was written
-                return
-        elif future.status == "error":
-            error = future.exception()
-            if type(error).__name__ == "KilledWorker":
-                reason = f"{task.moving_path}: its Dask worker died (out of memory?) while registering it"
-            else:
-                reason = f"{task.moving_path}: {error}"
-            report = record_lost_case(
-                task,
-                fixed,
-                "failed",
-                reason,
-                started_wall,
-                time.perf_counter() - started,
-                {"backend": self.name},
-            )
-        else:  # cancelled by us: handled by the sweep
-            return
-        reported.add(future)
-        on_done(task, report)
-
-    def _stop_running(self, stop_name, finished, futures, reported, fixed, on_done, stop) -> None:
-        """Queued cases are cancelled; running ones see the stop event and wind up, within the grace."""
-        distributed = import_distributed()
-        try:
-            distributed.Event(stop_name, self.client).set()
-        except Exception:  # the scheduler may be gone; cancelling below still stops the queue
-            pass
-        running = [future for future in futures if future not in reported and _started(future, futures)]
-        self.client.cancel([future for future in futures if future not in reported and future not in running])
-        deadline = time.monotonic() + (0.0 if stop.forced.is_set() else self.grace)
-        while running and time.monotonic() < deadline and not stop.forced.is_set():
-            self._take(finished, futures, reported, fixed, on_done, timeout=0.2)
-            running = [future for future in running if future not in reported]
-        self.client.cancel([future for future in futures if future not in reported])
-
-    def _sweep(self, futures, reported, fixed, on_done) -> None:
-        """After a stop: a case still marked "running" by this run on a cluster we closed is ours to clean."""
-        for future, (task, started_wall, started) in futures.items():
-            if future in reported or not _started(future, futures):
-                continue
-            if self.cluster is None:
-                continue  # a running case on a shared cluster cleans up after itself when it stops
-            report = record_lost_case(
-                task, fixed, "cancelled", f"{task.moving_path}: cancelled; its Dask worker was stopped",
-                started_wall, time.perf_counter() - started, {"backend": self.name},
-            )  # fmt: skip
-            on_done(task, report)
+    def _limit(self) -> Optional[int]:
+        """On our local cluster, no more cases than worker threads: none waits on a worker behind
+        another, so a worker that dies takes no other case down. An existing cluster gets every
+        case at once (its scheduler and autoscaler decide)."""
+        if self.cluster is None:
+            return None
+        workers = self.client.scheduler_info().get("workers", {})
+        return max(1, sum(info.get("nthreads", 1) for info in workers.values()))
 
     def _close(self) -> None:
         if self.cluster is None:
@@ -186,6 +126,96 @@ class DaskBackend:
         finally:
             quiet.setLevel(level)
         self.cluster = None
+
+
+class _DaskRun:
+    """The futures of one run: submitted as capacity allows, taken as they finish."""
+
+    def __init__(self, client, fixed: FixedScan, on_done: OnDone, run_id: str):
+        self.client, self.fixed, self.on_done = client, fixed, on_done
+        self.stop_name = f"ct-affine-register-stop-{run_id}"
+        self.waiting: deque = deque()
+        self.futures: dict = {}  # future -> (task, started wall clock, started perf counter)
+        self.pending: set = set()
+        self.reported: set = set()
+        self.finished: queue.Queue = queue.Queue()
+
+    def waiting_or_running(self) -> bool:
+        return bool(self.waiting or self.pending)
+
+    def unreported(self) -> list:
+        return [future for future in self.futures if future not in self.reported]
+
+    def submit(self, tasks: list[CaseTask], limit: Optional[int]) -> None:
+        self.waiting.extend(tasks)
+        while self.waiting and (limit is None or len(self.pending) < limit):
+            task = self.waiting.popleft()
+            attempt = sum(1 for known, _, _ in self.futures.values() if known.case_id == task.case_id)
+            key = f"ct-affine-register-{task.run_id}-{task.case_id}" + (f"-{attempt}" if attempt else "")
+            future = self.client.submit(dask_case, task, self.stop_name, key=key, pure=False)
+            self.futures[future] = (task, _now(), time.perf_counter())
+            self.pending.add(future)
+            future.add_done_callback(self.finished.put)
+
+    def take(self, timeout: float) -> None:
+        """Hand on one finished case, if one finishes within ``timeout``."""
+        try:
+            future = self.finished.get(timeout=timeout)
+        except queue.Empty:
+            return
+        self.pending.discard(future)
+        task, started_wall, started = self.futures[future]
+        if future.status == "finished":
+            report = future.result()
+            if report is None:  # stopped before it began: nothing was written
+                return
+        elif future.status == "error":
+            error = future.exception()
+            killed = type(error).__name__ == "KilledWorker"
+            attempts = sum(1 for known, _, _ in self.futures.values() if known.case_id == task.case_id)
+            if killed and not _started(future, self.futures) and attempts < MAX_ATTEMPTS:
+                self.waiting.appendleft(task)  # it only waited on the worker that died: run it again
+                return
+            if killed:
+                reason = f"{task.moving_path}: its Dask worker died (out of memory?) while registering it"
+            else:
+                reason = f"{task.moving_path}: {error}"
+            seconds = time.perf_counter() - started
+            where = {"backend": "dask"}
+            report = record_lost_case(task, self.fixed, "failed", reason, started_wall, seconds, where)
+        else:  # cancelled by us: handled by the sweep
+            return
+        self.reported.add(future)
+        self.on_done(task, report)
+
+    def stop(self, grace: float, stop: StopRequest) -> None:
+        """Queued cases are cancelled; running ones see the stop event and wind up, within the grace."""
+        distributed = import_distributed()
+        self.waiting.clear()
+        try:
+            distributed.Event(self.stop_name, self.client).set()
+        except Exception:  # the scheduler may be gone; cancelling below still stops the queue
+            pass
+        running = [future for future in self.unreported() if _started(future, self.futures)]
+        self.client.cancel([future for future in self.unreported() if future not in running])
+        deadline = time.monotonic() + (0.0 if stop.forced.is_set() else grace)
+        while running and time.monotonic() < deadline and not stop.forced.is_set():
+            self.take(timeout=0.2)
+            running = [future for future in running if future not in self.reported]
+        self.client.cancel(self.unreported())
+
+    def sweep(self) -> None:
+        """After our local cluster was closed: a case still marked "running" by this run is ours to
+        clean (on a shared cluster a running case cleans up after itself when it sees the stop)."""
+        for future, (task, started_wall, started) in self.futures.items():
+            if future in self.reported or not _started(future, self.futures):
+                continue
+            error = f"{task.moving_path}: cancelled; its Dask worker was stopped"
+            seconds = time.perf_counter() - started
+            where = {"backend": "dask"}
+            report = record_lost_case(task, self.fixed, "cancelled", error, started_wall, seconds, where)
+            self.reported.add(future)
+            self.on_done(task, report)
 
 
 def _started(future, futures) -> bool:

@@ -142,6 +142,23 @@ def output_error_reason(error: BaseException, path: str) -> str:
     return reason
 
 
+def check_not_full(path: str) -> None:
+    """Raise ``OSError(ENOSPC)`` when the file system holding ``path`` is full after writing it.
+
+    SimpleITK's NIfTI writer does not report a full disk: it leaves a truncated file and returns
+    normally. A file system left with no free block right after a write almost surely cut it, so
+    the output is refused instead of being kept as if it were whole.
+    """
+    try:
+        stats = os.statvfs(os.path.dirname(os.path.abspath(path)))
+    except (OSError, AttributeError):  # no statvfs (Windows): nothing to check
+        return
+    geteuid = getattr(os, "geteuid", None)
+    full = stats.f_bavail == 0 and (geteuid is None or geteuid() != 0 or stats.f_bfree == 0)
+    if full:
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), path)
+
+
 def _os_reason(error: OSError) -> str:
     if error.errno == errno.ENOSPC:
         return "no space left on the device"
