@@ -87,7 +87,9 @@ def test_a_killed_dask_worker_fails_only_its_case(cluster, inputs, tmp_path):
     assert cases[victim["id"]]["status"] == "failed"
     assert "Dask worker died" in cases[victim["id"]]["error"]
     assert sorted(case["status"] for case in cases.values()) == ["failed", "ok", "ok"], cases
-    assert [name for name in os.listdir(out) if name.startswith(victim["id"] + "_")] == [f"{victim['id']}_report.json"]
+    assert [name for name in os.listdir(out) if name.startswith(victim["id"] + "_")] == [
+        f"{victim['id']}_report.json"
+    ]
     assert hidden_files(out) == []
 
 

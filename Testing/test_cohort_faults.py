@@ -26,7 +26,13 @@ from cohort_helpers import (
     write_moving,
 )
 
-from CTAffineRegisterLib.case_runner import CaseOptions, CaseTask, input_fingerprint, load_fixed, record_lost_case
+from CTAffineRegisterLib.case_runner import (
+    CaseOptions,
+    CaseTask,
+    input_fingerprint,
+    load_fixed,
+    record_lost_case,
+)
 from CTAffineRegisterLib.cli import main
 
 
@@ -48,7 +54,11 @@ def _finish(process: subprocess.Popen, timeout: float = 60.0) -> tuple[int, str,
 
 
 def _case_files(out: Path, case_id: str) -> list[str]:
-    return sorted(name for name in os.listdir(out) if name.startswith(case_id + "_") and name != f"{case_id}_report.json")
+    return sorted(
+        name
+        for name in os.listdir(out)
+        if name.startswith(case_id + "_") and name != f"{case_id}_report.json"
+    )
 
 
 def test_ctrl_c_stops_promptly_cancels_the_rest_and_writes_the_summary(inputs, tmp_path):
@@ -106,7 +116,9 @@ def test_a_killed_worker_fails_only_its_case_and_leaves_nothing(inputs, tmp_path
     assert str(victim["moving_path"]) in report["error"]
     errors = [line for line in stderr.splitlines() if line.startswith("error:")]
     assert len(errors) == 1 and victim["id"] in errors[0] or victim["moving_path"] in errors[0]
-    others = [case for case in json.loads((out / "report.json").read_text())["cases"] if case["id"] != victim["id"]]
+    others = [
+        case for case in json.loads((out / "report.json").read_text())["cases"] if case["id"] != victim["id"]
+    ]
     assert [case["status"] for case in others] == ["ok", "ok"]  # a new worker took the third case
     assert _case_files(out, victim["id"]) == [] and hidden_files(out) == []
 
@@ -116,7 +128,11 @@ def test_a_lost_case_removes_its_partial_outputs_and_temporaries(inputs, tmp_pat
     fixed, moving = inputs
     scan = load_fixed(str(fixed))
     task = CaseTask("m0", str(moving[0]), str(tmp_path), CaseOptions(), str(fixed), scan.fingerprint, "run")
-    partial = [tmp_path / "m0_registered.nii.gz", tmp_path / "m0_transform.tfm", tmp_path / ".m0_validmask.nii.gz.x1y2.nii.gz"]
+    partial = [
+        tmp_path / "m0_registered.nii.gz",
+        tmp_path / "m0_transform.tfm",
+        tmp_path / ".m0_validmask.nii.gz.x1y2.nii.gz",
+    ]
     for path in partial:
         path.write_bytes(b"half")
     (tmp_path / "m0x_registered.nii.gz").write_bytes(b"another case")  # not this case's
@@ -129,7 +145,9 @@ def _mount_tmpfs(folder: Path, size: str) -> None:
     folder.mkdir()
     if os.geteuid() != 0:
         pytest.skip("a full disk is made with a small tmpfs, which needs root (CI runs as root)")
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(folder)], capture_output=True)
+    done = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(folder)], capture_output=True
+    )
     if done.returncode != 0:
         pytest.skip(f"cannot mount a tmpfs here: {done.stderr.decode().strip()}")
 
@@ -160,7 +178,9 @@ def test_full_disk_while_writing_the_summary_is_one_error_line(inputs, small_dis
     captured = capsys.readouterr()
     assert status == 1
     errors = captured.err.strip().splitlines()
-    assert len(errors) == 1 and errors[0].startswith(f"error: {out / 'report.json'}: cannot write the cohort summary")
+    assert len(errors) == 1 and errors[0].startswith(
+        f"error: {out / 'report.json'}: cannot write the cohort summary"
+    )
     assert "no space left on the device" in errors[0] and "Traceback" not in captured.err
     assert {path.name: path.read_bytes() for path in out.glob("*.json")} == reports  # intact
     assert hidden_files(out) == []

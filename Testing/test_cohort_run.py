@@ -14,10 +14,13 @@ import json
 import os
 import shutil
 import time
+from pathlib import Path
+from urllib.parse import unquote
 
 import pytest
 import SimpleITK as sitk
-from cohort_helpers import case_report, hidden_files, write_fixed, write_moving
+from cohort_helpers import case_report, chromium_path, hidden_files, require_in_ci, write_fixed, write_moving
+from headless_browser import HeadlessChromium
 
 from CTAffineRegisterLib.case_runner import CaseOptions, input_fingerprint
 from CTAffineRegisterLib.cli import main
@@ -211,3 +214,59 @@ def test_failed_verdict_keeps_outputs_marks_them_untrustworthy_and_fails_the_run
     assert summary["summary_line"] == "1 registered: 0 ok, 0 suspect, 1 failed verdict; 0 failed"
     assert exit_status(summary) == 1
     assert case_report(out, "scan")["options"]["registration"]["max_iterations_per_level"] == 1
+
+
+ROWS_JS = "Array.from(document.querySelectorAll('#cases tbody tr'))"
+
+
+def test_cohort_page_in_a_real_headless_browser(cohort, tmp_path):
+    """report.html opened from disk by Debian's Chromium: every case listed, failures first,
+    thumbnails load and link to the full pictures, sorting works, no network, no script error."""
+    executable = chromium_path()
+    require_in_ci(executable is not None, "Debian's chromium (apt-get install chromium)")
+    page = cohort["out"] / "report.html"
+    with HeadlessChromium(executable) as browser:
+        browser.open(page.as_uri())
+        rows = browser.evaluate(f"{ROWS_JS}.map(row => row.dataset.id)")
+        assert rows[:2] == ["missing", "flat"] and sorted(rows[2:]) == ["scan", "scan_2", "scan_3", "unnamed"]
+        sizes = browser.evaluate(
+            "Promise.all(Array.from(document.querySelectorAll('img.thumb')).map(img => {"
+            " img.loading = 'eager'; return img.decode().then(() => img.naturalWidth, () => 0); }))"
+        )
+        assert sizes == [256] * 4
+        links = browser.evaluate(
+            "Array.from(document.querySelectorAll('img.thumb')).map(i => i.parentNode.href)"
+        )
+        assert all(
+            link.endswith("_qc.png") and Path(unquote(link[len("file://") :])).is_file() for link in links
+        )
+        assert "no picture" in browser.evaluate(f"{ROWS_JS}[0].textContent")
+
+        browser.evaluate("document.querySelector('th[data-key=seconds]').click()")
+        seconds = browser.evaluate(f"{ROWS_JS}.map(row => parseFloat(row.dataset.seconds))")
+        assert seconds == sorted(seconds)
+        browser.evaluate("document.querySelector('th[data-key=seconds]').click()")
+        assert (
+            browser.evaluate(f"{ROWS_JS}.map(row => parseFloat(row.dataset.seconds))")
+            == sorted(seconds)[::-1]
+        )
+        browser.evaluate("document.querySelector('th[data-key=padding]').click()")
+        padding = browser.evaluate(f"{ROWS_JS}.map(row => row.dataset.padding)")
+        assert padding == sorted(padding) and padding[-1] == "fov-padding"
+        browser.evaluate("document.querySelector('th[data-key=verdict]').click()")
+        assert browser.evaluate(f"{ROWS_JS}.map(row => row.dataset.id)") == rows
+
+        dots = browser.evaluate("document.querySelectorAll('#figures circle').length")
+        assert dots == 4 * 2  # one per case for body Dice and for seconds
+        browser.screenshot(str(tmp_path / "report.png"))
+        browser.open("about:blank")
+        browser.open(page.as_uri() + "#sort=seconds-desc")  # a sorted view can be bookmarked
+        reloaded = browser.evaluate(f"{ROWS_JS}.map(row => parseFloat(row.dataset.seconds))")
+        assert reloaded[:4] == sorted(seconds)[::-1][:4]
+        urls = browser.requested_urls()
+        assert urls and all(url.startswith(("file://", "about:")) for url in urls), urls
+        assert browser.page_errors() == []
+    if os.environ.get("CTAR_SCREENSHOT"):  # to look at the page: CTAR_SCREENSHOT=page.png pytest ...
+        shutil.copy(tmp_path / "report.png", os.environ["CTAR_SCREENSHOT"])
+    picture = sitk.ReadImage(str(tmp_path / "report.png"))
+    assert picture.GetSize()[0] >= 1000 and picture.GetNumberOfComponentsPerPixel() >= 3

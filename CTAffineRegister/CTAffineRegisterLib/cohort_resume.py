@@ -59,11 +59,13 @@ def plan_case(
             path = os.path.join(out_dir, existing[0])
             return CasePlan(case, BLOCKED, None, f"{path}: already exists (use --overwrite to replace it)")
         return CasePlan(case, RUN)
-    if previous.get("status") != "ok" or not outputs_complete(previous, out_dir, names):
+    if previous.get("status") != "ok":
         return CasePlan(case, RUN, previous)
     difference = _difference(previous, case, options, fixed_fingerprint)
     if difference is not None:
         return CasePlan(case, CONFLICT, previous, f"{report_path}: finished from {difference}")
+    if not outputs_complete(previous, out_dir, names):
+        return CasePlan(case, RUN, previous)
     return CasePlan(case, DONE, previous)
 
 
