@@ -131,7 +131,8 @@ def test_register_writes_every_output_and_a_report(tmp_path, pair, pair_files):
     )
     assert status == 0
     names = {"scan_b_registered.nii.gz", "scan_b_transform.tfm", "scan_b_validmask.nii.gz", "scan_b_qc.png"}
-    assert names | {"report.json"} == set(os.listdir(out))
+    names |= {"scan_b_qc_thumb.png", "scan_b_report.json", "report.json", "report.csv", "report.html"}
+    assert names == set(os.listdir(out))
     report = json.loads((out / "report.json").read_text())
     case = report["cases"][0]
     assert case["status"] == "ok" and case["error"] is None
@@ -170,8 +171,9 @@ def test_one_bad_moving_case_does_not_stop_the_others(tmp_path, pair_files, caps
     assert str(bad["2D"]) in report["cases"][0]["error"] and "2D" in report["cases"][0]["error"]
     assert "no such file" in report["cases"][2]["error"]
     assert str(constant) in report["cases"][3]["error"] and "constant" in report["cases"][3]["error"]
-    # nothing half-made for the failed cases
-    assert not any(name.startswith(("slice2d", "missing", "constant")) for name in os.listdir(out))
+    # nothing half-made for the failed cases: only their reports, saying why
+    made = [name for name in os.listdir(out) if name.startswith(("slice2d", "missing", "constant"))]
+    assert sorted(made) == ["constant_report.json", "missing_report.json", "slice2d_report.json"]
     assert "Traceback" not in capsys.readouterr().err
 
 
@@ -193,8 +195,9 @@ def test_existing_outputs_are_not_overwritten_without_consent(tmp_path, pair_fil
     report = json.loads((out / "report.json").read_text())
     assert "already exists" in report["cases"][0]["error"]
     assert not (out / "scan_b_registered.nii.gz").exists()
-    # a second run refuses to replace report.json itself, then --overwrite replaces everything
-    assert main([*arguments, "--out", str(out)]) == 2
+    # a second run still refuses (the file is not this tool's), then --overwrite replaces everything
+    assert main([*arguments, "--out", str(out)]) == 1
+    assert sentinel.read_text() == "keep me"
     assert main([*arguments, "--out", str(out), "--overwrite"]) == 0
     assert sentinel.read_text().startswith("#Insight Transform File")
     assert not [name for name in os.listdir(out) if name.startswith(".")]  # no temporary files left
