@@ -114,3 +114,61 @@ def test_a_single_path_string_is_refused_before_any_work(tmp_path):
     with pytest.raises(TypeError, match="moving must hold paths"):
         run_cohort(tmp_path / "fixed.nii.gz", [3], out)
     assert not out.exists()  # refused before the output folder was even made
+
+
+def _report(case_id: str, status: str = "ok", verdict: str = "ok", seconds: float = 2.0) -> dict:
+    return {
+        "id": case_id,
+        "moving_path": f"/data/{case_id}.nii.gz",
+        "status": status,
+        "error": None if status == "ok" else f"/data/{case_id}.nii.gz: no such file or folder",
+        "quality": {"verdict": verdict, "reason": "r"},
+        "trustworthy": verdict != "failed",
+        "trust_reason": "quality verdict failed: r; outputs written but not to be trusted",
+        "seconds": seconds,
+    }
+
+
+def test_progress_is_a_bar_with_eta_on_a_terminal_and_lines_in_a_log():
+    import io
+    import os
+
+    from CTAffineRegisterLib.cohort_progress import ProgressDisplay, choose_mode
+
+    leader, follower = os.openpty()
+    terminal = os.fdopen(follower, "w")
+    try:
+        assert choose_mode(False, terminal) == "bar" and choose_mode(True, terminal) == "quiet"
+        display = ProgressDisplay(3, 0, choose_mode(False, terminal), terminal)
+        display.case_finished(_report("a"))
+        display.case_finished(_report("b", status="failed"))
+        display.close()
+        terminal.flush()
+        shown = os.read(leader, 65536).decode()
+    finally:
+        terminal.close()
+        os.close(leader)
+    assert "\r[" in shown and "ETA" in shown and "scans/min" in shown and "2/3" in shown
+    assert "error: /data/b.nii.gz: no such file or folder" in shown
+
+    log = io.StringIO()
+    assert choose_mode(False, log) == "lines"
+    display = ProgressDisplay(2, 5, "lines", log)
+    display.case_finished(_report("a", verdict="failed"))
+    display.case_finished(_report("b", status="failed"))
+    display.close()
+    lines = log.getvalue().splitlines()
+    assert (
+        lines[0]
+        == "warning: /data/a.nii.gz: quality verdict failed: r; outputs written but not to be trusted"
+    )
+    assert lines[1].startswith("[1/2] a: registered, verdict failed, 2.0 s; ") and "ETA" in lines[1]
+    assert lines[2] == "error: /data/b.nii.gz: no such file or folder" and len(lines) == 3
+
+    quiet = io.StringIO()
+    display = ProgressDisplay(2, 0, "quiet", quiet)
+    display.say("fixed ...")
+    display.case_finished(_report("a"))
+    display.case_finished(_report("b", status="failed"))
+    display.close()
+    assert quiet.getvalue() == "error: /data/b.nii.gz: no such file or folder\n"

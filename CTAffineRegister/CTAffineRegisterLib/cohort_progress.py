@@ -6,7 +6,8 @@
 - ``quiet``: only the ``error: <path>: <reason>`` line of each failed case.
 - ``silent``: nothing (the Python API's default: the caller reads the summary).
 
-Every failed case gets exactly one ``error:`` line in every mode but ``silent``.
+Every failed case gets exactly one ``error:`` line in every mode but ``silent``, and a case whose
+verdict is "failed" one ``warning:`` line (its outputs are written, but not to be trusted).
 Pure module: the standard library.
 """
 
@@ -67,7 +68,10 @@ class ProgressDisplay:
             return
         if status == "failed":
             self._print(f"error: {report.get('error')}")
-        elif self.mode == "lines":
+            return
+        if report.get("trustworthy") is False and status == "ok":
+            self._print(f"warning: {report.get('moving_path')}: {report.get('trust_reason')}")
+        if self.mode == "lines":
             self._print(self._case_line(report))
         elif self.mode == "bar":
             self._draw()
