@@ -222,7 +222,7 @@ def run_case(
     paths = task.paths()
     base = _report_base(task, fixed, where, started_wall)
     try:
-        write_text(json.dumps({**base, "status": "running"}, indent=2) + "\n", paths["report"], True)
+        _claim(base, paths["report"])
         _stop_if(cancel)
         results = _register_and_write(task, fixed, cancel, paths)
         report = {**base, "status": "ok", "error": None, **_trust(results["quality"]), **results}
@@ -235,6 +235,9 @@ def run_case(
     except RuntimeError as error:  # a SimpleITK failure nothing above anticipated: still one line
         lines = [line.strip() for line in str(error).splitlines() if line.strip()] or ["unknown error"]
         error_text = f"{task.moving_path}: processing failed ({lines[-1][:200]})"
+        report = {**base, "status": "failed", "error": error_text}
+    except Exception as error:  # never let one case take its worker down; say what happened
+        error_text = f"{task.moving_path}: unexpected {type(error).__name__} ({str(error)[:200]})"
         report = {**base, "status": "failed", "error": error_text}
     except BaseException:
         remove_files(path for role, path in paths.items() if role != "report")
@@ -295,6 +298,14 @@ def _register_and_write(task: CaseTask, fixed: FixedScan, cancel, paths: dict) -
     if moving.note:
         report["note"] = moving.note
     return report
+
+
+def _claim(base: dict, path: str) -> None:
+    """Write the "running" report that marks the case's outputs as this tool's work in progress."""
+    try:
+        write_text(json.dumps({**base, "status": "running"}, indent=2) + "\n", path, True)
+    except OSError as error:
+        raise OutputWriteError(path, output_error_reason(error, path)) from None
 
 
 def _report_base(task: CaseTask, fixed: FixedScan, where: Optional[dict], started: str) -> dict:

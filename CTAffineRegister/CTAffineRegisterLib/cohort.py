@@ -128,20 +128,20 @@ def run_cohort(
         if plan.action == BLOCKED:
             display.case_finished(results[plan.case.case_id])
 
-    backend = _backend(tasks, jobs, client, scheduler, in_process) if tasks else None
-    described = backend.describe() if backend is not None else "nothing to run"
-    display.say(
-        f"{len(cases)} cases: {sum(p.action == DONE for p in plans)} finished by an earlier run, "
-        f"{len(tasks)} to run ({described})"
-    )
-
     def on_done(task: CaseTask, report: dict) -> None:
         results[task.case_id] = report
         display.case_finished(report)
 
+    backend, described = None, "nothing to run"
     try:
-        if backend is not None:
-            with _stopped_by_signals(stop):
+        with _stopped_by_signals(stop):
+            if tasks:
+                backend = _backend(tasks, jobs, client, scheduler, in_process)
+                described = backend.describe()
+            done_before = sum(plan.action == DONE for plan in plans)
+            counts = f"{done_before} finished by an earlier run, {len(tasks)} to run"
+            display.say(f"{len(cases)} cases: {counts} ({described})")
+            if backend is not None and not stop.is_set():
                 backend.run(tasks, fixed_scan, on_done, stop)
     finally:
         display.close()

@@ -111,6 +111,7 @@ def render_cohort_page(summary: dict) -> str:
         f"{_e(run.get('seconds'))} s, finished {_e(run.get('finished'))}</p>",
         '<h2>Quality figures</h2><p class="meta">One dot per registered case; the line is the cohort '
         "median. Click a dot to go to its row.</p>",
+        _legend(),
         _plot(cases),
         '<h2>Cases</h2><p class="meta">Failed and suspect first. Click a column title to sort.</p>',
         '<table id="cases"><thead><tr>',
@@ -214,6 +215,18 @@ def _plot(cases: list[dict]) -> str:
             )
     parts.append("</svg>")
     return "".join(parts)
+
+
+def _legend() -> str:
+    names = {
+        "ok": "ok",
+        "suspect": "suspect",
+        "failed": "failed verdict",
+        "error": "error",
+        "cancelled": "cancelled",
+    }
+    items = [f'<span style="color:{COLOURS[state]}">&#9679;</span> {label}' for state, label in names.items()]
+    return f'<p class="meta" id="legend">{" &nbsp; ".join(items)}</p>'
 
 
 def _state(case: dict) -> str:
