@@ -189,8 +189,8 @@ def _register(arguments: argparse.Namespace) -> int:
     except (InputError, OutputExistsError, ImportError, ConnectionError) as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_USAGE
-    except KeyboardInterrupt:  # Ctrl-C while the inputs were still being checked: nothing started
-        print("stopped by SIGINT before any case started", file=sys.stderr)
+    except KeyboardInterrupt:  # Ctrl-C while checking the inputs or writing the summary
+        print("stopped by SIGINT; rerun the same command to continue", file=sys.stderr)
         return 130
     where = "not written" if summary["summary_error"] else os.path.join(arguments.out, "report.html")
     print(f"{summary['summary_line']}; report: {where}")
