@@ -218,7 +218,7 @@ def run_case(
 ) -> dict:
     """Register one moving scan and write its outputs and report; returns the report (never raises
     for a problem of the case itself: it becomes ``status`` "failed" or "cancelled" with ``error``)."""
-    started_wall, started = _now(), time.perf_counter()
+    started_wall, started = now_text(), time.perf_counter()
     paths = task.paths()
     base = _report_base(task, fixed, where, started_wall)
     try:
@@ -247,7 +247,7 @@ def run_case(
         remove_files(path for role, path in paths.items() if role != "report")
         report.update({"outputs": {}, "output_bytes": {}, "trustworthy": False})
         report["trust_reason"] = report["error"]
-    report["finished"] = _now()
+    report["finished"] = now_text()
     report["seconds"] = round(time.perf_counter() - started, 3)
     _write_final_report(report, paths["report"])
     return report
@@ -375,7 +375,8 @@ def _stop_if(cancel: Optional[Callable[[], bool]]) -> None:
         raise CaseStopped()
 
 
-def _now() -> str:
+def now_text() -> str:
+    """Local time with its UTC offset, to the second: when a case started or finished."""
     return datetime.datetime.now(datetime.timezone.utc).astimezone().isoformat(timespec="seconds")
 
 
@@ -402,7 +403,7 @@ def record_lost_case(
         "output_bytes": {},
         "trustworthy": False,
         "trust_reason": error,
-        "finished": _now(),
+        "finished": now_text(),
         "seconds": round(seconds, 3),
     }
     _write_final_report(report, paths["report"])

@@ -31,10 +31,10 @@ from .case_runner import (
     CaseOptions,
     CaseTask,
     FixedScan,
-    _now,
     fill_problem,
     fixed_problem,
     load_fixed,
+    now_text,
 )
 from .cohort_backends import InProcessBackend, ProcessPoolBackend, StopRequest
 from .cohort_inputs import MovingInput, PathLike, inputs_from_paths, unique_ids
@@ -87,7 +87,7 @@ def run_cohort(
     bad arguments, ``ImportError`` when Dask is asked for but missing. Problems of single cases never
     raise: they are in the summary (``cases[i]["status"]`` "failed", ``error``).
     """
-    started, started_wall = time.perf_counter(), _now()
+    started, started_wall = time.perf_counter(), now_text()
     cases = _cohort_inputs(moving)
     case_options = _case_options(transform, fill, interpolator, output_format, options)
     jobs = _check_jobs(jobs)
@@ -153,7 +153,7 @@ def run_cohort(
     header = _header(fixed_path, fixed_scan, case_options, overwrite, out_dir, run_id, started_wall)
     header["run"].update(
         {
-            "finished": _now(),
+            "finished": now_text(),
             "seconds": round(time.perf_counter() - started, 3),
             "state": "stopped" if stop.is_set() else "finished",
             "stopped_by": stop.reason if stop.is_set() else None,

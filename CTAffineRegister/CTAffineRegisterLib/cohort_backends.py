@@ -21,11 +21,12 @@ import signal
 import threading
 import time
 from collections import deque
-from dataclasses import dataclass, field
+from contextlib import contextmanager
+from dataclasses import dataclass
 from multiprocessing.connection import wait
 from typing import Callable, Optional
 
-from .case_runner import CaseTask, FixedScan, _now, record_lost_case, remember_fixed, run_case
+from .case_runner import CaseTask, FixedScan, now_text, record_lost_case, remember_fixed, run_case
 
 OnDone = Callable[[CaseTask, dict], None]
 # Seconds a running case gets to wind up after a stop before its process is killed.
@@ -79,7 +80,6 @@ class _Worker:
     started: float = 0.0
     cases: int = 0
     retiring: bool = False
-    stop_sent: float = field(default=0.0)
 
 
 class ProcessPoolBackend:
@@ -130,13 +130,13 @@ class ProcessPoolBackend:
                 name="ct-affine-register-worker",
                 daemon=True,
             )
-            with _sigint_ignored():  # children inherit it: Ctrl-C reaches only this process
+            with sigint_ignored():  # children inherit it: Ctrl-C reaches only this process
                 process.start()
             child_end.close()
             workers.append(_Worker(process, parent_end, cancel))
 
     def _send(self, worker: _Worker, task: CaseTask) -> None:
-        worker.task, worker.started_wall, worker.started = task, _now(), time.perf_counter()
+        worker.task, worker.started_wall, worker.started = task, now_text(), time.perf_counter()
         worker.cases += 1
         worker.retiring = worker.cases >= self.cases_per_worker
         worker.connection.send(task)
@@ -278,18 +278,18 @@ def _watch_parent(stopping: threading.Event) -> None:
     threading.Thread(target=watch, name="parent-watch", daemon=True).start()
 
 
-class _sigint_ignored:
-    """Ignore Ctrl-C while starting child processes: they inherit "ignored" across exec."""
-
-    def __enter__(self):
-        self.previous = None
-        if threading.current_thread() is threading.main_thread():
-            self.previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
-        return self
-
-    def __exit__(self, *exc) -> None:
-        if self.previous is not None:
-            signal.signal(signal.SIGINT, self.previous)
+@contextmanager
+def sigint_ignored():
+    """Ignore Ctrl-C while starting child processes: they inherit "ignored" across exec, so Ctrl-C
+    in a terminal (sent to the whole process group) reaches only the main process."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def _signal_name(number: int) -> str:

@@ -21,8 +21,8 @@ import time
 from collections import deque
 from typing import Optional
 
-from .case_runner import CaseTask, FixedScan, _now, load_fixed, record_lost_case, run_case
-from .cohort_backends import STOP_GRACE_SECONDS, OnDone, StopRequest, _sigint_ignored
+from .case_runner import CaseTask, FixedScan, load_fixed, now_text, record_lost_case, run_case
+from .cohort_backends import STOP_GRACE_SECONDS, OnDone, StopRequest, sigint_ignored
 from .cohort_resume import read_case_report
 
 # A case that was only waiting on a worker that died is sent again, up to this many times in all.
@@ -52,7 +52,7 @@ def start_local_cluster(workers: int):
     distributed = import_distributed()
     import dask
 
-    with dask.config.set({"distributed.scheduler.allowed-failures": 0}), _sigint_ignored():
+    with dask.config.set({"distributed.scheduler.allowed-failures": 0}), sigint_ignored():
         cluster = distributed.LocalCluster(
             n_workers=workers,
             threads_per_worker=1,
@@ -153,7 +153,7 @@ class _DaskRun:
             attempt = sum(1 for known, _, _ in self.futures.values() if known.case_id == task.case_id)
             key = f"ct-affine-register-{task.run_id}-{task.case_id}" + (f"-{attempt}" if attempt else "")
             future = self.client.submit(dask_case, task, self.stop_name, key=key, pure=False)
-            self.futures[future] = (task, _now(), time.perf_counter())
+            self.futures[future] = (task, now_text(), time.perf_counter())
             self.pending.add(future)
             future.add_done_callback(self.finished.put)
 
