@@ -14,6 +14,7 @@ and only when a cohort is run on Dask. The core and the Slicer module never need
 from __future__ import annotations
 
 import logging
+import os
 import queue
 import signal
 import threading
@@ -61,7 +62,8 @@ def start_local_cluster(workers: int):
             silence_logs=logging.ERROR,
         )
         client = distributed.Client(cluster)
-    _register_plugin(client, _ignore_interrupt_plugin(distributed))
+    itk_threads = max(1, (os.cpu_count() or 1) // max(1, workers))
+    _register_plugin(client, _worker_setup_plugin(distributed, itk_threads))
     return client, cluster
 
 
@@ -255,18 +257,22 @@ class _Throttled:
         return self.answer
 
 
-def _ignore_interrupt_plugin(distributed):
-    """A worker plugin: Ctrl-C in a terminal reaches the whole process group; only the client acts,
-    so workers (restarted ones too) ignore it instead of printing a traceback."""
+def _worker_setup_plugin(distributed, itk_threads: int):
+    """A plugin for the workers of our own local cluster (restarted ones too): Ctrl-C in a terminal
+    reaches the whole process group, and only the client acts on it; and ITK's threads are shared
+    out between the workers as in the process pool, so one machine is not asked for more."""
 
-    class IgnoreInterrupt(distributed.WorkerPlugin):
-        name = "ct-affine-register-ignore-sigint"
+    class WorkerSetup(distributed.WorkerPlugin):
+        name = "ct-affine-register-worker-setup"
 
         def setup(self, worker) -> None:
+            import SimpleITK as sitk
+
             if threading.current_thread() is threading.main_thread():
                 signal.signal(signal.SIGINT, signal.SIG_IGN)
+            sitk.ProcessObject.SetGlobalDefaultNumberOfThreads(itk_threads)  # our own worker process
 
-    return IgnoreInterrupt()
+    return WorkerSetup()
 
 
 def _register_plugin(client, plugin) -> None:

@@ -66,34 +66,55 @@ def load() -> str:
 # -- 1. throughput --------------------------------------------------------------------------------
 
 
-def throughput(fixed: Path, cohort: Path, count: int, workdir: Path) -> dict:
-    print(f"\n== 1. throughput: {count} scans, one cohort, three ways (load average before: {load()})")
+def throughput(fixed: Path, cohort: Path, count: int, workdir: Path, repeats: int = 1) -> dict:
+    """Each mode ``repeats`` times, the modes interleaved (A, B, C, A, B, C...) so a change of the
+    machine's load hits them alike; the medians are kept."""
+    print(f"\n== 1. throughput: {count} scans, one cohort, three ways x {repeats} (load before: {load()})")
     columns = f"{'wall s':>7} {'scans/min':>9} {'s/case':>7} {'max proc MB':>11} {'tree MB':>8}  status"
     print(f"   {'mode':<46} {columns}")
-    modes = [
-        ("--jobs 1 (in the main process)", ["--jobs", "1"]),
-        ("--jobs 2 (two worker processes)", ["--jobs", "2"]),
-        ("--scheduler local --jobs 2 (Dask, 2 x 1 thread)", ["--scheduler", "local", "--jobs", "2"]),
-    ]
+    modes = {
+        "jobs1": ("--jobs 1 (in the main process)", ["--jobs", "1"]),
+        "jobs2": ("--jobs 2 (two worker processes)", ["--jobs", "2"]),
+        "dask": ("--scheduler local --jobs 2 (Dask, 2 x 1 thread)", ["--scheduler", "local", "--jobs", "2"]),
+    }
+    runs: dict = {key: [] for key in modes}
+    for repeat in range(repeats):
+        for key, (label, extra) in modes.items():
+            out = workdir / f"out-{key}-{repeat}"
+            run = peers.run_child(
+                register_arguments(fixed, cohort, out, *extra), workdir / f"{out.name}.log", True
+            )
+            per_case = (
+                statistics.median(case_seconds(out)) if (out / "report.json").exists() else float("nan")
+            )
+            status = "ok" if run.returncode == 0 else f"exit {run.returncode}, see {run.log}"
+            runs[key].append({"wall": run.wall_s, "per_case": per_case, "peak": run.peak_mb,
+                              "tree": run.tree_peak_mb or 0.0})  # fmt: skip
+            print(
+                f"   {label:<46} {run.wall_s:7.1f} {60.0 * count / run.wall_s:9.1f} {per_case:7.2f} "
+                f"{run.peak_mb:11.0f} {run.tree_peak_mb or 0:8.0f}  {status}"
+            )
+            sys.stdout.flush()
+            shutil.rmtree(out, ignore_errors=True)
     results = {}
-    for label, extra in modes:
-        out = workdir / f"out-{'-'.join(extra).replace('-', '')}"
-        run = peers.run_child(
-            register_arguments(fixed, cohort, out, *extra), workdir / f"{out.name}.log", True
-        )
-        per_case = statistics.median(case_seconds(out)) if (out / "report.json").exists() else float("nan")
-        status = "ok" if run.returncode == 0 else f"exit {run.returncode}, see {run.log}"
-        results[label] = {"wall": run.wall_s, "per_minute": 60.0 * count / run.wall_s, "per_case": per_case,
-                          "peak": run.peak_mb, "tree": run.tree_peak_mb or 0.0}  # fmt: skip
+    for key, values in runs.items():
+        wall = statistics.median(value["wall"] for value in values)
+        results[key] = {
+            "wall": wall,
+            "per_minute": 60.0 * count / wall,
+            "per_case": statistics.median(value["per_case"] for value in values),
+            "peak": max(value["peak"] for value in values),
+            "tree": max(value["tree"] for value in values),
+        }
+    if repeats > 1:
         print(
-            f"   {label:<46} {run.wall_s:7.1f} {60.0 * count / run.wall_s:9.1f} {per_case:7.2f} "
-            f"{run.peak_mb:11.0f} {run.tree_peak_mb or 0:8.0f}  {status}"
+            "   medians: "
+            + "; ".join(f"{key} {value['per_minute']:.1f} scans/min" for key, value in results.items())
         )
-        sys.stdout.flush()
-    pool, dask = results[modes[1][0]], results[modes[2][0]]
-    print(f"   Dask over the process pool: {100.0 * (dask['wall'] / pool['wall'] - 1.0):+.1f} % wall time")
+    dask_cost = 100.0 * (results["dask"]["wall"] / results["jobs2"]["wall"] - 1.0)
+    print(f"   Dask over the process pool: {dask_cost:+.1f} % wall time (medians)")
     print(f"   load average after: {load()}")
-    return {"jobs1": results[modes[0][0]], "jobs2": pool, "dask": dask}
+    return results
 
 
 # -- 2. resume after a kill -----------------------------------------------------------------------
@@ -197,6 +218,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="8 scans of 96x96x64")
     parser.add_argument("--count", type=int, default=None, help="scans in the cohort (default 64)")
+    parser.add_argument("--repeats", type=int, default=1, help="runs of each mode, interleaved (default 1)")
     parser.add_argument("--skip-resume", action="store_true")
     parser.add_argument("--skip-memory", action="store_true")
     parser.add_argument("--keep", action="store_true", help="keep the working folder")
@@ -216,7 +238,7 @@ def main(argv: Optional[list[str]] = None) -> int:
         for path in movings:  # the fixed scan stays out of the cohort folder
             shutil.move(str(path), cohort / path.name)
         movings = sorted(cohort.iterdir())
-        results = throughput(fixed, cohort, count, workdir)
+        results = throughput(fixed, cohort, count, workdir, args.repeats)
         if not args.skip_resume:
             resume_after_kill(fixed, cohort, count, workdir)
         if not args.skip_memory:
