@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 from urllib.parse import unquote
 
+import numpy as np
 import pytest
 import SimpleITK as sitk
 from cohort_helpers import case_report, chromium_path, hidden_files, require_in_ci, write_fixed, write_moving
@@ -25,7 +26,7 @@ from headless_browser import HeadlessChromium
 from CTAffineRegisterLib.case_runner import CaseOptions, input_fingerprint
 from CTAffineRegisterLib.cli import main
 from CTAffineRegisterLib.cohort import exit_status, run_cohort
-from CTAffineRegisterLib.cohort_inputs import MovingInput
+from CTAffineRegisterLib.cohort_inputs import MovingInput, inputs_from_list_file
 from CTAffineRegisterLib.cohort_resume import BLOCKED, CONFLICT, DONE, RUN, plan_case
 from CTAffineRegisterLib.registration import RegistrationOptions
 
@@ -270,3 +271,25 @@ def test_cohort_page_in_a_real_headless_browser(cohort, tmp_path):
         shutil.copy(tmp_path / "report.png", os.environ["CTAR_SCREENSHOT"])
     picture = sitk.ReadImage(str(tmp_path / "report.png"))
     assert picture.GetSize()[0] >= 1000 and picture.GetNumberOfComponentsPerPixel() >= 3
+
+
+def test_labels_from_a_csv_list_are_carried_to_the_fixed_grid(cohort, tmp_path):
+    moving = cohort["moving"][0]
+    scan = sitk.ReadImage(str(moving))
+    labels = sitk.Cast(scan > -500, sitk.sitkUInt8) + sitk.Cast(scan > 300, sitk.sitkUInt8)  # body 1, bone 2
+    sitk.WriteImage(labels, str(tmp_path / "scan_seg.nrrd"))
+    listing = tmp_path / "cohort.csv"
+    listing.write_text(f"id,path,labels\nP1,{moving},scan_seg.nrrd\n")
+    out = tmp_path / "out"
+    summary = run_cohort(cohort["fixed"], inputs_from_list_file(listing), out, jobs=1)
+    case = summary["cases"][0]
+    assert case["status"] == "ok" and case["labels_path"] == str(tmp_path / "scan_seg.nrrd")
+    assert case["outputs"]["labels"] == "P1_labels.nii.gz"
+    carried = sitk.ReadImage(str(out / "P1_labels.nii.gz"))
+    fixed = sitk.ReadImage(str(cohort["fixed"]))
+    assert carried.GetSize() == fixed.GetSize() and carried.GetPixelID() == sitk.sitkUInt8
+    values = sitk.GetArrayViewFromImage(carried)
+    assert set(np.unique(values)) == {0, 1, 2}
+    body = sitk.GetArrayViewFromImage(fixed) > -500  # the carried body lies on the fixed body
+    overlap = 2 * np.count_nonzero(body & (values > 0)) / (np.count_nonzero(body) + np.count_nonzero(values))
+    assert overlap > 0.85
