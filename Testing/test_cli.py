@@ -203,22 +203,6 @@ def test_existing_outputs_are_not_overwritten_without_consent(tmp_path, pair_fil
     assert not [name for name in os.listdir(out) if name.startswith(".")]  # no temporary files left
 
 
-def test_parallel_jobs_give_the_same_transforms_as_one_job(tmp_path, pair_files, pair):
-    second = pair_files["moving"].parent / "scan_c.nii.gz"
-    sitk.WriteImage(pair.moving, str(second))
-    moving = [str(pair_files["moving"]), str(second)]
-    results = {}
-    for jobs in (1, 2):
-        out = tmp_path / f"jobs{jobs}"
-        arguments = ["register", "--quiet", "--fixed", str(pair_files["fixed"]), "--moving", *moving]
-        assert main([*arguments, "--out", str(out), "--jobs", str(jobs)]) == 0
-        results[jobs] = [
-            sitk.ReadTransform(str(out / f"{stem}_transform.tfm")) for stem in ("scan_b", "scan_c")
-        ]
-    for one, two in zip(results[1], results[2]):
-        assert one.GetParameters() == two.GetParameters()  # worker processes change nothing
-
-
 def test_fixed_that_cannot_be_read_is_a_usage_error(tmp_path, pair_files, capsys):
     status = main(
         [
