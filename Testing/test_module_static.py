@@ -29,6 +29,8 @@ BATCH_SCRIPT = LIB_DIR / "slicer_batch.py"
 QT_MODULES = {"qt", "ctk", "PythonQt", "slicer.ScriptedLoadableModule"}
 # Modules of the Lib allowed to import the MRML side (never Qt).
 MRML_MODULES = {"mrml_bridge.py", "slicer_batch.py"}
+# The one Lib module that may import the optional Dask extra (only when a cohort runs on Dask).
+DASK_MODULES = {"cohort_dask.py"}
 
 # Widget classes a Slicer 5.8+ .ui can use: Qt's own, and the CTK/MRML ones Slicer wraps.
 QT_WIDGETS = {
@@ -89,6 +91,7 @@ def test_pure_lib_modules_import_only_simpleitk_numpy_and_stdlib():
     allowed = set(stdlib) | {"SimpleITK", "numpy", "CTAffineRegisterLib"}
     for path in sorted(LIB_DIR.glob("*.py")):
         extra = {"slicer", "vtk"} if path.name in MRML_MODULES else set()
+        extra |= {"dask", "distributed"} if path.name in DASK_MODULES else set()
         roots = {name.split(".")[0] for name in _imports(path)}
         assert roots <= allowed | extra, f"{path.name} imports {sorted(roots - allowed - extra)}"
 

@@ -1,19 +1,22 @@
 """The ``ct-affine-register`` command: inspect, register, demo.
 
-Exit status: 0 all good, 1 when any input or case failed (the others were still done),
-2 for usage errors (argparse's convention) or when nothing could be started.
+Exit status: 0 all good, 1 when any input or case failed or a result's verdict is "failed" (the
+others were still done), 2 for usage errors (argparse's convention) or when nothing could be
+started; ``register`` stopped by Ctrl-C gives 130, by SIGTERM 143.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import sys
 from typing import Optional
 
 from . import __version__
 from .background import analyze_background
+from .cohort_outputs import OUTPUT_FORMATS
 from .imageio import InputError, OutputExistsError, read_image
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
@@ -22,6 +25,8 @@ EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 def main(argv: Optional[list[str]] = None) -> int:
     parser = _parser()
     arguments = parser.parse_args(argv)
+    if getattr(arguments, "scheduler", None) not in (None, "local") and arguments.jobs is not None:
+        parser.error("--jobs cannot be used with --scheduler ADDRESS: the cluster's workers decide")
     if arguments.command is None:
         parser.print_help(sys.stderr)
         return EXIT_USAGE
@@ -42,16 +47,51 @@ def _parser() -> argparse.ArgumentParser:
     add_input_options(inspect)
     inspect.set_defaults(handler=_inspect)
 
-    register = commands.add_parser("register", help="register moving scans onto one fixed scan")
+    register = commands.add_parser(
+        "register",
+        help="register moving scans (a cohort) onto one fixed scan",
+        description="Register every moving scan onto the fixed scan. Rerunning the same command with "
+        "the same --out continues the cohort: finished cases are kept, the rest run.",
+    )
     register.add_argument("--fixed", required=True, metavar="PATH", help="the reference scan (dataset A)")
-    register.add_argument("--moving", required=True, nargs="+", metavar="PATH", help="scans to register")
+    sources = register.add_mutually_exclusive_group(required=True)
+    sources.add_argument(
+        "--moving", nargs="+", metavar="PATH", help="scans to register (files or DICOM folders)"
+    )
+    sources.add_argument(
+        "--moving-list",
+        metavar="FILE",
+        help="a file with one path per line, or a CSV with a 'path' column and optional 'id' and 'labels'",
+    )
+    sources.add_argument(
+        "--moving-root", metavar="DIR", help="every image file and DICOM series below DIR is a case"
+    )
     register.add_argument("--out", required=True, metavar="DIR", help="output folder")
     _add_registration_options(register)
     register.add_argument(
-        "--jobs", type=_positive_int, default=None, help="parallel cases (default: one per core)"
+        "--output-format",
+        choices=OUTPUT_FORMATS,
+        default="nii.gz",
+        help="file format of the registered scan, validity mask and labels (default nii.gz)",
     )
-    register.add_argument("--overwrite", action="store_true", help="replace existing outputs")
-    register.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
+    register.add_argument(
+        "--jobs",
+        type=_positive_int,
+        default=None,
+        help="cases in parallel on this machine (default: one per core); 1 runs them in this process",
+    )
+    register.add_argument(
+        "--scheduler",
+        metavar="ADDRESS",
+        help="run on a Dask cluster: tcp://HOST:PORT of its scheduler, or 'local' for a local cluster "
+        "of --jobs single-threaded workers (needs the [dask] extra)",
+    )
+    register.add_argument(
+        "--overwrite", action="store_true", help="redo every case and replace existing outputs"
+    )
+    register.add_argument(
+        "--quiet", action="store_true", help="no progress on stderr, only errors and the summary"
+    )
     register.set_defaults(handler=_register)
 
     _add_check_parser(commands)
@@ -80,7 +120,10 @@ def add_input_options(parser: argparse.ArgumentParser) -> None:
 def _add_registration_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--transform", choices=("affine", "rigid", "similarity"), default="affine")
     parser.add_argument(
-        "--fill", type=float, default=None, help="value for output voxels without data (default: moving air)"
+        "--fill",
+        type=_finite_float,
+        default=None,
+        help="value for output voxels without data (default: moving air)",
     )
     parser.add_argument("--interpolator", choices=("linear", "bspline"), default="linear")
 
@@ -128,6 +171,16 @@ def _non_negative_int(text: str) -> int:
         raise argparse.ArgumentTypeError(f"must be a whole number, 0 or more, not {text!r}") from None
     if value < 0:
         raise argparse.ArgumentTypeError(f"must be 0 or more, not {value}")
+    return value
+
+
+def _finite_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"must be a finite number, not {text!r}")
     return value
 
 
@@ -183,30 +236,49 @@ def _print_table(rows: list[dict]) -> None:
 
 
 def _register(arguments: argparse.Namespace) -> int:
-    from .batch import BatchSettings, run_batch
+    from .cohort import exit_status, run_cohort
 
-    settings = BatchSettings(
-        out_dir=arguments.out,
-        transform=arguments.transform,
-        fill=arguments.fill,
-        interpolator=arguments.interpolator,
-        overwrite=arguments.overwrite,
-        jobs=arguments.jobs,
-        quiet=arguments.quiet,
-    )
     try:
-        report = run_batch(arguments.fixed, arguments.moving, settings)
-    except (InputError, OutputExistsError) as error:
+        moving = _moving_inputs(arguments)
+        summary = run_cohort(
+            arguments.fixed,
+            moving,
+            arguments.out,
+            jobs=arguments.jobs,
+            scheduler=arguments.scheduler,
+            transform=arguments.transform,
+            fill=arguments.fill,
+            interpolator=arguments.interpolator,
+            output_format=arguments.output_format,
+            overwrite=arguments.overwrite,
+            progress="quiet" if arguments.quiet else "auto",
+        )
+    except (InputError, OutputExistsError, ImportError, ConnectionError) as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_USAGE
-    print(
-        f"{report['succeeded']} registered, {report['failed']} failed; report: "
-        f"{os.path.join(arguments.out, 'report.json')}"
-    )
-    for case in report["cases"]:
-        if case["status"] != "ok":
-            print(f"failed: {case['error']}", file=sys.stderr)
-    return EXIT_OK if report["failed"] == 0 else EXIT_FAILED
+    except KeyboardInterrupt:  # Ctrl-C while checking the inputs or writing the summary
+        print("stopped by SIGINT; rerun the same command to continue", file=sys.stderr)
+        return 130
+    where = "not written" if summary["summary_error"] else os.path.join(arguments.out, "report.html")
+    print(f"{summary['summary_line']}; report: {where}")
+    if summary["summary_error"]:
+        print(f"error: {summary['summary_error']}", file=sys.stderr)
+    stopped_by = summary["run"].get("stopped_by")
+    if stopped_by:
+        cancelled = summary["counts"]["cancelled"]
+        message = f"stopped by {stopped_by}: {cancelled} cases cancelled; rerun the same command to continue"
+        print(message, file=sys.stderr)
+    return exit_status(summary)
+
+
+def _moving_inputs(arguments: argparse.Namespace) -> list:
+    from .cohort_inputs import inputs_from_list_file, inputs_from_paths, inputs_from_root
+
+    if arguments.moving_list is not None:
+        return inputs_from_list_file(arguments.moving_list)
+    if arguments.moving_root is not None:
+        return inputs_from_root(arguments.moving_root, exclude=arguments.out)
+    return inputs_from_paths(arguments.moving)
 
 
 def _demo(arguments: argparse.Namespace) -> int:

@@ -14,6 +14,8 @@ import SimpleITK as sitk
 WINDOW_HU = (-1000.0, 1000.0)
 PANEL_PIXELS = 256
 CHECKER_TILES = 8
+# The cohort page shows each picture this many times smaller (768×512 -> 256×170).
+THUMBNAIL_FACTOR = 3
 
 
 def qc_picture(fixed: sitk.Image, registered: sitk.Image) -> sitk.Image:
@@ -107,3 +109,12 @@ def _row(panels: list[np.ndarray]) -> np.ndarray:
         canvas[top : top + height, left : left + width] = panel[:height, :width]
         canvases.append(canvas)
     return np.concatenate(canvases, axis=1)
+
+
+def thumbnail(picture: sitk.Image, factor: int = THUMBNAIL_FACTOR) -> sitk.Image:
+    """The QC picture ``factor`` times smaller (block means), for a cohort page of hundreds of rows."""
+    array = sitk.GetArrayViewFromImage(picture)
+    height, width = (array.shape[0] // factor) * factor, (array.shape[1] // factor) * factor
+    blocks = array[:height, :width].reshape(height // factor, factor, width // factor, factor, -1)
+    small = np.rint(blocks.mean(axis=(1, 3))).astype(np.uint8)
+    return sitk.GetImageFromArray(small, isVector=True)

@@ -1,0 +1,111 @@
+"""The same cohort in this process, in local worker processes and on a real Dask cluster.
+
+A LocalCluster with worker processes (no mocks): outputs must be bit-identical whichever way a
+case ran, each report must say where it ran, and a killed Dask worker fails only its own case.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import threading
+import time
+
+import pytest
+from cohort_helpers import (
+    case_report,
+    dask_available,
+    hidden_files,
+    require_in_ci,
+    start_cli,
+    wait_for_running,
+    write_fixed,
+    write_moving,
+)
+
+from CTAffineRegisterLib.cli import main
+from CTAffineRegisterLib.cohort import run_cohort
+
+ROLES = ("registered", "transform", "validmask", "qc", "qc_thumb")
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    require_in_ci(dask_available(), 'Dask (the "dask" extra)')
+    from CTAffineRegisterLib.cohort_dask import start_local_cluster
+
+    client, local = start_local_cluster(2)
+    yield client
+    client.close()
+    local.close()
+
+
+@pytest.fixture(scope="module")
+def inputs(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("dask")
+    fixed = write_fixed(folder / "fixed.nii.gz")
+    moving = [write_moving(folder / f"p{index}.nrrd", 20 + index) for index in range(3)]
+    return fixed, moving
+
+
+def test_outputs_are_bit_identical_in_process_in_workers_and_on_dask(cluster, inputs, tmp_path, capsys):
+    fixed, moving = inputs
+    runs = {
+        "in-process": ["--jobs", "1"],
+        "process-pool": ["--jobs", "2"],
+        "dask": ["--scheduler", cluster.scheduler.address],  # an existing cluster, as on Slurm
+    }
+    for name, where in runs.items():
+        arguments = ["register", "--fixed", str(fixed), "--moving", *map(str, moving[:2])]
+        assert main([*arguments, "--out", str(tmp_path / name), "--quiet", *where]) == 0, capsys.readouterr()
+    for case_id in ("p0", "p1"):
+        reports = {name: case_report(tmp_path / name, case_id) for name in runs}
+        assert {name: report["where"]["backend"] for name, report in reports.items()} == {
+            name: name if name != "dask" else "dask" for name in runs
+        }
+        assert reports["dask"]["where"]["worker"] in cluster.scheduler_info()["workers"]
+        assert reports["dask"]["where"]["host"]
+        for role in ROLES:
+            files = {name: (tmp_path / name / reports[name]["outputs"][role]).read_bytes() for name in runs}
+            assert files["process-pool"] == files["in-process"], (case_id, role)
+            assert files["dask"] == files["in-process"], (case_id, role)
+
+
+def test_a_killed_dask_worker_fails_only_its_case(cluster, inputs, tmp_path):
+    fixed, moving = inputs
+    out = tmp_path / "out"
+    result = {}
+    runner = threading.Thread(target=lambda: result.update(run_cohort(fixed, moving, out, client=cluster)))
+    runner.start()
+    victim = wait_for_running(out, 1)[0]
+    assert victim["where"]["worker"].startswith("tcp://")
+    os.kill(victim["where"]["pid"], signal.SIGKILL)
+    runner.join(timeout=120)
+    assert not runner.is_alive()
+    cases = {case["id"]: case for case in result["cases"]}
+    assert cases[victim["id"]]["status"] == "failed"
+    assert "Dask worker died" in cases[victim["id"]]["error"]
+    assert sorted(case["status"] for case in cases.values()) == ["failed", "ok", "ok"], cases
+    assert [name for name in os.listdir(out) if name.startswith(victim["id"] + "_")] == [
+        f"{victim['id']}_report.json"
+    ]
+    assert hidden_files(out) == []
+
+
+def test_ctrl_c_on_a_local_dask_cluster(inputs, tmp_path):
+    require_in_ci(dask_available(), 'Dask (the "dask" extra)')
+    fixed, moving = inputs
+    out = tmp_path / "out"
+    arguments = ["register", "--fixed", str(fixed), "--moving", *map(str, moving), "--out", str(out)]
+    process = start_cli(*arguments, "--scheduler", "local", "--jobs", "2")
+    wait_for_running(out, 1, process=process)
+    os.killpg(process.pid, signal.SIGINT)
+    signalled = time.monotonic()
+    stdout, stderr = process.communicate(timeout=60)
+    assert time.monotonic() - signalled < 20.0
+    assert process.returncode == 130, stderr
+    assert "Traceback" not in stderr and "KeyboardInterrupt" not in stderr
+    summary = json.loads((out / "report.json").read_text())
+    assert summary["counts"]["cancelled"] >= 1 and summary["run"]["stopped_by"] == "SIGINT"
+    assert hidden_files(out) == []
