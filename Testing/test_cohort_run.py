@@ -258,7 +258,13 @@ def test_cohort_page_in_a_real_headless_browser(cohort, tmp_path):
         assert browser.evaluate(f"{ROWS_JS}.map(row => row.dataset.id)") == rows
 
         dots = browser.evaluate("document.querySelectorAll('#figures circle').length")
-        assert dots == 4 * 2  # one per case for body Dice and for seconds
+        summary = json.loads((cohort["out"] / "report.json").read_text())
+        expected = sum(
+            1 + sum(isinstance(value, (int, float)) for value in case["quality"]["figures"].values())
+            for case in summary["cases"]
+            if case["status"] == "ok"
+        )
+        assert dots == expected  # one per registered case for each numeric figure and for seconds
         browser.screenshot(str(tmp_path / "report.png"))
         browser.open("about:blank")
         browser.open(page.as_uri() + "#sort=seconds-desc")  # a sorted view can be bookmarked
