@@ -299,3 +299,20 @@ def test_labels_from_a_csv_list_are_carried_to_the_fixed_grid(cohort, tmp_path):
     body = sitk.GetArrayViewFromImage(fixed) > -500  # the carried body lies on the fixed body
     overlap = 2 * np.count_nonzero(body & (values > 0)) / (np.count_nonzero(body) + np.count_nonzero(values))
     assert overlap > 0.85
+
+
+def test_labels_that_do_not_lie_on_their_scan_fail_the_case_before_it_registers(cohort, tmp_path):
+    moving = cohort["moving"][0]
+    scan = sitk.ReadImage(str(moving))
+    labels = sitk.Cast(scan > -500, sitk.sitkUInt8)
+    labels.SetOrigin(np.add(labels.GetOrigin(), (0.0, 0.0, 2000.0)).tolist())  # labels of another scan
+    sitk.WriteImage(labels, str(tmp_path / "elsewhere.nrrd"))
+    listing = tmp_path / "cohort.csv"
+    listing.write_text(f"id,path,labels\nP1,{moving},elsewhere.nrrd\n")
+    summary = run_cohort(cohort["fixed"], inputs_from_list_file(listing), tmp_path / "out", jobs=1)
+    case = summary["cases"][0]
+    assert case["status"] == "failed" and case["error"].startswith(str(tmp_path / "elsewhere.nrrd"))
+    assert "registration" not in case  # refused before any registration work
+    assert not any(
+        name.startswith("P1_") and not name.endswith("_report.json") for name in os.listdir(tmp_path / "out")
+    )

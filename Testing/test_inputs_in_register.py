@@ -1,10 +1,4 @@
-"""What reading finds out reaches ``register``: refusals as failed cases, notes in report.json.
-
-The tests marked ``xfail(strict=True)`` need the ``register`` wiring of issue 13 (fixed-scan notes in
-the report, ``--allow-slice-gaps`` and captured reader warnings passed to ``read_image`` by the batch
-runner). They fail today by design; once wired they pass, and strict mode then asks for the marker
-to be removed.
-"""
+"""What reading finds out reaches ``register``: refusals as failed cases, notes in report.json."""
 
 from __future__ import annotations
 
@@ -25,9 +19,6 @@ SMALL_PAIR = {
     "moving_spacing": (5.5, 5.5, 6.5),
     "point_count": 200,
 }
-NEEDS_REGISTER_WIRING = pytest.mark.xfail(
-    strict=True, reason="issue 13 wiring of register/batch.py (lead, at merge): see the module docstring"
-)
 
 
 @pytest.fixture(scope="module")
@@ -95,7 +86,6 @@ def test_a_negative_spacing_in_the_moving_header_is_noted_in_the_report(tmp_path
     assert "negative spacing in the header (pixdim x" in case["note"]
 
 
-@NEEDS_REGISTER_WIRING
 def test_the_fixed_scans_notes_are_in_its_part_of_the_report(tmp_path, pair):
     fixed = _with_negative_pixdim(pair.fixed, tmp_path / "fixed_mirrored.nii")
     status, report = _register(fixed, [tmp_path / "missing.nii.gz"], tmp_path / "out")
@@ -103,7 +93,6 @@ def test_the_fixed_scans_notes_are_in_its_part_of_the_report(tmp_path, pair):
     assert any("negative spacing" in note for note in report["fixed"]["notes"])
 
 
-@NEEDS_REGISTER_WIRING
 def test_register_accepts_allow_slice_gaps(tmp_path, fixed_path):
     gap = tmp_path / "gap_series"
     write_series(gap, [0.0, 5.0, 10.0, 25.0, 30.0, 35.0])
@@ -112,7 +101,6 @@ def test_register_accepts_allow_slice_gaps(tmp_path, fixed_path):
     assert "missing slice" not in error  # read; the tiny series itself may still fail to register
 
 
-@NEEDS_REGISTER_WIRING
 def test_reader_warnings_become_report_notes_not_stderr(tmp_path, fixed_path, pair, capfd):
     moving = _with_negative_pixdim(pair.moving, tmp_path / "warns.nii", keep_sform=True)
     status, report = _register(fixed_path, [moving], tmp_path / "out")

@@ -474,7 +474,8 @@ def test_batch_script_in_slicer_starts_workers_through_python_slicer(small_pair_
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
     report = json.loads((out / "report.json").read_text(encoding="utf-8"))
-    assert report["settings"]["jobs"] == 2 and [case["status"] for case in report["cases"]] == ["ok", "ok"]
+    assert report["run"]["backend"] == "2 local worker processes"
+    assert [case["status"] for case in report["cases"]] == ["ok", "ok"]
     starts = (tmp_path / "launches.log").read_text(encoding="utf-8").splitlines()
     workers = [line for line in starts if "spawn_main" in line]
     assert len(workers) == 3, starts  # the probe and the two workers, all through the launcher
@@ -493,7 +494,8 @@ def test_batch_script_in_slicer_runs_cases_one_at_a_time_when_workers_cannot_sta
     assert done.returncode == 0, done.stderr
     assert "note: cases run one at a time: a worker process started with" in done.stderr
     report = json.loads((out / "report.json").read_text(encoding="utf-8"))
-    assert report["settings"]["jobs"] == 1 and report["cases"][0]["status"] == "ok"
+    assert report["run"]["backend"] == "in this process, one case at a time"
+    assert report["cases"][0]["status"] == "ok"
 
 
 def test_batch_script_in_slicer_shows_the_tool_help_and_exits(tmp_path):

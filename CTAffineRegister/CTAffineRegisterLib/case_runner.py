@@ -47,6 +47,7 @@ from .imageio import (
     write_text,
     write_transform,
 )
+from .labels import LabelError, check_label_image, check_labels_overlap, read_label_map, resample_labels
 from .pipeline import register_pair
 from .qc import qc_picture, thumbnail
 from .registration import RegistrationCancelled, RegistrationError, RegistrationOptions
@@ -92,6 +93,16 @@ class CaseOptions:
     interpolator: str = "linear"
     output_format: str = "nii.gz"
     registration: Optional[RegistrationOptions] = field(default=None, compare=False)
+    # A DICOM series with missing or uneven slices is read onto an even grid (gaps interpolated).
+    allow_slice_gaps: bool = False
+    # ITK/GDCM warnings on stderr while reading become report notes (the CLI's own stderr only).
+    capture_reader_warnings: bool = field(default=False, compare=False)
+
+    def read(self, path: str):
+        """``read_image`` with this run's reading choices."""
+        return read_image(
+            path, allow_slice_gaps=self.allow_slice_gaps, capture_itk_warnings=self.capture_reader_warnings
+        )
 
     def to_dict(self) -> dict:
         """Recorded in every case report; ``registration`` only when the caller changed the defaults,
@@ -103,6 +114,7 @@ class CaseOptions:
             "interpolator": self.interpolator,
             "output_format": self.output_format,
             "registration": registration,
+            "allow_slice_gaps": self.allow_slice_gaps,
         }
 
 
@@ -138,7 +150,9 @@ class FixedScan:
 _FIXED_CACHE: dict = {}
 
 
-def load_fixed(path: str, expected_fingerprint: Optional[dict] = None) -> FixedScan:
+def load_fixed(
+    path: str, expected_fingerprint: Optional[dict] = None, options: Optional[CaseOptions] = None
+) -> FixedScan:
     """The analysed fixed scan, read once per process; ``InputError`` if it changed since planning."""
     fingerprint = input_fingerprint(path)
     if expected_fingerprint is not None and fingerprint != expected_fingerprint:
@@ -146,7 +160,7 @@ def load_fixed(path: str, expected_fingerprint: Optional[dict] = None) -> FixedS
     key = (os.path.realpath(path), json.dumps(fingerprint, sort_keys=True))
     cached = _FIXED_CACHE.get(key)
     if cached is None:
-        loaded = read_image(path)
+        loaded = (options or CaseOptions()).read(path)
         cached = FixedScan(loaded, analyze_background(loaded.image, loaded.dicom_padding), fingerprint)
         _FIXED_CACHE.clear()  # one fixed scan per run: never keep an old one alive
         _FIXED_CACHE[key] = cached
@@ -254,12 +268,12 @@ def run_case(
 
 
 def _register_and_write(task: CaseTask, fixed: FixedScan, cancel, paths: dict) -> dict:
-    moving = read_image(task.moving_path)
+    moving = task.options.read(task.moving_path)
     pixel_name = moving.image.GetPixelIDTypeAsString()
     problem = fill_problem(task.options.fill, moving.image.GetPixelID(), pixel_name)
     if problem is not None:
         raise InputError(task.moving_path, problem)
-    labels = _read_labels(task.labels_path) if task.labels_path else None
+    labels = _read_labels(task.labels_path, moving.image) if task.labels_path else None
     options = task.options
     result = register_pair(
         fixed.loaded.image,
@@ -282,7 +296,7 @@ def _register_and_write(task: CaseTask, fixed: FixedScan, cancel, paths: dict) -
         ("qc_thumb", lambda path: _write_png(thumbnail(picture), path)),
     ]
     if labels is not None:
-        carried = _carry_labels(labels, fixed.loaded.image, result.transform)
+        carried = resample_labels(labels, fixed.loaded.image, result.transform)
         writers.append(("labels", lambda path: write_image(carried, path, True)))
     for role, writer in writers:
         _stop_if(cancel)
@@ -295,6 +309,7 @@ def _register_and_write(task: CaseTask, fixed: FixedScan, cancel, paths: dict) -
     report["registration_seconds"] = result.report.get("seconds")
     report["outputs"] = {role: os.path.basename(paths[role]) for role, _ in writers}
     report["output_bytes"] = {role: os.path.getsize(paths[role]) for role, _ in writers}
+    report["notes"] = list(moving.notes)
     if moving.note:
         report["note"] = moving.note
     return report
@@ -349,25 +364,16 @@ def _write_png(picture: sitk.Image, path: str) -> None:
     write_atomically(path, lambda temporary: sitk.WriteImage(picture, temporary, imageIO="PNGImageIO"), True)
 
 
-def _read_labels(path: str) -> sitk.Image:
-    """A label map given with the case (CSV ``labels`` column): one integer scalar image."""
-    if not os.path.isfile(path):
-        reason = "no such file (labels)" if not os.path.exists(path) else "labels must be a file"
-        raise InputError(path, reason)
+def _read_labels(path: str, moving: sitk.Image) -> sitk.Image:
+    """The case's label map (CSV ``labels`` column), checked against its scan before any work:
+    integer labels, and lying in the scan's physical space (its own grid may differ)."""
+    labels = read_label_map(path)
     try:
-        image = sitk.ReadImage(path)
-    except RuntimeError as error:
-        lines = [line.strip() for line in str(error).splitlines() if line.strip()] or ["unknown error"]
-        raise InputError(path, f"labels are not a readable image ({lines[-1][:200]})") from None
-    if image.GetNumberOfComponentsPerPixel() != 1 or image.GetPixelID() not in _INTEGER_RANGES:
-        kind = image.GetPixelIDTypeAsString()
-        raise InputError(path, f"labels must be one integer value per voxel, not {kind}")
-    return image
-
-
-def _carry_labels(labels: sitk.Image, fixed: sitk.Image, transform: sitk.Transform) -> sitk.Image:
-    """The label map on the fixed grid with the case's transform; values kept, 0 outside."""
-    return sitk.Resample(labels, fixed, transform, sitk.sitkNearestNeighbor, 0, labels.GetPixelID())
+        check_label_image(labels)
+        check_labels_overlap(labels, moving)
+    except LabelError as error:
+        raise InputError(path, error.reason) from None
+    return labels
 
 
 def _stop_if(cancel: Optional[Callable[[], bool]]) -> None:

@@ -92,6 +92,7 @@ def _parser() -> argparse.ArgumentParser:
     register.add_argument(
         "--quiet", action="store_true", help="no progress on stderr, only errors and the summary"
     )
+    add_input_options(register)
     register.set_defaults(handler=_register)
 
     _add_check_parser(commands)
@@ -252,6 +253,8 @@ def _register(arguments: argparse.Namespace) -> int:
             output_format=arguments.output_format,
             overwrite=arguments.overwrite,
             progress="quiet" if arguments.quiet else "auto",
+            allow_slice_gaps=arguments.allow_slice_gaps,
+            capture_reader_warnings=True,
         )
     except (InputError, OutputExistsError, ImportError, ConnectionError) as error:
         print(f"error: {error}", file=sys.stderr)

@@ -16,6 +16,7 @@ only when a Dask client or scheduler is given).
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import secrets
 import signal
@@ -73,6 +74,8 @@ def run_cohort(
     progress: Optional[str] = None,
     in_process: Optional[bool] = None,
     stop: Optional[StopRequest] = None,
+    allow_slice_gaps: bool = False,
+    capture_reader_warnings: bool = False,
 ) -> dict:
     """Register every ``moving`` scan onto ``fixed`` into ``out_dir``; returns the cohort summary.
 
@@ -82,6 +85,9 @@ def run_cohort(
     otherwise ``jobs`` local worker processes (default one per core), or this process when
     ``jobs`` is 1 or ``in_process`` is true. ``progress``: None (silent), "auto", "bar", "lines" or
     "quiet" (only error lines). ``stop`` lets a caller (another thread) stop the run.
+    ``allow_slice_gaps`` reads DICOM series with missing or uneven slices onto an even grid;
+    ``capture_reader_warnings`` turns ITK's stderr warnings into report notes (a program's own stderr
+    only: never inside Slicer's process with its main window).
 
     Raises ``InputError`` (names the file) when nothing can start, ``TypeError``/``ValueError`` for
     bad arguments, ``ImportError`` when Dask is asked for but missing. Problems of single cases never
@@ -90,13 +96,18 @@ def run_cohort(
     started, started_wall = time.perf_counter(), now_text()
     cases = _cohort_inputs(moving)
     case_options = _case_options(transform, fill, interpolator, output_format, options)
+    case_options = dataclasses.replace(
+        case_options,
+        allow_slice_gaps=bool(allow_slice_gaps),
+        capture_reader_warnings=bool(capture_reader_warnings),
+    )
     jobs = _check_jobs(jobs)
     if client is not None and scheduler is not None:
         raise ValueError("give either client or scheduler, not both")
     fixed_path = _path_argument(fixed, "fixed")
     out_dir = prepare_out_dir(_path_argument(out_dir, "out_dir"))
     check_summary_paths(out_dir, overwrite)
-    fixed_scan = load_fixed(fixed_path)
+    fixed_scan = load_fixed(fixed_path, options=case_options)
     problem = fixed_problem(fixed_scan)
     if problem is not None:
         raise InputError(fixed_path, problem)
@@ -342,6 +353,7 @@ def _case_stub(case: MovingInput, status: str, error: Optional[str]) -> dict:
 
 def _header(fixed_path, fixed_scan: FixedScan, options: CaseOptions, overwrite, out_dir, run_id, started):
     fixed = {"path": fixed_path, **fixed_scan.analysis.to_dict(), "fingerprint": fixed_scan.fingerprint}
+    fixed["notes"] = list(fixed_scan.loaded.notes)
     if fixed_scan.loaded.note:
         fixed["note"] = fixed_scan.loaded.note
     return {

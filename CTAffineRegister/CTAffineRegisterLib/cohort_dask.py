@@ -235,7 +235,7 @@ def dask_case(task: CaseTask, stop_name: str) -> Optional[dict]:
     should_stop = _Throttled(Event(stop_name).is_set, STOP_POLL_SECONDS)
     if should_stop():
         return None
-    fixed = load_fixed(task.fixed_path, task.fixed_fingerprint)
+    fixed = load_fixed(task.fixed_path, task.fixed_fingerprint, task.options)
     return run_case(task, fixed, cancel=should_stop, where={"backend": "dask", "worker": worker.address})
 
 
