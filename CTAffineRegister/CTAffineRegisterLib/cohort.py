@@ -38,7 +38,7 @@ from .case_runner import (
     now_text,
 )
 from .cohort_backends import InProcessBackend, ProcessPoolBackend, StopRequest
-from .cohort_inputs import MovingInput, PathLike, inputs_from_paths, unique_ids
+from .cohort_inputs import MovingInput, PathLike, inputs_from_paths, item_list, unique_ids
 from .cohort_outputs import (
     OUTPUT_FORMATS,
     SUMMARY_NAMES,
@@ -191,12 +191,7 @@ def exit_status(summary: dict) -> int:
 
 
 def _cohort_inputs(moving) -> list[MovingInput]:
-    if isinstance(moving, (str, bytes)) or hasattr(moving, "__fspath__"):
-        raise TypeError(f"moving must be a list of paths, not a single path ({os.fspath(moving)!r})")
-    try:
-        items = list(moving)
-    except TypeError:
-        raise TypeError(f"moving must be a list of paths, not {type(moving).__name__}") from None
+    items = item_list(moving, "moving")
     if all(isinstance(item, MovingInput) for item in items) and items:
         return unique_ids(items)
     return inputs_from_paths(items, "moving")

@@ -136,13 +136,19 @@ def unique_ids(cases: list[MovingInput]) -> list[MovingInput]:
     return result
 
 
-def _path_list(paths, argument: str) -> list[str]:
-    if isinstance(paths, (str, bytes)) or hasattr(paths, "__fspath__"):
-        raise TypeError(f"{argument} must be a list of paths, not a single path ({os.fspath(paths)!r})")
+def item_list(value, argument: str) -> list:
+    """``value`` as a list, refusing a single path where a list of paths belongs: a string would
+    otherwise be taken one character at a time, each a "path"."""
+    if isinstance(value, (str, bytes)) or hasattr(value, "__fspath__"):
+        raise TypeError(f"{argument} must be a list of paths, not a single path ({os.fspath(value)!r})")
     try:
-        items = list(paths)
+        return list(value)
     except TypeError:
-        raise TypeError(f"{argument} must be a list of paths, not {type(paths).__name__}") from None
+        raise TypeError(f"{argument} must be a list of paths, not {type(value).__name__}") from None
+
+
+def _path_list(paths, argument: str) -> list[str]:
+    items = item_list(paths, argument)
     result = []
     for item in items:
         if isinstance(item, MovingInput):
