@@ -76,7 +76,7 @@ def test_analyze_background_names_a_bad_image(bad, error, text):
             "fill",
             1e40,
             ValueError,
-            "fill 1e+40 is outside what the output's pixel type (16-bit signed integer",
+            "fill 1e+40 is outside the range of its 16-bit signed integer output",
         ),
         ("fill", "-1000", TypeError, "fill must be a number or None, not the path '-1000'"),
         ("fill", True, TypeError, "fill must be a number or None"),

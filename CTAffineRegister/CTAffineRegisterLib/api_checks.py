@@ -22,6 +22,7 @@ import numpy as np
 import SimpleITK as sitk
 
 from .imageio import DicomPadding, LoadedImage
+from .resampling import fill_problem
 
 COMPLEX_PIXEL_IDS = (sitk.sitkComplexFloat32, sitk.sitkComplexFloat64)
 
@@ -99,18 +100,9 @@ def _check_fill(fill: Any, moving: sitk.Image) -> None:
     value = float(fill)
     if not math.isfinite(value):
         raise ValueError(f"fill must be a finite number, not {value}")
-    low, high = _pixel_range(moving)
-    if not low <= value <= high:
-        raise ValueError(
-            f"fill {value:g} is outside what the output's pixel type ({moving.GetPixelIDTypeAsString()}, "
-            f"the moving image's) can hold: {low:g} to {high:g}"
-        )
-
-
-def _pixel_range(image: sitk.Image) -> tuple[float, float]:
-    dtype = sitk.GetArrayViewFromImage(image).dtype
-    info = np.iinfo(dtype) if dtype.kind in "iu" else np.finfo(dtype)
-    return float(info.min), float(info.max)
+    problem = fill_problem(value, moving.GetPixelID())
+    if problem is not None:
+        raise ValueError(f"fill {problem} (the moving image's pixel type)")
 
 
 def _check_choice(value: Any, name: str, choices: tuple[str, ...]) -> None:

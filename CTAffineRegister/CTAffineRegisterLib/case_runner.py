@@ -18,14 +18,12 @@ from __future__ import annotations
 import datetime
 import hashlib
 import json
-import math
 import os
 import socket
 import time
 from dataclasses import dataclass, field
 from typing import Callable, Optional
 
-import numpy as np
 import SimpleITK as sitk
 
 from . import __version__
@@ -51,25 +49,10 @@ from .labels import LabelError, check_label_image, check_labels_overlap, read_la
 from .pipeline import register_pair
 from .qc import qc_picture, thumbnail
 from .registration import RegistrationCancelled, RegistrationError, RegistrationOptions
+from .resampling import fill_problem
 
 CASE_REPORT_FORMAT = "ct-affine-register case report"
 REPORT_SCHEMA = 1
-
-# What each integer output pixel type holds: a --fill outside it cannot be written as given.
-_INTEGER_RANGES = {
-    sitk.sitkInt8: (-(2**7), 2**7 - 1),
-    sitk.sitkUInt8: (0, 2**8 - 1),
-    sitk.sitkInt16: (-(2**15), 2**15 - 1),
-    sitk.sitkUInt16: (0, 2**16 - 1),
-    sitk.sitkInt32: (-(2**31), 2**31 - 1),
-    sitk.sitkUInt32: (0, 2**32 - 1),
-    sitk.sitkInt64: (-(2**63), 2**63 - 1),
-    sitk.sitkUInt64: (0, 2**64 - 1),
-}
-_FLOAT_LIMITS = {
-    sitk.sitkFloat32: float(np.finfo(np.float32).max),
-    sitk.sitkFloat64: float(np.finfo(np.float64).max),
-}
 
 
 class CaseStopped(Exception):
@@ -184,23 +167,6 @@ def fixed_problem(fixed: FixedScan) -> Optional[str]:
     return None
 
 
-def fill_problem(fill: Optional[float], pixel_id: int, pixel_name: str) -> Optional[str]:
-    """Why ``fill`` cannot be stored as given in an output of this pixel type, or None."""
-    if fill is None:
-        return None
-    if not math.isfinite(fill):
-        return f"--fill {fill} is not a finite number"
-    if pixel_id in _INTEGER_RANGES:
-        low, high = _INTEGER_RANGES[pixel_id]
-        if not low <= fill <= high:
-            return f"--fill {_plain(fill)} is outside the range of its {pixel_name} output ({low}..{high})"
-        if not float(fill).is_integer():
-            return f"--fill {_plain(fill)} is not a whole number, and its output is {pixel_name}"
-    elif pixel_id in _FLOAT_LIMITS and abs(fill) > _FLOAT_LIMITS[pixel_id]:
-        return f"--fill {_plain(fill)} is outside the range of its {pixel_name} output"
-    return None
-
-
 def input_fingerprint(path: Optional[str]) -> Optional[dict]:
     """Size and modification time of a file, or of every file directly in a series folder.
 
@@ -269,10 +235,9 @@ def run_case(
 
 def _register_and_write(task: CaseTask, fixed: FixedScan, cancel, paths: dict) -> dict:
     moving = task.options.read(task.moving_path)
-    pixel_name = moving.image.GetPixelIDTypeAsString()
-    problem = fill_problem(task.options.fill, moving.image.GetPixelID(), pixel_name)
+    problem = fill_problem(task.options.fill, moving.image.GetPixelID())
     if problem is not None:
-        raise InputError(task.moving_path, problem)
+        raise InputError(task.moving_path, f"--fill {problem}")
     labels = _read_labels(task.labels_path, moving.image) if task.labels_path else None
     options = task.options
     result = register_pair(
@@ -384,10 +349,6 @@ def _stop_if(cancel: Optional[Callable[[], bool]]) -> None:
 def now_text() -> str:
     """Local time with its UTC offset, to the second: when a case started or finished."""
     return datetime.datetime.now(datetime.timezone.utc).astimezone().isoformat(timespec="seconds")
-
-
-def _plain(value: float) -> str:
-    return f"{value:g}"
 
 
 def record_lost_case(

@@ -32,7 +32,6 @@ from .case_runner import (
     CaseOptions,
     CaseTask,
     FixedScan,
-    fill_problem,
     fixed_problem,
     load_fixed,
     now_text,
@@ -52,7 +51,7 @@ from .cohort_report import build_summary, write_summary
 from .cohort_resume import BLOCKED, CONFLICT, DONE, RUN, CasePlan, plan_case
 from .imageio import IMAGE_SUFFIXES, InputError
 from .registration import TRANSFORM_TYPES, RegistrationOptions
-from .resampling import INTERPOLATORS
+from .resampling import INTERPOLATORS, fill_problem
 
 EXIT_BY_SIGNAL = {"SIGINT": 130, "SIGTERM": 143}
 
@@ -253,9 +252,9 @@ def _check_fill(cases: list[MovingInput], fill: Optional[float]) -> None:
         except RuntimeError:
             continue  # an unreadable file fails as its own case, with its own reason
         pixel_id = reader.GetPixelID()
-        problem = fill_problem(fill, pixel_id, sitk.GetPixelIDValueAsString(pixel_id))
+        problem = fill_problem(fill, pixel_id)
         if problem is not None:
-            raise InputError(case.path, problem)
+            raise InputError(case.path, f"--fill {problem}")
 
 
 def _refuse_conflicts(plans: list[CasePlan]) -> None:

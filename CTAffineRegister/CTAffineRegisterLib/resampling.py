@@ -11,6 +11,7 @@ Pure module: SimpleITK, numpy and the standard library. ``analysis`` arguments a
 
 from __future__ import annotations
 
+import math
 from typing import Optional
 
 import numpy as np
@@ -30,14 +31,41 @@ INTERPOLATORS = {"linear": sitk.sitkLinear, "bspline": sitk.sitkBSpline, "neares
 # moving volume across hundreds of megabytes per output slice).
 TILE_VOXELS = (256, 128, 32)
 
+# What each integer pixel type holds, and the largest float magnitudes: a fill outside them cannot be
+# written as given.
 _INTEGER_RANGES = {
-    sitk.sitkInt8: (-128, 127),
-    sitk.sitkUInt8: (0, 255),
-    sitk.sitkInt16: (-32768, 32767),
-    sitk.sitkUInt16: (0, 65535),
+    sitk.sitkInt8: (-(2**7), 2**7 - 1),
+    sitk.sitkUInt8: (0, 2**8 - 1),
+    sitk.sitkInt16: (-(2**15), 2**15 - 1),
+    sitk.sitkUInt16: (0, 2**16 - 1),
     sitk.sitkInt32: (-(2**31), 2**31 - 1),
     sitk.sitkUInt32: (0, 2**32 - 1),
+    sitk.sitkInt64: (-(2**63), 2**63 - 1),
+    sitk.sitkUInt64: (0, 2**64 - 1),
 }
+_FLOAT_LIMITS = {
+    sitk.sitkFloat32: float(np.finfo(np.float32).max),
+    sitk.sitkFloat64: float(np.finfo(np.float64).max),
+}
+
+
+def fill_problem(fill: Optional[float], pixel_id: int) -> Optional[str]:
+    """Why ``fill`` cannot be stored as given in an output of this pixel type (the moving scan's),
+    or None. Checked before any work, so that a report never names a fill that was not used."""
+    if fill is None:
+        return None
+    pixel_name = sitk.GetPixelIDValueAsString(pixel_id)
+    if not math.isfinite(fill):
+        return f"{fill} is not a finite number"
+    if pixel_id in _INTEGER_RANGES:
+        low, high = _INTEGER_RANGES[pixel_id]
+        if not low <= fill <= high:
+            return f"{fill:g} is outside the range of its {pixel_name} output ({low}..{high})"
+        if not float(fill).is_integer():
+            return f"{fill:g} is not a whole number, and its output is {pixel_name}"
+    elif pixel_id in _FLOAT_LIMITS and abs(fill) > _FLOAT_LIMITS[pixel_id]:
+        return f"{fill:g} is outside the range of its {pixel_name} output"
+    return None
 
 
 def replace_padding(image: sitk.Image, analysis, fill: Optional[float] = None) -> sitk.Image:
