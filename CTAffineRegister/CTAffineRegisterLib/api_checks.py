@@ -22,7 +22,7 @@ import numpy as np
 import SimpleITK as sitk
 
 from .imageio import DicomPadding, LoadedImage
-from .resampling import fill_problem
+from .resampling import INTERPOLATORS, fill_problem
 
 COMPLEX_PIXEL_IDS = (sitk.sitkComplexFloat32, sitk.sitkComplexFloat64)
 
@@ -37,7 +37,6 @@ def check_register_pair(arguments: dict[str, Any]) -> None:
     """``pipeline.register_pair(fixed, moving, *, transform, fill, ...)``."""
     from .background import BackgroundAnalysis
     from .registration import TRANSFORM_TYPES, RegistrationOptions
-    from .resampling import INTERPOLATORS
 
     for role in ("fixed", "moving"):
         check_image(arguments[role], role, volume=True)
