@@ -26,6 +26,7 @@ except ImportError as error:  # slicer-core has wheels for CPython 3.10-3.13 onl
     )
 
 from CTAffineRegisterLib import mrml_bridge, mrml_segmentations, synthetic
+from CTAffineRegisterLib.result_summary import summary_lines
 
 BONE_HU, BODY_HU = 300, -300
 ROLE = "referenceImageGeometryRef"  # Slicer's name, read in vtkMRMLSegmentationNode.h at v5.8.0 and v5.10.0
@@ -345,3 +346,12 @@ def test_threaded_run_carries_segmentations_on_the_polling_thread(scene, pair):
     names = [node.GetName() for node in results[0].segmentation_nodes]
     assert names == ["Organs B registered", "Contours B registered"]
     assert made_on and all(made_on)  # every node, segmentation copies included, made on this thread
+
+
+def test_status_area_names_the_carried_segmentations(carried):
+    report = carried["result"].report
+    lines = summary_lines([("CT B", report), ("CT C", {**report, "segmentations": []})])
+    assert lines[2] == "CT B: segmentations carried: 'Organs B registered', 'Contours B registered'"
+    assert lines[4] == "CT C: no segmentation has it as reference geometry; none carried"
+    without = {key: value for key, value in report.items() if key != "segmentations"}
+    assert len(summary_lines([("CT B", without)])) == 2  # not asked: not mentioned
