@@ -106,6 +106,7 @@ def test_each_scan_gets_its_labels_on_the_fixed_grid_values_and_type_kept(inputs
         assert report["labels_path"] == str(labels_path)
         assert report["outputs"]["labels"] == f"{case_id}_labels.nii.gz"
         assert report["inputs"]["labels"]["path"] == os.path.realpath(labels_path)
+        assert 0 < report["labels_seconds"] < report["seconds"]
         written = sitk.ReadImage(str(out / f"{case_id}_labels.nii.gz"))
         assert written.GetPixelID() == pixel_type
         assert written.GetSize() == fixed.GetSize()
