@@ -56,7 +56,8 @@ Many CT scanners fill the region outside the circular reconstruction field of vi
 such as -3024 or -2048 that lies inside the image, so ordinary registration aligns that edge and
 resampling smears it into gray rings. This module detects the padding, keeps it out of the similarity
 metric, registers each moving CT affinely (or rigidly) to the fixed CT and resamples it onto the fixed
-grid with the padding replaced by air.
+grid with the padding replaced by air. Segmentations of the moving volumes can be carried along
+(hardened copies in the fixed volume's space).
 See the <a href="https://github.com/ctaffineregister/SlicerCTAffineRegister">project page</a>.
 """)
         self.parent.acknowledgementText = _("""
