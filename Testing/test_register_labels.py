@@ -25,7 +25,8 @@ from CTAffineRegisterLib.cohort_inputs import MovingInput, check_labels_are_not_
 from CTAffineRegisterLib.imageio import InputError
 from CTAffineRegisterLib.labels import label_values, resample_labels
 
-SOFT_TISSUE, BONE, WHOLE_BODY = 7, 300, 1
+SOFT_TISSUE, BONE = 7, 300
+PAIRING = "check which label map goes with which scan"
 
 
 def _run(*arguments: str) -> tuple[int, str, str]:
@@ -172,14 +173,23 @@ def test_a_scan_given_as_labels_is_refused_before_any_work(inputs, tmp_path):
     line = _refused(
         "--fixed", fixed, "--moving", *scans, "--moving-labels", labels[0], scans[1], "--out", out
     )
-    order = "check the order of the label maps"
-    assert line == f"error: {scans[1]}: is the moving scan of case p2, not a label map; {order}"
+    assert line == f"error: {scans[1]}: is the moving scan of case p2, not a label map; {PAIRING}"
     line = _refused("--fixed", fixed, "--moving", scans[0], "--moving-labels", fixed, "--out", out)
-    assert line == f"error: {fixed}: is the fixed scan, not a label map; {order}"
+    assert line == f"error: {fixed}: is the fixed scan, not a label map; {PAIRING}"
     link = tmp_path / "looks_like_labels.nii.gz"  # a hard link is the same file under another name
     os.link(scans[0], link)
     line = _refused("--fixed", fixed, "--moving", scans[0], "--moving-labels", link, "--out", out)
-    assert line == f"error: {link}: is the moving scan of case p1 ({scans[0]}), not a label map; {order}"
+    assert line == f"error: {link}: is the moving scan of case p1 ({scans[0]}), not a label map; {PAIRING}"
+    assert not out.exists()
+
+
+def test_a_csv_labels_column_naming_a_scan_is_refused_the_same_way(inputs, tmp_path):
+    listing = tmp_path / "cohort.csv"
+    scan = inputs["scans"][0]
+    listing.write_text(f"id,path,labels\nP1,{scan},{scan}\n")
+    out = tmp_path / "out"
+    line = _refused("--fixed", inputs["fixed"], "--moving-list", listing, "--out", out)
+    assert line == f"error: {scan}: is the moving scan of case P1, not a label map; {PAIRING}"
     assert not out.exists()
 
 

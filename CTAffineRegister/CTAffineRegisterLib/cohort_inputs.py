@@ -82,6 +82,8 @@ def check_labels_are_not_scans(fixed: PathLike, cases: Iterable[MovingInput]) ->
     with ``InputError`` before any work rather than failing case by case as "not a label map".
     """
     cases = list(cases)
+    if all(case.labels is None for case in cases):
+        return  # nothing to compare: no file looked at, however large the cohort
     scans = {}
     for role, path in [("the fixed scan", os.fspath(fixed))] + [
         (f"the moving scan of case {case.case_id}", case.path) for case in cases
@@ -96,7 +98,8 @@ def check_labels_are_not_scans(fixed: PathLike, cases: Iterable[MovingInput]) ->
                 role, path = scans[key]
                 same = "" if os.path.normpath(path) == os.path.normpath(case.labels) else f" ({path})"
                 raise InputError(
-                    case.labels, f"is {role}{same}, not a label map; check the order of the label maps"
+                    case.labels,
+                    f"is {role}{same}, not a label map; check which label map goes with which scan",
                 )
 
 
