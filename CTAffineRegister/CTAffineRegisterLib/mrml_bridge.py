@@ -394,9 +394,8 @@ def register_volume_nodes(
     hardened copy "<name> registered", in the fixed space, of every segmentation whose reference
     geometry is the moving volume; listed in ``report["segmentations"]``) and ``report``. A moving
     volume that fails gets a report with status "failed" and its error, and no nodes; the others
-    still run. After a cancel
-    (``cancel.set()``), the current and the remaining volumes are reported "cancelled".
-    Input nodes are never changed. Raises ``VolumeNodeError`` when the fixed volume is unusable.
+    still run. After a cancel (``cancel.set()``), the current and the remaining volumes are reported
+    "cancelled". Input nodes are never changed. Raises ``VolumeNodeError`` when the fixed volume is unusable.
     """
     scene = fixed_node.GetScene() if fixed_node is not None else None
     if scene is None:
