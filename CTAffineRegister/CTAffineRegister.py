@@ -56,7 +56,8 @@ Many CT scanners fill the region outside the circular reconstruction field of vi
 such as -3024 or -2048 that lies inside the image, so ordinary registration aligns that edge and
 resampling smears it into gray rings. This module detects the padding, keeps it out of the similarity
 metric, registers each moving CT affinely (or rigidly) to the fixed CT and resamples it onto the fixed
-grid with the padding replaced by air.
+grid with the padding replaced by air. Segmentations of the moving volumes can be carried along
+(hardened copies in the fixed volume's space).
 See the <a href="https://github.com/ctaffineregister/SlicerCTAffineRegister">project page</a>.
 """)
         self.parent.acknowledgementText = _("""
@@ -84,6 +85,8 @@ class CTAffineRegisterParameterNode:
     automaticFill - fill output voxels without moving data with the moving scan's own air level.
     fillValue - the fill value used when automaticFill is off.
     createMask - also create a labelmap marking where each output holds real moving data.
+    carrySegmentations - also copy each segmentation whose reference geometry is a moving volume into
+    the fixed volume's space (hardened), as "<segmentation name> registered".
     """
 
     fixedVolume: vtkMRMLScalarVolumeNode
@@ -92,6 +95,7 @@ class CTAffineRegisterParameterNode:
     automaticFill: bool = True
     fillValue: Annotated[float, WithinRange(-32768.0, 32767.0)] = -1000.0
     createMask: bool = False
+    carrySegmentations: bool = False
 
 
 #
@@ -322,6 +326,7 @@ class CTAffineRegisterWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
                 transformType=parameters.transformType,
                 fill=None if parameters.automaticFill else parameters.fillValue,
                 createMask=parameters.createMask,
+                carrySegmentations=parameters.carrySegmentations,
                 onProgress=self.onProgress,
                 onCaseDone=self.onCaseDone,
                 onFinished=self.onFinished,
@@ -417,8 +422,13 @@ class CTAffineRegisterLogic(ScriptedLoadableModuleLogic):
         createMask: bool = False,
         progress: Optional[Callable] = None,
         cancel: Optional[threading.Event] = None,
+        carrySegmentations: bool = False,
     ) -> list:
-        """Register and create the result nodes now, in this thread. One ``NodeResult`` per moving volume."""
+        """Register and create the result nodes now, in this thread. One ``NodeResult`` per moving volume.
+
+        With ``carrySegmentations``, each segmentation whose reference geometry is a moving volume gets a
+        hardened copy in the fixed space (``NodeResult.segmentation_nodes``); the originals stay as they are.
+        """
         return mrml_bridge.register_volume_nodes(
             fixedVolume,
             movingVolumes,
@@ -427,6 +437,7 @@ class CTAffineRegisterLogic(ScriptedLoadableModuleLogic):
             progress=progress,
             cancel=cancel,
             create_mask=createMask,
+            carry_segmentations=carrySegmentations,
         )
 
     def isRunning(self) -> bool:
@@ -451,6 +462,7 @@ class CTAffineRegisterLogic(ScriptedLoadableModuleLogic):
         onProgress: Optional[Callable] = None,
         onCaseDone: Optional[Callable] = None,
         onFinished: Optional[Callable] = None,
+        carrySegmentations: bool = False,
     ) -> None:
         """Start registering in a worker thread. Call on the GUI thread; callbacks come back there.
 
@@ -469,6 +481,7 @@ class CTAffineRegisterLogic(ScriptedLoadableModuleLogic):
             on_progress=onProgress,
             on_case_done=onCaseDone,
             on_finished=onFinished,
+            carry_segmentations=carrySegmentations,
         )
         self._run = run
         run.start()
@@ -510,6 +523,8 @@ class CTAffineRegisterTest(ScriptedLoadableModuleTest):
         self.test_CTAffineRegister_scene_import()
         self.setUp()
         self.test_CTAffineRegister_module_visits()
+        self.setUp()
+        self.test_CTAffineRegister_segmentations()
 
     def _makeInputs(self):
         from CTAffineRegisterLib import synthetic
@@ -557,7 +572,7 @@ class CTAffineRegisterTest(ScriptedLoadableModuleTest):
         self.assertLess(float(np.mean(errors)), 4.0)
         self.delayDisplay("Test passed")
 
-    def _runInThread(self, logic, fixed, movingVolumes, cancelAtFirstEvent=False):
+    def _runInThread(self, logic, fixed, movingVolumes, cancelAtFirstEvent=False, **options):
         finished = []
 
         def onProgress(index, count, name, event):
@@ -565,7 +580,11 @@ class CTAffineRegisterTest(ScriptedLoadableModuleTest):
                 logic.cancel()
 
         logic.start(
-            fixed, movingVolumes, onProgress=onProgress, onFinished=lambda r, e: finished.append((r, e))
+            fixed,
+            movingVolumes,
+            onProgress=onProgress,
+            onFinished=lambda r, e: finished.append((r, e)),
+            **options,
         )
         self.assertTrue(logic.isRunning())
         deadline = time.time() + 600  # a safety net against a hung run, not a timing requirement
@@ -693,7 +712,95 @@ class CTAffineRegisterTest(ScriptedLoadableModuleTest):
         self.assertFalse(wrapper.automaticFill)
         wrapper.automaticFill = True
         self.assertTrue(widget.ui.automaticFillCheckBox.checked)
+        widget.ui.carrySegmentationsCheckBox.checked = True
+        self.assertTrue(wrapper.carrySegmentations)
+        wrapper.carrySegmentations = False
+        self.assertFalse(widget.ui.carrySegmentationsCheckBox.checked)
         self.delayDisplay("Test passed")
+
+    def test_CTAffineRegister_segmentations(self):
+        """The headless part is also in Testing/test_mrml_segmentations.py; this one runs with Slicer's
+        own Segmentations module loaded (converter rules, display) and through the worker thread."""
+        self.delayDisplay("Carrying the moving volume's segmentation into the fixed space")
+        import numpy as np
+        import SimpleITK as sitk
+        from vtk.util import numpy_support
+
+        pair, fixed, moving = self._makeInputs()
+        boneHU = 300
+        bone = slicer.util.arrayFromVolume(moving) > boneHU
+        labelmap = slicer.vtkOrientedImageData()
+        labelmap.SetDimensions(bone.shape[2], bone.shape[1], bone.shape[0])
+        labelmap.AllocateScalars(vtk.VTK_UNSIGNED_CHAR, 1)
+        labelmap.GetPointData().GetScalars().DeepCopy(
+            numpy_support.numpy_to_vtk(bone.astype(np.uint8).ravel())
+        )
+        ijkToRas = vtk.vtkMatrix4x4()
+        moving.GetIJKToRASMatrix(ijkToRas)
+        labelmap.SetGeometryFromImageToWorldMatrix(ijkToRas)
+        segmentation = slicer.mrmlScene.AddNewNodeByClass("vtkMRMLSegmentationNode", "Phantom B bones")
+        segmentation.CreateDefaultDisplayNodes()
+        segmentation.SetReferenceImageGeometryParameterFromVolumeNode(moving)
+        segmentID = segmentation.AddSegmentFromBinaryLabelmapRepresentation(labelmap, "bone")
+        segmentation.CreateClosedSurfaceRepresentation()
+        original = self._segmentLabelmap(segmentation, segmentID)
+
+        results, error = self._runInThread(CTAffineRegisterLogic(), fixed, [moving], carrySegmentations=True)
+        self.assertIsNone(error)
+        self._assertAligned(fixed, results[0])
+        (copy,) = results[0].segmentation_nodes
+        self.assertEqual(copy.GetName(), "Phantom B bones registered")
+        self.assertIs(copy.GetNodeReference(copy.GetReferenceImageGeometryReferenceRole()), fixed)
+        self.assertIsNone(copy.GetParentTransformNode())
+        self.assertIsNotNone(copy.GetDisplayNode())
+        # the original is untouched; the copy has the same voxels, moved by the transform node's "to parent"
+        again = self._segmentLabelmap(segmentation, segmentID)
+        self.assertTrue(np.array_equal(again[0], original[0]) and np.array_equal(again[1], original[1]))
+        self.assertIs(
+            segmentation.GetNodeReference(segmentation.GetReferenceImageGeometryReferenceRole()), moving
+        )
+        voxels, imageToWorld, extent = self._segmentLabelmap(copy, segmentID)
+        toParent = vtk.vtkMatrix4x4()
+        results[0].transform_node.GetMatrixTransformToParent(toParent)
+        toParent = np.array([[toParent.GetElement(r, c) for c in range(4)] for r in range(4)])
+        self.assertTrue(np.array_equal(voxels, original[0]))
+        self.assertTrue(np.allclose(imageToWorld, toParent @ original[1], atol=1e-9))
+        # at the fixed volume's voxels the carried bone lies where the pair's known transform puts it
+        truth = sitk.Resample(
+            sitk.Cast(pair.moving > boneHU, sitk.sitkUInt8),
+            pair.fixed,
+            pair.true_transform,
+            sitk.sitkNearestNeighbor,
+        )
+        trueBone = sitk.GetArrayFromImage(truth) > 0
+        fixedIjkToRas = vtk.vtkMatrix4x4()
+        fixed.GetIJKToRASMatrix(fixedIjkToRas)
+        fixedIjkToRas = np.array([[fixedIjkToRas.GetElement(r, c) for c in range(4)] for r in range(4)])
+        k, j, i = np.indices(trueBone.shape).reshape(3, -1)
+        index = np.rint(np.linalg.solve(imageToWorld, fixedIjkToRas @ np.vstack([i, j, k, np.ones_like(i)])))
+        index = index[:3].astype(int) - np.array(extent[::2])[:, None]
+        inside = np.all((index >= 0) & (index < np.array(voxels.shape[::-1])[:, None]), axis=0)
+        carriedBone = np.zeros(index.shape[1], bool)
+        carriedBone[inside] = voxels[index[2, inside], index[1, inside], index[0, inside]] > 0
+        carriedBone = carriedBone.reshape(trueBone.shape)
+        dice = 2.0 * np.count_nonzero(carriedBone & trueBone) / (carriedBone.sum() + trueBone.sum())
+        self.assertGreater(dice, 0.85)
+        self.delayDisplay("Test passed")
+
+    @staticmethod
+    def _segmentLabelmap(segmentation, segmentID):
+        """(voxels k, j, i; image-to-world matrix; extent) of one segment's binary labelmap."""
+        import numpy as np
+        from vtk.util import numpy_support
+
+        image = slicer.vtkOrientedImageData()
+        segmentation.GetBinaryLabelmapRepresentation(segmentID, image)
+        extent = image.GetExtent()
+        shape = (extent[5] - extent[4] + 1, extent[3] - extent[2] + 1, extent[1] - extent[0] + 1)
+        voxels = numpy_support.vtk_to_numpy(image.GetPointData().GetScalars()).reshape(shape).copy()
+        matrix = vtk.vtkMatrix4x4()
+        image.GetImageToWorldMatrix(matrix)
+        return voxels, np.array([[matrix.GetElement(r, c) for c in range(4)] for r in range(4)]), extent
 
 
 def _observerCount(vtkObject) -> int:

@@ -238,7 +238,9 @@ def _register_and_write(task: CaseTask, fixed: FixedScan, cancel, paths: dict) -
     problem = fill_problem(task.options.fill, moving.image.GetPixelID())
     if problem is not None:
         raise InputError(task.moving_path, f"--fill {problem}")
+    labels_started = time.perf_counter()
     labels = _read_labels(task.labels_path, moving.image) if task.labels_path else None
+    labels_seconds = time.perf_counter() - labels_started
     options = task.options
     result = register_pair(
         fixed.loaded.image,
@@ -261,17 +263,24 @@ def _register_and_write(task: CaseTask, fixed: FixedScan, cancel, paths: dict) -
         ("qc_thumb", lambda path: _write_png(thumbnail(picture), path)),
     ]
     if labels is not None:
+        labels_started = time.perf_counter()
         carried = resample_labels(labels, fixed.loaded.image, result.transform)
+        labels_seconds += time.perf_counter() - labels_started
         writers.append(("labels", lambda path: write_image(carried, path, True)))
     for role, writer in writers:
         _stop_if(cancel)
+        written_started = time.perf_counter()
         try:
             writer(paths[role])
             check_not_full(paths[role])
         except (OSError, RuntimeError) as error:
             raise OutputWriteError(paths[role], output_error_reason(error, paths[role])) from None
+        if role == "labels":
+            labels_seconds += time.perf_counter() - written_started
     report = {key: value for key, value in result.report.items() if key not in ("status", "error", "seconds")}
     report["registration_seconds"] = result.report.get("seconds")
+    if labels is not None:  # reading, checking, carrying and writing the label map: its share of the case
+        report["labels_seconds"] = round(labels_seconds, 3)
     report["outputs"] = {role: os.path.basename(paths[role]) for role, _ in writers}
     report["output_bytes"] = {role: os.path.getsize(paths[role]) for role, _ in writers}
     report["notes"] = list(moving.notes)

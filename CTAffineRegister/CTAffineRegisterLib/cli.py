@@ -66,6 +66,13 @@ def _parser() -> argparse.ArgumentParser:
     sources.add_argument(
         "--moving-root", metavar="DIR", help="every image file and DICOM series below DIR is a case"
     )
+    register.add_argument(
+        "--moving-labels",
+        nargs="+",
+        metavar="PATH",
+        help="a label map of each --moving scan, in the same order: carried to the fixed grid as "
+        "S_labels.<format>, label values and pixel type kept",
+    )
     register.add_argument("--out", required=True, metavar="DIR", help="output folder")
     _add_registration_options(register)
     register.add_argument(
@@ -239,6 +246,10 @@ def _print_table(rows: list[dict]) -> None:
 def _register(arguments: argparse.Namespace) -> int:
     from .cohort import exit_status, run_cohort
 
+    problem = _moving_labels_problem(arguments)
+    if problem is not None:
+        print(f"error: {problem}", file=sys.stderr)
+        return EXIT_USAGE
     try:
         moving = _moving_inputs(arguments)
         summary = run_cohort(
@@ -274,6 +285,30 @@ def _register(arguments: argparse.Namespace) -> int:
     return exit_status(summary)
 
 
+def _moving_labels_problem(arguments: argparse.Namespace) -> Optional[str]:
+    """Why --moving-labels cannot be paired with the moving scans, or None (checked before any work)."""
+    labels = arguments.moving_labels
+    if labels is None:
+        return None
+    if arguments.moving is None:
+        given = "--moving-list" if arguments.moving_list is not None else "--moving-root"
+        return (
+            f"--moving-labels goes with --moving, not {given}; "
+            "give label maps in a CSV list's 'labels' column instead"
+        )
+    if len(labels) != len(arguments.moving):
+        return (
+            f"--moving-labels gives {_count(len(labels), 'label map')} for "
+            f"{_count(len(arguments.moving), '--moving scan')}; "
+            "give one per scan, in the same order (scans without labels: use a CSV --moving-list)"
+        )
+    return None
+
+
+def _count(number: int, noun: str) -> str:
+    return f"{number} {noun}" + ("" if number == 1 else "s")
+
+
 def _moving_inputs(arguments: argparse.Namespace) -> list:
     from .cohort_inputs import inputs_from_list_file, inputs_from_paths, inputs_from_root
 
@@ -281,7 +316,7 @@ def _moving_inputs(arguments: argparse.Namespace) -> list:
         return inputs_from_list_file(arguments.moving_list)
     if arguments.moving_root is not None:
         return inputs_from_root(arguments.moving_root, exclude=arguments.out)
-    return inputs_from_paths(arguments.moving)
+    return inputs_from_paths(arguments.moving, labels=arguments.moving_labels)
 
 
 def _demo(arguments: argparse.Namespace) -> int:

@@ -2,8 +2,9 @@
 
 ``run_cohort`` is the whole job, from Python and behind ``ct-affine-register register``:
 
-1. check everything that can be checked before any work (arguments, output folder, summary files,
-   the fixed scan, inputs that outputs would replace, ``fill`` against the outputs' pixel types);
+1. check everything that can be checked before any work (arguments, label maps that are scans,
+   output folder, summary files, the fixed scan, inputs that outputs would replace, ``fill`` against
+   the outputs' pixel types);
 2. plan each case: done by an earlier run (skipped), to run, or refused (``cohort_resume``);
 3. run the cases on a backend (this process, local worker processes, or Dask), writing each
    case's outputs and ``ID_report.json`` as soon as it finishes (``case_runner``);
@@ -37,7 +38,14 @@ from .case_runner import (
     now_text,
 )
 from .cohort_backends import InProcessBackend, ProcessPoolBackend, StopRequest
-from .cohort_inputs import MovingInput, PathLike, inputs_from_paths, item_list, unique_ids
+from .cohort_inputs import (
+    MovingInput,
+    PathLike,
+    check_labels_are_not_scans,
+    inputs_from_paths,
+    item_list,
+    unique_ids,
+)
 from .cohort_outputs import (
     OUTPUT_FORMATS,
     SUMMARY_NAMES,
@@ -104,6 +112,7 @@ def run_cohort(
     if client is not None and scheduler is not None:
         raise ValueError("give either client or scheduler, not both")
     fixed_path = _path_argument(fixed, "fixed")
+    check_labels_are_not_scans(fixed_path, cases)
     out_dir = prepare_out_dir(_path_argument(out_dir, "out_dir"))
     check_summary_paths(out_dir, overwrite)
     fixed_scan = load_fixed(fixed_path, options=case_options)

@@ -50,14 +50,57 @@ def case_id_from_name(name: str) -> str:
     return base.lstrip(".") or UNNAMED_ID
 
 
-def inputs_from_paths(paths: Iterable[PathLike], argument: str = "moving") -> list[MovingInput]:
+def inputs_from_paths(
+    paths: Iterable[PathLike], argument: str = "moving", labels: Optional[Iterable[PathLike]] = None
+) -> list[MovingInput]:
     """Cases named after their file or folder; duplicates of a name get ``_2``, ``_3``...
 
     ``paths`` must be a collection of paths, not one path: a string would be taken character by
-    character, so it is refused (``TypeError`` naming ``argument``) before any work.
+    character, so it is refused (``TypeError`` naming ``argument``) before any work. ``labels``, when
+    given, holds one label map per path in the same order (``--moving-labels``); another count is a
+    ``ValueError`` (pairing them some other way would carry one scan's labels with another's transform).
     """
     paths = _path_list(paths, argument)
-    return unique_ids([MovingInput(path, case_id_from_name(path)) for path in paths])
+    if labels is None:
+        label_paths: list[Optional[str]] = [None] * len(paths)
+    else:
+        label_paths = list(_path_list(labels, "labels"))
+        if len(label_paths) != len(paths):
+            raise ValueError(
+                f"{len(label_paths)} label map(s) for {len(paths)} {argument} scan(s); "
+                "give one per scan, in the same order"
+            )
+    return unique_ids(
+        [MovingInput(path, case_id_from_name(path), label) for path, label in zip(paths, label_paths)]
+    )
+
+
+def check_labels_are_not_scans(fixed: PathLike, cases: Iterable[MovingInput]) -> None:
+    """Refuse a label map path that names the fixed scan or a moving scan (the same file or a link to it).
+
+    Such a "label map" is a mistake in the arguments (a shifted list, a scan given twice): refused
+    with ``InputError`` before any work rather than failing case by case as "not a label map".
+    """
+    cases = list(cases)
+    if all(case.labels is None for case in cases):
+        return  # nothing to compare: no file looked at, however large the cohort
+    scans = {}
+    for role, path in [("the fixed scan", os.fspath(fixed))] + [
+        (f"the moving scan of case {case.case_id}", case.path) for case in cases
+    ]:
+        for key in _file_keys(path):
+            scans.setdefault(key, (role, path))
+    for case in cases:
+        if case.labels is None:
+            continue
+        for key in _file_keys(case.labels):
+            if key in scans:
+                role, path = scans[key]
+                same = "" if os.path.normpath(path) == os.path.normpath(case.labels) else f" ({path})"
+                raise InputError(
+                    case.labels,
+                    f"is {role}{same}, not a label map; check which label map goes with which scan",
+                )
 
 
 def inputs_from_list_file(list_path: PathLike) -> list[MovingInput]:
@@ -134,6 +177,16 @@ def unique_ids(cases: list[MovingInput]) -> list[MovingInput]:
         used.add(candidate.lower())
         result.append(case if candidate == case.case_id else MovingInput(case.path, candidate, case.labels))
     return result
+
+
+def _file_keys(path: str) -> list:
+    """What makes two paths the same file: the real path, and the inode when the file exists."""
+    keys: list = [os.path.realpath(path)]
+    try:
+        stat = os.stat(path)
+    except OSError:
+        return keys
+    return keys + [(stat.st_dev, stat.st_ino)]
 
 
 def item_list(value, argument: str) -> list:

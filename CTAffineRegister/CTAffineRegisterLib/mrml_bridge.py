@@ -28,7 +28,7 @@ import SimpleITK as sitk
 import slicer
 import vtk
 
-from . import pipeline
+from . import mrml_segmentations, pipeline
 from .background import analyze_background
 from .imageio import InputError
 from .registration import RegistrationCancelled, RegistrationError
@@ -58,6 +58,8 @@ class NodeResult:
     transform_node: Any = None  # vtkMRMLLinearTransformNode, fixed RAS -> moving RAS as "from parent"
     mask_node: Any = None  # vtkMRMLLabelMapVolumeNode, 1 = real moving data, when asked for
     report: dict = field(default_factory=dict)
+    # vtkMRMLSegmentationNode copies "<name> registered" in the fixed space, with carry_segmentations
+    segmentation_nodes: list = field(default_factory=list)
 
     @property
     def status(self) -> str:
@@ -326,9 +328,21 @@ def failure_report(error: BaseException, seconds: float = 0.0, status: str = "fa
     return report
 
 
-def add_case_nodes(scene, fixed_node, moving_node, result: pipeline.CaseResult, create_mask: bool = False):
-    """Put one registration result into the scene: all of its nodes, or (on error) none of them."""
+def add_case_nodes(
+    scene,
+    fixed_node,
+    moving_node,
+    result: pipeline.CaseResult,
+    create_mask: bool = False,
+    carry_segmentations: bool = False,
+):
+    """Put one registration result into the scene: all of its nodes, or (on error) none of them.
+
+    With ``carry_segmentations``, every segmentation whose reference geometry is the moving volume
+    gets a hardened copy in the fixed space (``mrml_segmentations``); the report lists them.
+    """
     name = moving_node.GetName()
+    report = dict(result.report)
     created = []
     try:
         volume_node = add_volume_node_from_image(scene, result.registered, f"{name} registered")
@@ -337,17 +351,23 @@ def add_case_nodes(scene, fixed_node, moving_node, result: pipeline.CaseResult, 
             scene, result.transform, f"{name} to {fixed_node.GetName()}", fixed_node, moving_node
         )
         created.append(transform_node)
-        transform_node.SetAttribute(REPORT_ATTRIBUTE, json.dumps(result.report, default=str))
         mask_node = None
         if create_mask:
             mask_node = add_volume_node_from_image(
                 scene, result.valid_mask, f"{name} valid mask", "vtkMRMLLabelMapVolumeNode"
             )
             created.append(mask_node)
+        segmentation_nodes = []
+        if carry_segmentations:
+            originals = mrml_segmentations.segmentations_of(moving_node)
+            segmentation_nodes = mrml_segmentations.carry_segmentations(originals, transform_node, fixed_node)
+            created += segmentation_nodes
+            report["segmentations"] = mrml_segmentations.describe(originals, segmentation_nodes)
+        transform_node.SetAttribute(REPORT_ATTRIBUTE, json.dumps(report, default=str))
     except Exception:
         remove_nodes(scene, created)
         raise
-    return NodeResult(moving_node.GetID(), volume_node, transform_node, mask_node, dict(result.report))
+    return NodeResult(moving_node.GetID(), volume_node, transform_node, mask_node, report, segmentation_nodes)
 
 
 def register_volume_nodes(
@@ -358,6 +378,7 @@ def register_volume_nodes(
     progress: Optional[Callable] = None,
     cancel=None,
     create_mask: bool = False,
+    carry_segmentations: bool = False,
 ) -> list[NodeResult]:
     """Register each moving volume onto the fixed one, in the fixed volume's scene. One result per moving.
 
@@ -369,10 +390,12 @@ def register_volume_nodes(
 
     Each result has ``volume_node`` ("<moving name> registered", on the fixed grid, padding
     replaced), ``transform_node`` (put the moving volume under it to align it to the fixed one),
-    ``mask_node`` (with ``create_mask``) and ``report``. A moving volume that fails gets a report
-    with status "failed" and its error, and no nodes; the others still run. After a cancel
-    (``cancel.set()``), the current and the remaining volumes are reported "cancelled".
-    Input nodes are never changed. Raises ``VolumeNodeError`` when the fixed volume is unusable.
+    ``mask_node`` (with ``create_mask``), ``segmentation_nodes`` (with ``carry_segmentations``: a
+    hardened copy "<name> registered", in the fixed space, of every segmentation whose reference
+    geometry is the moving volume; listed in ``report["segmentations"]``) and ``report``. A moving
+    volume that fails gets a report with status "failed" and its error, and no nodes; the others
+    still run. After a cancel (``cancel.set()``), the current and the remaining volumes are reported
+    "cancelled". Input nodes are never changed. Raises ``VolumeNodeError`` when the fixed volume is unusable.
     """
     scene = fixed_node.GetScene() if fixed_node is not None else None
     if scene is None:
@@ -405,7 +428,9 @@ def register_volume_nodes(
             if result is None:
                 results.append(NodeResult(moving_id, report=report))
                 continue
-            results.append(add_case_nodes(scene, fixed_node, moving_node, result, create_mask))
+            results.append(
+                add_case_nodes(scene, fixed_node, moving_node, result, create_mask, carry_segmentations)
+            )
         except RegistrationCancelled:
             cancelled = True
             results.append(NodeResult(moving_id, report=cancelled_report()))
@@ -439,8 +464,9 @@ class ThreadedRegistration:
     volume is copied in ``__init__``; each moving volume is copied by ``poll`` only when the worker
     asks for it, just before its registration, and released after it: however many volumes are
     checked, one moving copy exists at a time and the panel never freezes for all the copies.
-    The caller calls ``poll`` repeatedly (the module uses a Qt timer) until it returns True.
-    Callbacks, all on the polling thread: ``on_progress(index, count, name, event)``,
+    Segmentations carried along (``carry_segmentations``) are MRML too: ``poll`` copies them with
+    the result nodes. The caller calls ``poll`` repeatedly (the module uses a Qt timer) until it
+    returns True. Callbacks, all on the polling thread: ``on_progress(index, count, name, event)``,
     ``on_case_done(index, count, node_result)`` and ``on_finished(results, error)``, where error is
     None unless the run itself broke down.
     """
@@ -458,6 +484,7 @@ class ThreadedRegistration:
         on_progress: Optional[Callable] = None,
         on_case_done: Optional[Callable] = None,
         on_finished: Optional[Callable] = None,
+        carry_segmentations: bool = False,
     ):
         if fixed_node is None:
             raise VolumeNodeError("select a fixed volume")
@@ -476,6 +503,7 @@ class ThreadedRegistration:
         self.names = [node.GetName() if node is not None else "" for node in moving_nodes]
         self._options = {"transform": transform, "fill": fill}
         self._create_mask = create_mask
+        self._carry_segmentations = carry_segmentations
         self._callbacks = (on_progress, on_case_done, on_finished)
         self._events: queue.Queue = queue.Queue()
         self._handoff: queue.Queue = queue.Queue()  # polling thread -> worker: (image, failure) per case
@@ -616,7 +644,9 @@ class ThreadedRegistration:
             return NodeResult(moving_id, report=failure_report(error))
         try:
             with _render_blocker():
-                return add_case_nodes(self.scene, fixed_node, moving_node, result, self._create_mask)
+                return add_case_nodes(
+                    self.scene, fixed_node, moving_node, result, self._create_mask, self._carry_segmentations
+                )
         except Exception as error:
             return NodeResult(moving_id, report=failure_report(error))
 

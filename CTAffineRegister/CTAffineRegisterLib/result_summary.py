@@ -16,7 +16,8 @@ VERDICTS = ("ok", "suspect", "failed")
 
 def summary_lines(results: Sequence[tuple[str, dict]]) -> list[str]:
     """Lines for (volume name, report) pairs: a count line, one line per registered volume with its
-    verdict and reason, one per volume that could not be registered with its error."""
+    verdict and reason (and one naming its carried segmentations, when they were asked for), one per
+    volume that could not be registered with its error."""
     registered = [(name, report) for name, report in results if report.get("status") == "ok"]
     errors = [(name, report) for name, report in results if report.get("status") == "failed"]
     cancelled = sum(1 for _, report in results if report.get("status") == "cancelled")
@@ -41,9 +42,19 @@ def summary_lines(results: Sequence[tuple[str, dict]]) -> list[str]:
         if verdict == "failed":
             line += " (result kept, but do not trust it)"
         lines.append(line)
+        if "segmentations" in report:  # asked to carry them along
+            lines.append(_segmentations_line(name, report["segmentations"]))
     for name, report in errors:
         lines.append(f"{name}: not registered – {report.get('error') or 'unknown error'}")
     return lines
+
+
+def _segmentations_line(name: str, carried: list) -> str:
+    """Which segmentations came along, or why none did (so an empty result is not a mystery)."""
+    if not carried:
+        return f"{name}: no segmentation has it as reference geometry; none carried"
+    copies = ", ".join(f"'{item.get('carried')}'" for item in carried)
+    return f"{name}: segmentations carried: {copies}"
 
 
 def _quality(report: dict) -> dict:
