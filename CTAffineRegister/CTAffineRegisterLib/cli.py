@@ -83,7 +83,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     register.add_argument(
         "--jobs",
-        type=_positive_int,
+        type=_whole_number(1),
         default=None,
         help="cases in parallel on this machine (default: one per core); 1 runs them in this process",
     )
@@ -107,7 +107,7 @@ def _parser() -> argparse.ArgumentParser:
     demo = commands.add_parser("demo", help="register a generated pair and print the accuracy")
     demo.add_argument("--out", default="ct-affine-register-demo", metavar="DIR", help="output folder")
     demo.add_argument(
-        "--seed", type=_non_negative_int, default=0, help="seed of the generated pair (0 or more)"
+        "--seed", type=_whole_number(0), default=0, help="seed of the generated pair (0 or more)"
     )
     demo.add_argument("--overwrite", action="store_true", help="replace existing outputs")
     demo.set_defaults(handler=_demo)
@@ -165,21 +165,21 @@ def _check(arguments: argparse.Namespace) -> int:
     return EXIT_FAILED if result["verdict"] == "failed" else EXIT_OK
 
 
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError("must be at least 1")
-    return value
+def _whole_number(minimum: int):
+    """An argparse type: a whole number of at least ``minimum``, refused with a message saying so."""
 
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f"must be a whole number, {minimum} or more, not {text!r}"
+            ) from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be {minimum} or more, not {value}")
+        return value
 
-def _non_negative_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a whole number, 0 or more, not {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be 0 or more, not {value}")
-    return value
+    return parse
 
 
 def _finite_float(text: str) -> float:
