@@ -203,7 +203,8 @@ def test_progress_events_arrive_with_increasing_iterations(small_case):
     assert [event.iteration for event in events] == list(range(1, len(events) + 1))
     assert {event.stage for event in events} == {"rigid", "similarity", "affine"}
     assert all(np.isfinite(event.metric) and event.metric < 0 for event in events)
-    assert all(0.0 <= event.fraction <= 1.0 for event in events)
+    fractions = [event.fraction for event in events]  # a progress bar that only moves forward, to the end
+    assert fractions == sorted(fractions) and fractions[0] < 0.05 and 0.8 <= fractions[-1] <= 1.0
     assert [event.level for event in events] == sorted(event.level for event in events)
 
 
