@@ -377,6 +377,10 @@ def test_unknown_transform_type_is_refused():
             1,
             {"fixed_fov_radius_mm": 75.0, "fixed_padding": -3024, "moving_padding": None},
         ),  # fixed FOV cuts it
+        (
+            4,
+            {"fixed_fov_radius_mm": 80.0, "fixed_padding": -2048, "moving_fov_radius_mm": 75.0},
+        ),  # both FOVs cut it, each scan with its own padding
     ],
 )
 def test_a_field_of_view_that_cuts_through_the_body_registers_accurately(seed, field_of_view):

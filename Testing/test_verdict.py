@@ -117,7 +117,10 @@ def test_a_body_axis_shift_that_body_outlines_cannot_see_is_not_ok(scene):
 def test_the_optimum_probe_sees_a_ten_degree_turn(scene):
     moved = scene.moved(change=verdict._rotation(2, 10.0))
     check = verdict.optimum_check(scene.probe, *scene.parts(moved))
-    assert check.level in ("suspect", "failed") and "about the head-foot axis" in check.sentence
+    assert check.level == "suspect" and "about the head-foot axis" in check.sentence
+    # the turn moves the body about 12 mm: past the suspect mark, short of the failed one
+    assert verdict.MOVE_SUSPECT_MM < check.figures["probe_move_mm"] < verdict.MOVE_FAILED_MM
+    assert scene.judge(moved)["verdict"] == "suspect"
 
 
 def test_the_flip_check_sees_a_scan_turned_180_degrees_in_plane(scene):
@@ -147,9 +150,13 @@ def test_a_mirrored_moving_scan_registers_to_a_placement_the_flip_check_fails(sc
 
 
 def test_the_air_check_fails_when_lungs_land_on_soft_tissue(scene):
-    """Moved 90 mm along the body axis, the fixed scan's lungs meet the moving scan's abdomen."""
+    """Moved 90 mm along the body axis, the fixed scan's lungs meet the moving scan's abdomen;
+    42 mm leaves a little of them on air: suspect, not yet failed."""
     good = verdict.air_check(scene.probe, *scene.parts(scene.pair.true_transform))
     assert good.level == "ok" and good.figures["air_dice"] > 0.8
+    half = verdict.air_check(scene.probe, *scene.parts(scene.moved(shift=(0.0, 0.0, -42.0))))
+    assert half.level == "suspect" and "overlaps little" in half.sentence
+    assert verdict.AIR_DICE_FAILED < half.figures["air_dice"] < verdict.AIR_DICE_SUSPECT
     far = verdict.air_check(scene.probe, *scene.parts(scene.moved(shift=(0.0, 0.0, -90.0))))
     assert far.level == "failed" and far.figures["air_dice"] < verdict.AIR_DICE_FAILED
     assert "may not show the same region" in far.sentence
@@ -165,7 +172,11 @@ def test_plausibility_grades_the_scale(scene):
     assert verdict.plausibility_check(scene.pair.true_transform).level == "ok"
 
 
-def test_body_check_fails_outlines_far_apart_and_is_suspect_without_a_body(scene):
+def test_body_check_grades_outlines_apart_and_is_suspect_without_a_body(scene):
+    apart = scene.moved(shift=(40.0, 0.0, 0.0))
+    check = verdict.body_check(apart, scene.fixed_analysis, scene.moving_analysis)
+    assert check.level == "suspect" and "less than expected" in check.sentence
+    assert verdict.BODY_DICE_FAILED < check.figures["body_dice"] < verdict.BODY_DICE_SUSPECT
     far = scene.moved(shift=(70.0, 0.0, 0.0))
     check = verdict.body_check(far, scene.fixed_analysis, scene.moving_analysis)
     assert check.level == "failed" and check.figures["body_dice"] < verdict.BODY_DICE_FAILED
