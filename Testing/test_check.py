@@ -82,6 +82,24 @@ def test_a_missing_image_is_one_error_line_and_exit_2(files, capsys):
     assert code == 2 and capsys.readouterr().err.startswith(f"error: {folder / 'nothing.nii.gz'}")
 
 
+def test_a_scan_that_cannot_be_judged_is_named_in_the_error_line(files, capsys, tmp_path):
+    """A moving scan that is padding but for a 8×8×8 block: too little real data to judge anything."""
+    folder, pair = files
+    array = np.full((30, 40, 40), -3024, np.int16)
+    array[10:18, 15:23, 15:23] = np.random.default_rng(0).integers(-1000, 400, (8, 8, 8))
+    scan = sitk.GetImageFromArray(array)
+    scan.SetSpacing((3.0, 3.0, 4.0))
+    scan.SetOrigin(pair.moving.GetOrigin())
+    path = tmp_path / "mostly_padding.nii.gz"
+    sitk.WriteImage(scan, str(path))
+    code = main(
+        ["check", "--fixed", str(folder / "fixed.nii.gz"), "--moving", str(path)]
+        + ["--transform", str(folder / "truth.tfm")]
+    )
+    error = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and error == [f"error: {path}: has too few valid (non-padding) voxels (512)"]
+
+
 def test_a_non_linear_transform_is_refused_with_its_name(tmp_path):
     image = sitk.Image(8, 8, 8, sitk.sitkFloat32)
     bspline = sitk.BSplineTransformInitializer(image, [2, 2, 2])
@@ -125,6 +143,15 @@ def test_elastix_parameters_are_read_directly_with_their_initial_transform(tmp_p
     points = np.random.default_rng(1).uniform(-100, 100, (20, 3))
     expected = _points(affine, _points(euler, points))
     assert np.allclose(_points(read, points), expected, atol=1e-6)
+    # Euler angles applied in Z-Y-X order, as elastix writes them with (ComputeZYX "true")
+    euler.SetComputeZYX(True)
+    (tmp_path / "TransformParameters.zyx.txt").write_text(
+        '(Transform "EulerTransform")\n(NumberOfParameters 6)\n'
+        f"(TransformParameters {' '.join(str(v) for v in euler.GetParameters())})\n"
+        '(CenterOfRotationPoint 5.0 10.0 -20.0)\n(ComputeZYX "true")\n'
+    )
+    zyx = read_transform(str(tmp_path / "TransformParameters.zyx.txt"))
+    assert np.allclose(_points(zyx, points), _points(euler, points), atol=1e-6)
 
 
 def test_an_elastix_bspline_is_refused(tmp_path):
