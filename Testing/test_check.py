@@ -32,6 +32,9 @@ def files(tmp_path_factory):
     off = sitk.AffineTransform(pair.true_transform)
     off.SetTranslation(np.add(off.GetTranslation(), (0.0, 0.0, 20.0)).tolist())  # 20 mm along the body axis
     sitk.WriteTransform(off, str(folder / "off.h5"))
+    near = sitk.AffineTransform(pair.true_transform)
+    near.SetTranslation(np.add(near.GetTranslation(), (0.0, 0.0, 8.0)).tolist())  # 8 mm: suspect
+    sitk.WriteTransform(near, str(folder / "near.tfm"))
     return folder, pair
 
 
@@ -39,7 +42,7 @@ def _points(transform, points) -> np.ndarray:
     return np.array([transform.TransformPoint(tuple(point)) for point in points])
 
 
-def test_check_says_ok_for_the_truth_and_failed_for_a_body_axis_shift(files, capsys):
+def test_check_says_ok_for_the_truth_suspect_and_failed_for_body_axis_shifts(files, capsys):
     folder, _ = files
     arguments = ["check", "--fixed", str(folder / "fixed.nii.gz"), "--moving", str(folder / "moving.nrrd")]
     assert main([*arguments, "--transform", str(folder / "truth.tfm"), "--json"]) == 0
@@ -50,6 +53,8 @@ def test_check_says_ok_for_the_truth_and_failed_for_a_body_axis_shift(files, cap
     text = capsys.readouterr().out
     assert text.startswith("verdict: failed") and "head-foot" in text
     assert "optimum" in text and "failed" in text.splitlines()[0]
+    assert main([*arguments, "--transform", str(folder / "near.tfm")]) == 0  # exit 1 is for "failed" only
+    assert capsys.readouterr().out.startswith("verdict: suspect\nreason: the match improves")
 
 
 @pytest.mark.parametrize(
