@@ -299,6 +299,11 @@ def test_demo_registers_the_generated_pair_sub_millimetre_and_reruns(tmp_path, c
     # Another seed would replace the inputs: refused, naming the file.
     assert main(["demo", "--out", str(tmp_path / "demo"), "--seed", "1"]) == 2
     assert "fixed_A.nii.gz: already exists (use --overwrite" in capsys.readouterr().err
+    # So are inputs someone changed (the true transform still the demo's): not the demo's to reuse.
+    moving_path = tmp_path / "demo" / "inputs" / "moving_B.nii.gz"
+    sitk.WriteImage(sitk.ReadImage(str(moving_path)) + 1, str(moving_path))
+    assert main(["demo", "--out", str(tmp_path / "demo")]) == 2
+    assert "fixed_A.nii.gz: already exists (use --overwrite" in capsys.readouterr().err
 
 
 def test_demo_refuses_a_negative_seed_without_a_traceback(tmp_path, capsys):
