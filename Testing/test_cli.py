@@ -269,7 +269,7 @@ def test_fixed_that_cannot_be_read_is_a_usage_error(tmp_path, pair_files, capsys
             "--moving",
             str(pair_files["moving"]),
             "--out",
-            "x",
+            str(tmp_path / "out"),
         ]
     )
     assert status == 2
