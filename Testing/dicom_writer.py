@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import struct
 from pathlib import Path
 
 import numpy as np
@@ -39,3 +40,76 @@ def write_series(
         writer.Execute(image)
         paths.append(path)
     return paths
+
+
+# --- explicit-VR files: a Pixel Padding Value stored as US ----------------------------------------
+#
+# SimpleITK writes implicit-VR files, and GDCM reads their Pixel Padding Value back signed whenever
+# Pixel Representation is 1. Some scanners write it with an explicit VR of US (unsigned) instead:
+# GDCM then hands over 63536 where -2000 is meant. These files are written byte by byte so that the
+# reader sees exactly that.
+
+EXPLICIT_VR_LITTLE_ENDIAN = "1.2.840.10008.1.2.1"
+CT_IMAGE_STORAGE = "1.2.840.10008.5.1.4.1.1.2"
+_LONG_VRS = {"OB", "OW", "OF", "SQ", "UT", "UN"}
+
+
+def _element(group: int, element: int, vr: str, value: bytes) -> bytes:
+    if len(value) % 2:
+        value += b"\0" if vr == "UI" else (b" " if vr in ("CS", "DS", "IS", "LO", "SH") else b"\0")
+    head = struct.pack("<HH", group, element) + vr.encode("ascii")
+    if vr in _LONG_VRS:
+        return head + b"\0\0" + struct.pack("<I", len(value)) + value
+    return head + struct.pack("<H", len(value)) + value
+
+
+def write_explicit_vr_slice(
+    path: Path,
+    pixels: np.ndarray,
+    z: float,
+    index: int,
+    series_uid: str,
+    padding_stored: int,
+    intercept: float = -1024.0,
+    spacing_mm: float = 2.0,
+) -> None:
+    """One signed 16-bit CT slice whose Pixel Padding Value is written with VR US (``padding_stored``
+    as an unsigned number, e.g. 63536 for -2000), explicit VR little endian."""
+    rows, columns = pixels.shape
+    instance = f"{series_uid}.{index + 1}"
+    text = {  # (group, element): (VR, value) in ascending tag order
+        (0x0008, 0x0016): ("UI", CT_IMAGE_STORAGE),
+        (0x0008, 0x0018): ("UI", instance),
+        (0x0008, 0x0060): ("CS", "CT"),
+        (0x0018, 0x0050): ("DS", f"{spacing_mm:g}"),
+        (0x0020, 0x000D): ("UI", "1.2.826.0.1.3680043.2.1125.1"),
+        (0x0020, 0x000E): ("UI", series_uid),
+        (0x0020, 0x0013): ("IS", str(index + 1)),
+        (0x0020, 0x0032): ("DS", f"0\\0\\{z:g}"),
+        (0x0020, 0x0037): ("DS", "1\\0\\0\\0\\1\\0"),
+    }
+    image = {
+        (0x0028, 0x0002): ("US", struct.pack("<H", 1)),
+        (0x0028, 0x0004): ("CS", b"MONOCHROME2"),
+        (0x0028, 0x0010): ("US", struct.pack("<H", rows)),
+        (0x0028, 0x0011): ("US", struct.pack("<H", columns)),
+        (0x0028, 0x0030): ("DS", f"{spacing_mm:g}\\{spacing_mm:g}".encode()),
+        (0x0028, 0x0100): ("US", struct.pack("<H", 16)),
+        (0x0028, 0x0101): ("US", struct.pack("<H", 16)),
+        (0x0028, 0x0102): ("US", struct.pack("<H", 15)),
+        (0x0028, 0x0103): ("US", struct.pack("<H", 1)),
+        (0x0028, 0x0120): ("US", struct.pack("<H", padding_stored)),
+        (0x0028, 0x1052): ("DS", f"{intercept:g}".encode()),
+        (0x0028, 0x1053): ("DS", b"1"),
+    }
+    body = b"".join(_element(g, e, vr, value.encode()) for (g, e), (vr, value) in text.items())
+    body += b"".join(_element(g, e, vr, value) for (g, e), (vr, value) in image.items())
+    body += _element(0x7FE0, 0x0010, "OW", np.ascontiguousarray(pixels, dtype="<i2").tobytes())
+    meta = _element(0x0002, 0x0001, "OB", b"\0\1")
+    meta += _element(0x0002, 0x0002, "UI", CT_IMAGE_STORAGE.encode())
+    meta += _element(0x0002, 0x0003, "UI", instance.encode())
+    meta += _element(0x0002, 0x0010, "UI", EXPLICIT_VR_LITTLE_ENDIAN.encode())
+    meta += _element(0x0002, 0x0012, "UI", b"1.2.826.0.1.3680043.2.1125.99")
+    length = _element(0x0002, 0x0000, "UL", struct.pack("<I", len(meta)))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(b"\0" * 128 + b"DICM" + length + meta + body)

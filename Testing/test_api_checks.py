@@ -12,7 +12,7 @@ import SimpleITK as sitk
 from CTAffineRegisterLib.background import analyze_background
 from CTAffineRegisterLib.imageio import DicomPadding, LoadedImage
 from CTAffineRegisterLib.pipeline import register_pair
-from CTAffineRegisterLib.registration import RegistrationOptions, register_images
+from CTAffineRegisterLib.registration import RegistrationError, RegistrationOptions, register_images
 from CTAffineRegisterLib.synthetic import make_phantom
 
 
@@ -124,6 +124,17 @@ def test_single_slice_is_refused_for_registration_but_analysed(volume):
     with pytest.raises(ValueError, match="moving is a single slice"):
         register_pair(volume, one_slice)
     assert analyze_background(one_slice).kind != "not-ct"  # a single slice can still be inspected
+
+
+@pytest.mark.parametrize("role", ["fixed", "moving"])
+def test_an_image_that_is_not_ct_is_refused_before_registering(volume, role):
+    """An MR-like image (no negative values) is named, with the reason, before any iteration."""
+    shifted = sitk.Cast(volume + 2000, sitk.sitkInt16)
+    pair = {"fixed": volume, "moving": volume, role: shifted}
+    events = []
+    with pytest.raises(RegistrationError, match=rf"^{role} image is not CT-like \(no negative values"):
+        register_pair(pair["fixed"], pair["moving"], progress=events.append)
+    assert events == []
 
 
 def test_register_images_needs_analyses_and_images(volume, analysis):

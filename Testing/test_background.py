@@ -21,6 +21,8 @@ from CTAffineRegisterLib.synthetic import (
 
 SMALL = {"size": (96, 96, 40), "spacing": (3.6, 3.6, 5.0)}
 FOV_RADIUS_MM = 160.0
+# The circle is fitted through the first padding voxels outside it: within half a voxel of the truth.
+HALF_VOXEL_MM = SMALL["spacing"][0] / 2
 
 
 def _array(image: sitk.Image) -> np.ndarray:
@@ -47,8 +49,12 @@ def test_corner_median_is_the_lower_median_not_numpy_median():
     for value, index in zip(corner_values, corners):
         array[index] = value
     image = sitk.GetImageFromArray(array)
-    assert corner_median(image) == -3024  # sorted index 3
-    assert np.median(corner_values) == -2024  # what np.median would wrongly say
+    assert corner_median(image) == -3024  # sorted index 3; np.median would say -2024, the upper -1024
+    for value, index in zip(corner_values, corners[::-1]):  # whichever corners hold which value
+        array[index] = value
+    assert corner_median(sitk.GetImageFromArray(array)) == -3024
+    array[corners[-1]] = -990  # one padded corner fewer: the lower median is now air
+    assert corner_median(sitk.GetImageFromArray(array)) == -1024
 
 
 def test_corner_median_matches_slicer_mrml():
@@ -75,7 +81,7 @@ def test_finds_each_padding_value_outside_a_circular_fov(phantom, padding):
     assert analysis.kind == "fov-padding"
     assert analysis.padding_fraction == pytest.approx(1 - truth_valid.mean(), abs=0.002)
     assert analysis.fov is not None and analysis.fov.shape == "circle"
-    assert analysis.fov.radius_mm == pytest.approx(FOV_RADIUS_MM, abs=SMALL["spacing"][0])
+    assert analysis.fov.radius_mm == pytest.approx(FOV_RADIUS_MM, abs=HALF_VOXEL_MM)
     assert f"{padding}" in analysis.summary and "circular FOV" in analysis.summary
     valid = _array(analysis.valid_mask)
     # no body voxel is called padding: matters for 0 HU padding, where tissue also reads exactly 0;
@@ -110,7 +116,7 @@ def test_circle_along_another_index_axis(phantom):
     analysis = analyze_background(stored_coronally)
     assert analysis.padding_value == -3024
     assert analysis.fov.axis == 1  # old index axis 2 (the slice axis) is index axis 1 now
-    assert analysis.fov.radius_mm == pytest.approx(FOV_RADIUS_MM, abs=SMALL["spacing"][0])
+    assert analysis.fov.radius_mm == pytest.approx(FOV_RADIUS_MM, abs=HALF_VOXEL_MM)
     # and the same voxels, just stored the other way round
     assert np.array_equal(
         _array(analysis.valid_mask), _array(sitk.PermuteAxes(fov_mask(phantom, FOV_RADIUS_MM), [0, 2, 1]))
@@ -123,7 +129,7 @@ def test_cylinder_along_first_index_axis_is_found():
     sideways = sitk.PermuteAxes(padded, [2, 0, 1])  # the slice axis becomes index axis 0
     analysis = analyze_background(sideways)
     assert analysis.fov.axis == 0
-    assert analysis.fov.radius_mm == pytest.approx(FOV_RADIUS_MM, abs=SMALL["spacing"][0])
+    assert analysis.fov.radius_mm == pytest.approx(FOV_RADIUS_MM, abs=HALF_VOXEL_MM)
 
 
 def test_oblique_direction_matrix():
@@ -134,8 +140,8 @@ def test_oblique_direction_matrix():
     padded = insert_fov_padding(image, -3024, 150.0, center)
     analysis = analyze_background(padded)
     assert analysis.kind == "fov-padding"
-    assert analysis.fov.radius_mm == pytest.approx(150.0, abs=SMALL["spacing"][0])
-    assert np.allclose(analysis.fov.center_mm[:2], center[:2], atol=SMALL["spacing"][0])
+    assert analysis.fov.radius_mm == pytest.approx(150.0, abs=HALF_VOXEL_MM)
+    assert np.allclose(analysis.fov.center_mm[:2], center[:2], atol=HALF_VOXEL_MM)
 
 
 def test_cropped_fov_pads_only_the_corners(phantom):
@@ -145,7 +151,7 @@ def test_cropped_fov_pads_only_the_corners(phantom):
     assert analysis.padding_value == -3024
     assert analysis.padding_fraction < 0.1
     assert analysis.fov.shape == "circle"
-    assert analysis.fov.radius_mm == pytest.approx(radius, rel=0.03)
+    assert analysis.fov.radius_mm == pytest.approx(radius, abs=HALF_VOXEL_MM)
 
 
 def test_cropped_scan_whose_corners_are_tissue_has_no_background(phantom):

@@ -32,6 +32,9 @@ def files(tmp_path_factory):
     off = sitk.AffineTransform(pair.true_transform)
     off.SetTranslation(np.add(off.GetTranslation(), (0.0, 0.0, 20.0)).tolist())  # 20 mm along the body axis
     sitk.WriteTransform(off, str(folder / "off.h5"))
+    near = sitk.AffineTransform(pair.true_transform)
+    near.SetTranslation(np.add(near.GetTranslation(), (0.0, 0.0, 8.0)).tolist())  # 8 mm: suspect
+    sitk.WriteTransform(near, str(folder / "near.tfm"))
     return folder, pair
 
 
@@ -39,7 +42,7 @@ def _points(transform, points) -> np.ndarray:
     return np.array([transform.TransformPoint(tuple(point)) for point in points])
 
 
-def test_check_says_ok_for_the_truth_and_failed_for_a_body_axis_shift(files, capsys):
+def test_check_says_ok_for_the_truth_suspect_and_failed_for_body_axis_shifts(files, capsys):
     folder, _ = files
     arguments = ["check", "--fixed", str(folder / "fixed.nii.gz"), "--moving", str(folder / "moving.nrrd")]
     assert main([*arguments, "--transform", str(folder / "truth.tfm"), "--json"]) == 0
@@ -50,6 +53,8 @@ def test_check_says_ok_for_the_truth_and_failed_for_a_body_axis_shift(files, cap
     text = capsys.readouterr().out
     assert text.startswith("verdict: failed") and "head-foot" in text
     assert "optimum" in text and "failed" in text.splitlines()[0]
+    assert main([*arguments, "--transform", str(folder / "near.tfm")]) == 0  # exit 1 is for "failed" only
+    assert capsys.readouterr().out.startswith("verdict: suspect\nreason: the match improves")
 
 
 @pytest.mark.parametrize(
@@ -80,6 +85,24 @@ def test_a_missing_image_is_one_error_line_and_exit_2(files, capsys):
         + ["--transform", str(folder / "truth.tfm")]
     )
     assert code == 2 and capsys.readouterr().err.startswith(f"error: {folder / 'nothing.nii.gz'}")
+
+
+def test_a_scan_that_cannot_be_judged_is_named_in_the_error_line(files, capsys, tmp_path):
+    """A moving scan that is padding but for a 8×8×8 block: too little real data to judge anything."""
+    folder, pair = files
+    array = np.full((30, 40, 40), -3024, np.int16)
+    array[10:18, 15:23, 15:23] = np.random.default_rng(0).integers(-1000, 400, (8, 8, 8))
+    scan = sitk.GetImageFromArray(array)
+    scan.SetSpacing((3.0, 3.0, 4.0))
+    scan.SetOrigin(pair.moving.GetOrigin())
+    path = tmp_path / "mostly_padding.nii.gz"
+    sitk.WriteImage(scan, str(path))
+    code = main(
+        ["check", "--fixed", str(folder / "fixed.nii.gz"), "--moving", str(path)]
+        + ["--transform", str(folder / "truth.tfm")]
+    )
+    error = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and error == [f"error: {path}: has too few valid (non-padding) voxels (512)"]
 
 
 def test_a_non_linear_transform_is_refused_with_its_name(tmp_path):
@@ -125,6 +148,15 @@ def test_elastix_parameters_are_read_directly_with_their_initial_transform(tmp_p
     points = np.random.default_rng(1).uniform(-100, 100, (20, 3))
     expected = _points(affine, _points(euler, points))
     assert np.allclose(_points(read, points), expected, atol=1e-6)
+    # Euler angles applied in Z-Y-X order, as elastix writes them with (ComputeZYX "true")
+    euler.SetComputeZYX(True)
+    (tmp_path / "TransformParameters.zyx.txt").write_text(
+        '(Transform "EulerTransform")\n(NumberOfParameters 6)\n'
+        f"(TransformParameters {' '.join(str(v) for v in euler.GetParameters())})\n"
+        '(CenterOfRotationPoint 5.0 10.0 -20.0)\n(ComputeZYX "true")\n'
+    )
+    zyx = read_transform(str(tmp_path / "TransformParameters.zyx.txt"))
+    assert np.allclose(_points(zyx, points), _points(euler, points), atol=1e-6)
 
 
 def test_an_elastix_bspline_is_refused(tmp_path):

@@ -12,6 +12,7 @@ import pytest
 import SimpleITK as sitk
 from conftest import shared_sample
 from dicom_writer import SERIES_UID, write_series
+from expected_masks import expected_data_mask
 
 from CTAffineRegisterLib.accuracy import ring_voxels, target_registration_error
 from CTAffineRegisterLib.cli import main
@@ -200,8 +201,13 @@ def test_register_writes_every_output_and_a_report(tmp_path, pair, pair_files):
     assert registered.GetSize() == pair.fixed.GetSize()
     assert np.allclose(registered.GetOrigin(), pair.fixed.GetOrigin())
     assert ring_voxels(registered, pair.fixed_valid_mask) == 0
-    mask = sitk.ReadImage(str(out / "scan_b_validmask.nii.gz"))
-    assert set(np.unique(sitk.GetArrayViewFromImage(mask))) <= {0, 1}
+    # the mask marks exactly the voxels with real moving data; the others hold the moving air level
+    mask = sitk.GetArrayFromImage(sitk.ReadImage(str(out / "scan_b_validmask.nii.gz")))
+    expected = expected_data_mask(pair.fixed, pair.moving_valid_mask, transform)
+    assert np.count_nonzero((mask > 0) != expected) <= 1e-5 * expected.size and not expected.all()
+    air = case["moving"]["air_value"]
+    assert case["fill"] == air != -1024 and case["fill_source"] == "moving air level"
+    assert np.all(sitk.GetArrayViewFromImage(registered)[mask == 0] == air)
     picture = sitk.ReadImage(str(out / "scan_b_qc.png"))
     assert picture.GetNumberOfComponentsPerPixel() == 3 and picture.GetSize()[0] > picture.GetSize()[1]
 
@@ -263,7 +269,7 @@ def test_fixed_that_cannot_be_read_is_a_usage_error(tmp_path, pair_files, capsys
             "--moving",
             str(pair_files["moving"]),
             "--out",
-            "x",
+            str(tmp_path / "out"),
         ]
     )
     assert status == 2
@@ -292,6 +298,11 @@ def test_demo_registers_the_generated_pair_sub_millimetre_and_reruns(tmp_path, c
 
     # Another seed would replace the inputs: refused, naming the file.
     assert main(["demo", "--out", str(tmp_path / "demo"), "--seed", "1"]) == 2
+    assert "fixed_A.nii.gz: already exists (use --overwrite" in capsys.readouterr().err
+    # So are inputs someone changed (the true transform still the demo's): not the demo's to reuse.
+    moving_path = tmp_path / "demo" / "inputs" / "moving_B.nii.gz"
+    sitk.WriteImage(sitk.ReadImage(str(moving_path)) + 1, str(moving_path))
+    assert main(["demo", "--out", str(tmp_path / "demo")]) == 2
     assert "fixed_A.nii.gz: already exists (use --overwrite" in capsys.readouterr().err
 
 

@@ -34,6 +34,7 @@ from CTAffineRegisterLib.case_runner import (
     record_lost_case,
 )
 from CTAffineRegisterLib.cli import main
+from CTAffineRegisterLib.cohort_backends import ProcessPoolBackend, StopRequest
 
 
 @pytest.fixture(scope="module")
@@ -139,6 +140,24 @@ def test_a_lost_case_removes_its_partial_outputs_and_temporaries(inputs, tmp_pat
     report = record_lost_case(task, scan, "failed", f"{moving[0]}: killed", "2026-01-01", 1.5, {"pid": 1})
     assert sorted(os.listdir(tmp_path)) == ["m0_report.json", "m0x_registered.nii.gz"]
     assert report["status"] == "failed" and report["inputs"]["moving"] == input_fingerprint(str(moving[0]))
+
+
+def test_a_worker_retires_after_its_share_of_cases(inputs, tmp_path):
+    """A worker process runs at most ``cases_per_worker`` cases, then a fresh one takes over, so memory
+    a library keeps cannot grow over a long cohort. (Missing inputs: cases that end at once.)"""
+    fixed, _ = inputs
+    scan = load_fixed(str(fixed))
+    tasks = [
+        CaseTask(f"gone{index}", str(tmp_path / f"gone{index}.nii.gz"), str(tmp_path / "out"), CaseOptions(),
+                 str(fixed), scan.fingerprint, "run")
+        for index in range(3)
+    ]  # fmt: skip
+    reports = []
+    backend = ProcessPoolBackend(1, cases_per_worker=2)
+    backend.run(tasks, scan, lambda task, report: reports.append(report), StopRequest())
+    assert [report["status"] for report in reports] == ["failed"] * 3
+    pids = [report["where"]["pid"] for report in reports]
+    assert pids[0] == pids[1] != pids[2] and os.getpid() not in pids
 
 
 def _mount_tmpfs(folder: Path, size: str) -> None:

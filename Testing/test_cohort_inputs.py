@@ -129,6 +129,20 @@ def _report(case_id: str, status: str = "ok", verdict: str = "ok", seconds: floa
     }
 
 
+def _read_terminal(leader: int) -> str:
+    """Everything written to the terminal so far: a pty hands it over in pieces, not in one read."""
+    import os
+    import select
+
+    shown = b""
+    while select.select([leader], [], [], 0.2)[0]:
+        piece = os.read(leader, 65536)
+        if not piece:
+            break
+        shown += piece
+    return shown.decode()
+
+
 def test_progress_is_a_bar_with_eta_on_a_terminal_and_lines_in_a_log():
     import io
     import os
@@ -144,7 +158,7 @@ def test_progress_is_a_bar_with_eta_on_a_terminal_and_lines_in_a_log():
         display.case_finished(_report("b", status="failed"))
         display.close()
         terminal.flush()
-        shown = os.read(leader, 65536).decode()
+        shown = _read_terminal(leader)
     finally:
         terminal.close()
         os.close(leader)
@@ -164,6 +178,14 @@ def test_progress_is_a_bar_with_eta_on_a_terminal_and_lines_in_a_log():
     )
     assert lines[1].startswith("[1/2] a: registered, verdict failed, 2.0 s; ") and "ETA" in lines[1]
     assert lines[2] == "error: /data/b.nii.gz: no such file or folder" and len(lines) == 3
+
+    # one of three cases done after a minute: 1 scan/min, two minutes to go
+    log = io.StringIO()
+    display = ProgressDisplay(3, 0, "lines", log)
+    display.started -= 60.0
+    display.case_finished(_report("a"))
+    display.close()
+    assert log.getvalue().endswith("; 1.0 scans/min, ETA 2:00\n"), log.getvalue()
 
     quiet = io.StringIO()
     display = ProgressDisplay(2, 0, "quiet", quiet)

@@ -47,6 +47,9 @@ def _cohort() -> list[dict]:
     cases.append(_case("outlier", 0.70))  # own checks passed, far below the cohort
     cases.append(_case("bad", 0.94, verdict="failed"))
     cases.append(_case("broken", 0.0, status="failed"))
+    stopped = _case("stopped", 0.0, status="cancelled")  # an error text that is no markup of the page
+    stopped["error"] = "/data/<script>alert(1)</script> & co.nii.gz: not started (the run was stopped)"
+    cases.append(stopped)
     return cases
 
 
@@ -60,7 +63,9 @@ def test_summary_reviews_the_cohort_without_changing_the_case_reports():
     assert outlier["verdict"] == "suspect" and outlier["own_verdict"] == "ok" and outlier["cohort"]["outlier"]
     assert reviewed["ok0"]["quality"]["verdict"] == "ok" and reviewed["ok0"]["quality"]["cohort"]["judged"]
     assert summary["counts"]["verdicts"] == {"ok": 9, "suspect": 1, "failed": 1}
-    assert summary["summary_line"] == "11 registered: 9 ok, 1 suspect, 1 failed verdict; 1 failed"
+    assert (summary["counts"]["failed"], summary["counts"]["cancelled"]) == (1, 1)
+    line = "11 registered: 9 ok, 1 suspect, 1 failed verdict; 1 failed; 1 cancelled"
+    assert summary["summary_line"] == line
     assert exit_status(summary) == 1
 
 
@@ -77,7 +82,9 @@ def test_csv_has_a_column_for_every_numeric_figure():
 def test_page_puts_what_needs_a_look_first_and_plots_every_figure():
     page = render_cohort_page(build_summary(_cohort(), {"fixed": {"path": "/data/fixed.nii.gz"}, "run": {}}))
     order = re.findall(r'<tr id="case-([^"]+)"', page)
-    assert order[:3] == ["broken", "bad", "outlier"] and len(order) == 12
+    assert order[:4] == ["broken", "bad", "outlier", "stopped"] and len(order) == 13
+    assert "/data/&lt;script&gt;alert(1)&lt;/script&gt; &amp; co.nii.gz: not started" in page
+    assert "<script>alert(1)" not in page
     assert page.count('<circle cx="') == 11 * 3  # body_dice, profile_shift_mm and seconds per case
     assert ">profile_shift_mm<" in page and ">label<" not in page
     assert 'src="ok0_qc_thumb.png"' in page and 'href="ok0_qc.png"' in page

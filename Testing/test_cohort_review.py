@@ -39,6 +39,22 @@ def test_a_high_value_of_a_low_is_bad_figure_is_no_outlier():
     assert cases[-1]["quality"]["cohort"]["scores"]["body_dice"] > 0
 
 
+def _judged(correlation: float) -> dict:
+    return {"status": "ok", "quality": {"verdict": "ok", "figures": {"correlation": correlation}}}
+
+
+def test_deviations_are_counted_in_standard_deviations_of_the_cohort():
+    """Correlations with a median of 0.8 and a MAD of 0.05 (a standard deviation of 0.074): 0.50 lies
+    4 standard deviations below, inside the 5 allowed; 0.40 lies 5.4 below."""
+    spread = [0.7, 0.75, 0.75, 0.8, 0.8, 0.8, 0.85, 0.85, 0.9]
+    for value, flagged in ((0.5, False), (0.4, True)):
+        cases = [_judged(correlation) for correlation in spread + [value]]
+        review_cohort(cases)
+        cohort = cases[-1]["quality"]["cohort"]
+        assert cohort["outlier"] is flagged
+        assert cohort["scores"]["correlation"] == round((value - 0.8) / (1.4826 * 0.05), 2)
+
+
 def test_the_floor_keeps_near_identical_cohorts_from_flagging_tiny_differences():
     cases = [_case(0.95) for _ in range(10)] + [_case(0.94)]  # MAD is 0; 0.01 is within the floor
     review_cohort(cases)

@@ -80,6 +80,17 @@ def test_report_json_that_is_a_folder_is_refused_before_any_work(scans, tmp_path
     assert sorted(os.listdir(out)) == ["report.json"]
 
 
+def test_someone_elses_report_csv_is_refused_without_overwrite(scans, tmp_path, capsys):
+    fixed, moving = scans
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "report.csv").write_text("patient,weight\n7,80\n")  # not ours: a rerun must not replace it
+    line = _refused(capsys, ["--fixed", str(fixed), "--moving", str(moving), "--out", str(out)])
+    reason = "already exists and was not written by ct-affine-register (use --overwrite)"
+    assert line == f"error: {out / 'report.csv'}: {reason}"
+    assert sorted(os.listdir(out)) == ["report.csv"] and "patient" in (out / "report.csv").read_text()
+
+
 @pytest.mark.parametrize("value", ["nan", "inf", "-inf", "lots"])
 def test_fill_must_be_a_finite_number_at_parse_time(scans, tmp_path, capsys, value):
     fixed, moving = scans

@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import SimpleITK as sitk
+from expected_masks import expected_data_mask, maps_inside
 
 from CTAffineRegisterLib import synthetic
 from CTAffineRegisterLib.background import analyze_background
@@ -26,40 +27,6 @@ def demo_pair():
     )
 
 
-def _affine_parts(transform: sitk.Transform) -> tuple[np.ndarray, np.ndarray]:
-    """Matrix and offset of any affine transform, read from where it sends four points."""
-    origin = np.array(transform.TransformPoint((0.0, 0.0, 0.0)))
-    columns = [np.array(transform.TransformPoint(tuple(unit))) - origin for unit in np.eye(3)]
-    return np.stack(columns, axis=1), origin
-
-
-def _grid_matrix(image: sitk.Image) -> np.ndarray:
-    return np.array(image.GetDirection()).reshape(3, 3) @ np.diag(image.GetSpacing())
-
-
-def expected_data_mask(fixed: sitk.Image, moving_valid: sitk.Image, transform: sitk.Transform) -> np.ndarray:
-    """(z, y, x) bool: the voxel's centre maps inside the moving image onto a voxel holding real data."""
-    nx, ny, nz = fixed.GetSize()
-    k, j, i = np.meshgrid(np.arange(nz), np.arange(ny), np.arange(nx), indexing="ij")
-    index = np.stack([i, j, k], axis=-1).reshape(-1, 3).astype(np.float64)
-    points = index @ _grid_matrix(fixed).T + np.array(fixed.GetOrigin())
-    matrix, offset = _affine_parts(transform)
-    moved = points @ matrix.T + offset
-    continuous = (moved - np.array(moving_valid.GetOrigin())) @ np.linalg.inv(_grid_matrix(moving_valid)).T
-    size = np.array(moving_valid.GetSize())
-    inside = np.all((continuous >= -0.5) & (continuous < size - 0.5), axis=1)
-    nearest = np.clip(np.floor(continuous + 0.5).astype(np.int64), 0, size - 1)
-    valid = sitk.GetArrayViewFromImage(moving_valid)
-    on_data = valid[nearest[:, 2], nearest[:, 1], nearest[:, 0]] > 0
-    return (inside & on_data).reshape(nz, ny, nx)
-
-
-def _maps_inside(fixed: sitk.Image, moving: sitk.Image, transform: sitk.Transform) -> np.ndarray:
-    everywhere = sitk.Image(moving.GetSize(), sitk.sitkUInt8) + 1
-    everywhere.CopyInformation(moving)
-    return expected_data_mask(fixed, everywhere, transform)
-
-
 def test_fill_covers_padding_and_outside_and_mask_marks_exactly_those(demo_pair):
     pair = demo_pair
     analysis = analyze_background(pair.moving)
@@ -73,7 +40,7 @@ def test_fill_covers_padding_and_outside_and_mask_marks_exactly_those(demo_pair)
     expected = expected_data_mask(pair.fixed, pair.moving_valid_mask, pair.true_transform)
     disagree = np.count_nonzero((marked > 0) != expected)
     assert disagree <= 1e-5 * expected.size  # ties of a voxel centre exactly halfway between two voxels
-    over_padding = ~expected & _maps_inside(pair.fixed, pair.moving, pair.true_transform)
+    over_padding = ~expected & maps_inside(pair.fixed, pair.moving, pair.true_transform)
     assert np.count_nonzero(over_padding) > 10_000  # the case the old code got wrong: over the padding
     assert np.count_nonzero(~expected & ~over_padding) > 10_000  # and outside the moving image
     assert np.all(values[marked == 0] == -500)
@@ -108,7 +75,7 @@ def test_fill_and_mask_agree_for_every_interpolator_and_without_padding(demo_pai
     registered, mask = resample_with_valid_mask(
         unpadded, pair.fixed, pair.true_transform, analysis, fill=-700, interpolator=interpolator
     )
-    expected = _maps_inside(pair.fixed, unpadded, pair.true_transform)
+    expected = maps_inside(pair.fixed, unpadded, pair.true_transform)
     marked = sitk.GetArrayViewFromImage(mask) > 0
     assert np.count_nonzero(marked != expected) <= 1e-5 * expected.size
     assert np.count_nonzero(~expected) > 10_000
@@ -138,6 +105,6 @@ def test_written_outputs_of_a_registration_with_fill(demo_pair, tmp_path):
     expected = expected_data_mask(pair.fixed, pair.moving_valid_mask, transform)
     assert np.count_nonzero((mask > 0) != expected) <= 1e-5 * expected.size
     assert np.all(registered[mask == 0] == -500)
-    over_padding = ~expected & _maps_inside(pair.fixed, pair.moving, transform)
+    over_padding = ~expected & maps_inside(pair.fixed, pair.moving, transform)
     assert np.count_nonzero(over_padding) > 10_000
     assert np.all(registered[over_padding & (mask == 0)] == -500)

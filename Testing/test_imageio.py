@@ -9,7 +9,9 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 from conftest import shared_sample
+from dicom_writer import write_explicit_vr_slice
 
+from CTAffineRegisterLib.background import analyze_background
 from CTAffineRegisterLib.imageio import (
     InputError,
     OutputExistsError,
@@ -37,16 +39,38 @@ def test_output_stem(path, stem):
     assert output_stem(path) == stem
 
 
-def test_padding_tag_read_unsigned_is_converted_to_signed_hu():
-    tags = {"0028|0120": "63536", "0028|0103": "1", "0028|0100": "16", "0028|1052": "-1024", "0028|1053": "1"}
-    assert _padding_from_tags(tags).value_hu == -3024
+def test_padding_value_written_unsigned_is_read_as_the_signed_value_it_means(tmp_path):
+    """A series whose Pixel Padding Value has the explicit VR US: GDCM hands over 63536 where -2000
+    (stored; -3024 HU) is meant. Read for real, not from a dictionary of tags."""
+    size, slices = 48, 10
+    yy, xx = np.mgrid[:size, :size] - (size - 1) / 2.0
+    inside_fov, body = yy**2 + xx**2 < 22**2, yy**2 + xx**2 < 14**2
+    for index in range(slices):
+        noise = np.random.default_rng(index).integers(-6, 7, (size, size))
+        stored = np.where(body, 1064, 24) + noise  # 40 HU tissue in -1000 HU air
+        stored[~inside_fov] = -2000
+        path = tmp_path / "ge" / f"{index:02d}.dcm"
+        write_explicit_vr_slice(path, stored, 2.0 * index, index, "1.2.826.0.1.3680043.2.1125.9", 63536)
+    reader = sitk.ImageFileReader()
+    reader.SetFileName(str(tmp_path / "ge" / "00.dcm"))
+    reader.ReadImageInformation()
+    assert reader.GetMetaData("0028|0120") == "63536"  # the case this test is about: read unsigned
+
+    loaded = read_image(str(tmp_path / "ge"))
+    assert loaded.dicom_padding.value_hu == -3024 and loaded.dicom_padding.range_limit_hu is None
+    analysis = analyze_background(loaded.image, loaded.dicom_padding)
+    assert analysis.padding_value == -3024 and analysis.padding_source == "dicom-tag"
+    expected = np.broadcast_to(~inside_fov, (slices, size, size))
+    assert np.array_equal(sitk.GetArrayViewFromImage(analysis.valid_mask) == 0, expected)
 
 
 def test_padding_tag_with_slope_and_range_limit():
-    tags = {"0028|0120": "0", "0028|0121": "10", "0028|0103": "0", "0028|1052": "-1024", "0028|1053": "0.5"}
+    tags = {"0028|0120": "20", "0028|0121": "30", "0028|0103": "0", "0028|1052": "-1024", "0028|1053": "0.5"}
     padding = _padding_from_tags(tags)
-    assert padding.value_hu == -1024 and padding.range_limit_hu == -1019
-    assert padding.hu_range() == (-1024, -1019)
+    assert padding.value_hu == -1014 and padding.range_limit_hu == -1009
+    assert padding.hu_range() == (-1014, -1009)
+    signed = {"0028|0120": "65516", "0028|0121": "65526", "0028|0103": "1", "0028|1053": "2"}
+    assert _padding_from_tags(signed).hu_range() == (-40, -20)  # both read unsigned, both made signed
 
 
 def test_no_padding_tag_means_none():

@@ -238,6 +238,27 @@ def test_non_linear_transform_gives_the_same_as_its_linear_equal():
     assert _values(sitk.GetImageFromArray(carried.copy())) == {0, 1, 2}
 
 
+def test_each_structure_resampled_over_its_box_gives_what_the_whole_grid_gives(monkeypatch):
+    """The boxes only save work: every fixed voxel a structure's share can reach lies in its box, also
+    on a fixed grid finer than the label map's (a 2 mm map carried to a 0.9 mm scan)."""
+    import CTAffineRegisterLib.labels as labels_module
+
+    shapes = [
+        (1, "ball", (-12.0, 3.0, 0.0), None, 11.0),
+        (2, "tube", (8.0, -6.0, 2.0), _unit((0.3, 0.2, 1.0)), 2.0),
+        (3, "ball", (15.0, 14.0, -8.0), None, 4.0),
+    ]
+    labels = _draw(_grid(**MOVING), shapes)
+    fixed = _grid((100, 100, 50), (0.9, 0.9, 1.2), (-45.0, -44.0, -30.0))
+    transform = random_affine(np.random.default_rng(4), max_rotation_deg=12.0, max_translation_mm=5.0)
+    boxed = sitk.GetArrayFromImage(resample_labels(labels, fixed, transform))
+    whole = tuple(slice(0, size) for size in fixed.GetSize()[::-1])
+    monkeypatch.setattr(labels_module, "_fixed_region", lambda *arguments: whole)
+    everywhere = sitk.GetArrayFromImage(resample_labels(labels, fixed, transform))
+    assert _values(sitk.GetImageFromArray(everywhere)) == {0, 1, 2, 3}
+    assert np.array_equal(boxed, everywhere)
+
+
 def test_composite_of_linear_transforms_is_handled_like_one_affine():
     labels = _draw(_grid(**MOVING), [(3, "ball", (5.0, 0.0, 0.0), None, 12.0)])
     first = random_affine(np.random.default_rng(8), max_translation_mm=4.0)

@@ -417,7 +417,8 @@ def test_batch_script_runs_with_plain_python(small_pair_files):
 
 
 def test_batch_script_passes_on_the_cli_exit_status(small_pair_files):
-    missing = _run_batch("--fixed", str(small_pair_files / "absent.nrrd"), "--moving", "x", "--out", "o")
+    out = small_pair_files / "never"
+    missing = _run_batch("--fixed", str(small_pair_files / "absent.nrrd"), "--moving", "x", "--out", str(out))
     assert missing.returncode == 2 and "absent.nrrd" in missing.stderr
     usage = _run_batch("--no-such-option")
     assert usage.returncode == 2 and "usage" in usage.stderr
@@ -453,7 +454,8 @@ def _run_in_slicer(
 @pytest.mark.skipif(sys.platform == "win32", reason="the launcher stand-in is a shell script")
 def test_batch_script_ends_slicer_with_one_error_line_when_the_package_cannot_load(small_pair_files):
     done = _run_in_slicer(
-        "--fixed", str(small_pair_files / "fixed.nrrd"), "--moving", "m", "--out", "o",
+        "--fixed", str(small_pair_files / "fixed.nrrd"), "--moving", "m",
+        "--out", str(small_pair_files / "o"),
         host_options=["--block-import", "SimpleITK", "--stay-up", "120"],
     )  # fmt: skip
     assert done.returncode == 1, (done.returncode, done.stderr)  # 99 would mean Slicer stayed up

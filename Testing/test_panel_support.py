@@ -98,7 +98,10 @@ def test_scene_import_is_busy_until_the_selectors_have_rebuilt(saved_scene):
 
     watch = SceneWatch(scene, settled)
     # a selector's scene model observes at the default priority, and here after the watch
-    scene.AddObserver(scene.EndImportEvent, lambda caller, event: events.append(("selectors rebuilt",)))
+    # (the scene no longer says it is importing then: only the watch knows the panel must wait)
+    scene.AddObserver(
+        scene.EndImportEvent, lambda caller, event: events.append(("selectors rebuilt", watch.busy))
+    )
 
     def parameters_modified(caller, event):
         first = parameters.GetNodeReference("movingVolumes.0")
@@ -113,7 +116,7 @@ def test_scene_import_is_busy_until_the_selectors_have_rebuilt(saved_scene):
     # volume without voxels: the panel must not look at it then
     assert modified and all(busy for _, busy, _ in modified)
     assert any(name != "B" for _, _, name in modified)
-    assert events[-2:] == [("selectors rebuilt",), ("settled", "import", ["B", "C"], True)]
+    assert events[-2:] == [("selectors rebuilt", True), ("settled", "import", ["B", "C"], True)]
     assert not watch.busy
     watch.release()
 

@@ -38,11 +38,20 @@ def test_replace_padding_fills_padding_with_air_and_keeps_type(padded):
     assert np.array_equal(array[valid], sitk.GetArrayViewFromImage(image)[valid])
 
 
-def test_prepare_for_registration_is_float_within_ct_range(padded):
+@pytest.mark.parametrize("compact, dtype", [(False, np.float32), (True, np.int16)])
+def test_prepare_for_registration_replaces_padding_by_air_and_clamps_to_the_ct_range(padded, compact, dtype):
+    """What the metric sees: padding is the scan's own air (0 HU padding too, which no clamp
+    removes), real voxels are kept, and metal beyond the CT range is cut at 3071."""
     image, analysis, _ = padded
-    prepared = sitk.GetArrayFromImage(prepare_for_registration(image, analysis))
-    assert prepared.dtype == np.float32
-    assert prepared.min() >= -1024 and prepared.max() <= 3071
+    with_metal = sitk.Image(image)
+    with_metal[40, 40, 12] = 4000  # in the body
+    prepared = sitk.GetArrayFromImage(prepare_for_registration(with_metal, analysis, compact=compact))
+    original = sitk.GetArrayViewFromImage(with_metal)
+    valid = sitk.GetArrayViewFromImage(analysis.valid_mask) > 0
+    assert prepared.dtype == dtype and not valid.all()
+    assert np.all(prepared[~valid] == round(analysis.air_value))
+    assert np.array_equal(prepared[valid], np.clip(original[valid], -1024, 3071))
+    assert prepared[12, 40, 40] == 3071
 
 
 def test_resampled_output_has_no_ring_where_naive_resampling_has_one(padded):

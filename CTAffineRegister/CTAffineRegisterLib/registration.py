@@ -559,6 +559,10 @@ class _Runner:
         self.planned = max(1, planned)
         self.polish_spread_mm: Optional[float] = None
         self._guard_cache: Optional[tuple] = None
+        # The share of the run reported last: a polish's second round restarts its optimiser's
+        # iteration count, and a reverted stage is run once more, so the raw share can step back
+        # or pass 1; a progress bar only moves forward, up to 1.
+        self._fraction = 0.0
 
     def run(self, transform: sitk.Transform, step: _Step, step_scale: float = 1.0) -> sitk.Transform:
         """One stage: optimise, undo it if the coarse metric got clearly worse, and record it."""
@@ -656,14 +660,15 @@ class _Runner:
                 self.total_iterations += 1
                 if self.progress is not None:
                     done = min(1.0, reg.GetOptimizerIteration() / options.max_iterations_per_level)
-                    share = run_index + done
+                    share = (run_index + done) / self.planned
+                    self._fraction = min(1.0, max(self._fraction, share))
                     self.progress(
                         ProgressEvent(
                             step.stage,
                             step.level,
                             self.total_iterations,
                             reg.GetMetricValue(),
-                            share / self.planned,
+                            self._fraction,
                         )
                     )
             if self.should_stop is not None and self.should_stop():
