@@ -444,9 +444,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="two phantoms, one patient pair, no 512³ check")
     parser.add_argument("--json", metavar="FILE", help="write every judged transform")
+    parser.add_argument(
+        "--cost-only", action="store_true", help="only the cost figures (a quiet machine's job)"
+    )
     arguments = parser.parse_args()
     rows: list = []
     print(f"load average at start: {os.getloadavg()[0]:.1f}", file=sys.stderr)
+    if arguments.cost_only:
+        cost(arguments.quick)
+        print(f"\nload average at end: {os.getloadavg()[0]:.1f}")
+        return
     same_patient(arguments.quick, rows)
     different_patients(arguments.quick, rows)
     if not arguments.quick:
