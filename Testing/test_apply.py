@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import SimpleITK as sitk
+from small_pairs import TINY_PAIR
 
 from CTAffineRegisterLib.accuracy import ring_voxels
 from CTAffineRegisterLib.apply_transform import apply_to_scan
@@ -19,17 +20,10 @@ from CTAffineRegisterLib.resampling import resample_to_fixed
 from CTAffineRegisterLib.synthetic import make_pair
 from CTAffineRegisterLib.transform_files import read_any_transform as read_transform
 
-SMALL_PAIR = {
-    "fixed_size": (64, 64, 40),
-    "fixed_spacing": (5.0, 5.0, 6.0),
-    "moving_spacing": (5.5, 5.5, 6.5),
-    "point_count": 200,
-}
-
 
 @pytest.fixture(scope="module")
 def pair():
-    return make_pair(seed=21, **SMALL_PAIR)
+    return make_pair(seed=21, **TINY_PAIR)
 
 
 def _moving_labels(moving: sitk.Image) -> sitk.Image:

@@ -9,21 +9,15 @@ from pathlib import Path
 import pytest
 import SimpleITK as sitk
 from dicom_writer import write_series
+from small_pairs import TINY_PAIR
 
 from CTAffineRegisterLib.cli import main
 from CTAffineRegisterLib.synthetic import make_pair
 
-SMALL_PAIR = {
-    "fixed_size": (64, 64, 40),
-    "fixed_spacing": (5.0, 5.0, 6.0),
-    "moving_spacing": (5.5, 5.5, 6.5),
-    "point_count": 200,
-}
-
 
 @pytest.fixture(scope="module")
 def pair():
-    return make_pair(seed=13, **SMALL_PAIR)
+    return make_pair(seed=13, **TINY_PAIR)
 
 
 @pytest.fixture

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 from conftest import shared_sample
+from small_pairs import SMALL_PATIENT
 
 from CTAffineRegisterLib import synthetic
 from CTAffineRegisterLib.accuracy import ring_voxels, target_registration_error
@@ -31,14 +32,6 @@ from CTAffineRegisterLib.registration import (
 from CTAffineRegisterLib.resampling import resample_to_fixed
 from CTAffineRegisterLib.transforms import mapping_key
 
-# A smaller patient on 96×96×64 grids keeps each registration around a second.
-SMALL = dict(
-    fixed_size=(96, 96, 64),
-    fixed_spacing=(2.6, 2.6, 3.6),
-    moving_spacing=(2.9, 2.9, 4.2),
-    anatomy_scale=0.7,
-    max_translation_mm=14.0,
-)
 PADDING_CASES = {  # name: (moving padding, fixed padding)
     "moving-3024": (-3024, None),
     "fixed-2048": (None, -2048),
@@ -76,7 +69,7 @@ def _check_registration(case: Case, options=None, max_tre_mm: float = 1.0):
 
 @pytest.fixture(scope="module")
 def small_case() -> Case:
-    return _case(synthetic.make_pair(0, **SMALL))
+    return _case(synthetic.make_pair(0, **SMALL_PATIENT))
 
 
 @pytest.mark.parametrize("name", list(PADDING_CASES))
@@ -84,7 +77,7 @@ def test_synthetic_pair_with_padding_registers_accurately_without_ring(name):
     moving_padding, fixed_padding = PADDING_CASES[name]
     seed = list(PADDING_CASES).index(name) + 1
     case = _case(
-        synthetic.make_pair(seed, moving_padding=moving_padding, fixed_padding=fixed_padding, **SMALL)
+        synthetic.make_pair(seed, moving_padding=moving_padding, fixed_padding=fixed_padding, **SMALL_PATIENT)
     )
     result = _check_registration(case)
     assert isinstance(result.transform, sitk.AffineTransform)
@@ -133,7 +126,7 @@ def test_real_ge_three_slice_slab_is_refused_but_resamples_without_rings():
 
 def test_rigid_registration_returns_a_rigid_transform():
     truth = sitk.Euler3DTransform((0, 0, 0), 0.06, -0.05, 0.12, (8.0, -6.0, 5.0))
-    case = _case(synthetic.make_pair(21, true_transform=truth, **SMALL))
+    case = _case(synthetic.make_pair(21, true_transform=truth, **SMALL_PATIENT))
     result = _check_registration(case, RegistrationOptions(transform="rigid"))
     assert isinstance(result.transform, sitk.Euler3DTransform)
     assert {stage.stage for stage in result.stages} == {"rigid"}
@@ -144,7 +137,7 @@ def test_similarity_registration_recovers_an_isotropic_scale():
     truth.SetScale(1.06)
     truth.SetRotation((0, 0, 1), 0.1)
     truth.SetTranslation((-5.0, 4.0, 7.0))
-    case = _case(synthetic.make_pair(22, true_transform=truth, **SMALL))
+    case = _case(synthetic.make_pair(22, true_transform=truth, **SMALL_PATIENT))
     result = _check_registration(case, RegistrationOptions(transform="similarity"))
     assert isinstance(result.transform, sitk.Similarity3DTransform)
     assert result.transform.GetScale() == pytest.approx(1.06, abs=0.01)
@@ -152,12 +145,12 @@ def test_similarity_registration_recovers_an_isotropic_scale():
 
 def test_grids_with_other_directions_register_in_physical_space():
     flipped = (-1, 0, 0, 0, -1, 0, 0, 0, 1)  # a RAS-ordered moving scan next to an LPS-ordered fixed one
-    _check_registration(_case(synthetic.make_pair(23, moving_direction=flipped, **SMALL)))
+    _check_registration(_case(synthetic.make_pair(23, moving_direction=flipped, **SMALL_PATIENT)))
 
 
 def test_large_shift_along_the_body_axis_is_found_by_the_initial_search():
     truth = sitk.Euler3DTransform((0, 0, 0), 0.0, 0.05, 0.05, (8.0, -6.0, 65.0))
-    case = _case(synthetic.make_pair(24, true_transform=truth, **SMALL))
+    case = _case(synthetic.make_pair(24, true_transform=truth, **SMALL_PATIENT))
     result = _check_registration(case)
     assert result.initialization.startswith("z-scan")
 
@@ -379,14 +372,14 @@ def test_unknown_transform_type_is_refused():
 def test_a_field_of_view_that_cuts_through_the_body_registers_accurately(seed, field_of_view):
     """The metric must sample real data only on both sides: air written over the cut-off body (the
     padding replaced) would otherwise pull the result (1.1-5 mm off when the moving side is not masked)."""
-    case = _case(synthetic.make_pair(seed, **SMALL, **field_of_view))
+    case = _case(synthetic.make_pair(seed, **SMALL_PATIENT, **field_of_view))
     _check_registration(case, max_tre_mm=0.7)
 
 
 def test_a_moving_scan_covering_half_the_fixed_one_along_the_body_axis_registers_accurately():
     pair = synthetic.make_pair(
         8,
-        **{**SMALL, "max_translation_mm": 10.0},
+        **{**SMALL_PATIENT, "max_translation_mm": 10.0},
         moving_size=(86, 86, 28),
         moving_offset_mm=(0.0, 0.0, 70.0),
     )
@@ -410,7 +403,9 @@ def _points_inside(image: sitk.Image, transform: sitk.Transform, points: np.ndar
 
 
 def test_the_metric_region_lies_inside_the_fixed_scans_real_data():
-    pair = synthetic.make_pair(1, **SMALL, fixed_fov_radius_mm=75.0, fixed_padding=-3024, moving_padding=None)
+    pair = synthetic.make_pair(
+        1, **SMALL_PATIENT, fixed_fov_radius_mm=75.0, fixed_padding=-3024, moving_padding=None
+    )
     analysis = analyze_background(pair.fixed)
     valid = as_mask(analysis.valid_mask)
     region = _metric_region(analysis, valid, RegistrationOptions())
@@ -421,16 +416,17 @@ def test_the_metric_region_lies_inside_the_fixed_scans_real_data():
     assert (body & ~grid_valid).any()  # the body goes on outside the FOV: the limit is needed here
 
 
+def _default_runner(case) -> _Runner:
+    """A registration runner with default options on the case's pyramids (for driving single stages)."""
+    fixed_levels, moving_levels, _ = _pyramids(
+        case.pair.fixed, case.pair.moving, case.fixed_analysis, case.moving_analysis, RegistrationOptions()
+    )
+    return _Runner(fixed_levels, moving_levels, RegistrationOptions(), None, None, 1)
+
+
 def test_a_stage_that_makes_the_coarse_metric_worse_is_undone(small_case):
     """A runaway stage (here: one that jumps 40 mm) is reverted, and the run goes on from before it."""
-    fixed_levels, moving_levels, _ = _pyramids(
-        small_case.pair.fixed,
-        small_case.pair.moving,
-        small_case.fixed_analysis,
-        small_case.moving_analysis,
-        RegistrationOptions(),
-    )
-    runner = _Runner(fixed_levels, moving_levels, RegistrationOptions(), None, None, 1)
+    runner = _default_runner(small_case)
     start = sitk.AffineTransform(small_case.pair.true_transform)
 
     def runaway(transform, step, step_scale, points, seed, *rest):
@@ -447,14 +443,7 @@ def test_a_stage_that_makes_the_coarse_metric_worse_is_undone(small_case):
 def test_the_polish_keeps_the_mean_of_its_two_runs_and_measures_their_spread(small_case):
     """Two polishes from the same start, on independent sample sets, that end 0.6 mm apart on either
     side of it: each round starts from their mean, and the answer is that mean, not either run."""
-    fixed_levels, moving_levels, _ = _pyramids(
-        small_case.pair.fixed,
-        small_case.pair.moving,
-        small_case.fixed_analysis,
-        small_case.moving_analysis,
-        RegistrationOptions(),
-    )
-    runner = _Runner(fixed_levels, moving_levels, RegistrationOptions(), None, None, 1)
+    runner = _default_runner(small_case)
     start = sitk.AffineTransform(small_case.pair.true_transform)
     seeds = []
 

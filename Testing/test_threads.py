@@ -10,19 +10,12 @@ import hashlib
 import threading
 
 import SimpleITK as sitk
+from small_pairs import SMALL_PATIENT
 
 from CTAffineRegisterLib import pipeline, qc, synthetic
 from CTAffineRegisterLib.background import analyze_background
 from CTAffineRegisterLib.pyramid import Level
 from CTAffineRegisterLib.registration import RegistrationOptions, _method
-
-SMALL = dict(
-    fixed_size=(96, 96, 64),
-    fixed_spacing=(2.6, 2.6, 3.6),
-    moving_spacing=(2.9, 2.9, 4.2),
-    anatomy_scale=0.7,
-    max_translation_mm=14.0,
-)
 
 
 class GlobalThreads:
@@ -68,7 +61,7 @@ def _everything_the_library_computes(pair) -> dict:
 def test_results_are_bit_identical_whatever_the_global_thread_count_which_stays_untouched():
     """The same pair at a global default of 1 and of 3 threads; during the second run, what any other
     ITK user in the process sees of the global default is watched: it never changes."""
-    pair = synthetic.make_pair(1, **SMALL)
+    pair = synthetic.make_pair(1, **SMALL_PATIENT)
     with GlobalThreads(1):
         single = _everything_the_library_computes(pair)
     results, seen = {}, set()
@@ -86,7 +79,7 @@ def test_results_are_bit_identical_whatever_the_global_thread_count_which_stays_
 
 
 def test_registration_method_and_metric_get_their_own_thread_count():
-    pair = synthetic.make_pair(1, **SMALL)
+    pair = synthetic.make_pair(1, **SMALL_PATIENT)
     analysis = analyze_background(pair.fixed)
     level = Level(sitk.Cast(pair.fixed, sitk.sitkFloat32), analysis.valid_mask, (1, 1, 1))
     with GlobalThreads(3):

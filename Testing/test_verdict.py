@@ -13,20 +13,13 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 from conftest import shared_sample
+from small_pairs import SMALL_PATIENT
 
 from CTAffineRegisterLib import synthetic, verdict
 from CTAffineRegisterLib.background import analyze_background
 from CTAffineRegisterLib.check import check_transform
 from CTAffineRegisterLib.registration import RegistrationError, build_pyramids, register_images
 from CTAffineRegisterLib.transforms import affine_parts
-
-SMALL = dict(
-    fixed_size=(96, 96, 64),
-    fixed_spacing=(2.6, 2.6, 3.6),
-    moving_spacing=(2.9, 2.9, 4.2),
-    anatomy_scale=0.7,
-    max_translation_mm=14.0,
-)
 
 
 @dataclasses.dataclass
@@ -68,7 +61,7 @@ class Scene:
 
 @pytest.fixture(scope="module")
 def scene() -> Scene:
-    pair = synthetic.make_pair(11, **SMALL)
+    pair = synthetic.make_pair(11, **SMALL_PATIENT)
     fixed_analysis, moving_analysis = analyze_background(pair.fixed), analyze_background(pair.moving)
     fixed_levels, moving_levels, center = build_pyramids(
         pair.fixed, pair.moving, fixed_analysis, moving_analysis, finest_spacing_mm=4.0, level_count=1
