@@ -17,6 +17,7 @@ from cohort_helpers import (
     case_report,
     dask_available,
     hidden_files,
+    pid_alive,
     require_in_ci,
     start_cli,
     wait_for_running,
@@ -121,3 +122,25 @@ def test_ctrl_c_on_a_local_dask_cluster(inputs, tmp_path):
     summary = json.loads((out / "report.json").read_text())
     assert summary["counts"]["cancelled"] >= 1 and summary["run"]["stopped_by"] == "SIGINT"
     assert hidden_files(out) == []
+
+
+def test_sigterm_to_the_main_process_stops_a_local_dask_cluster(inputs, tmp_path):
+    """`kill PID` (or a batch system's time limit) reaches the main process only: the cohort stops as
+    with Ctrl-C, and the local cluster's worker processes go with it."""
+    require_in_ci(dask_available(), 'Dask (the "dask" extra)')
+    fixed, moving = inputs
+    out = tmp_path / "out"
+    arguments = ["register", "--fixed", str(fixed), "--moving", *map(str, moving), "--out", str(out)]
+    process = start_cli(*arguments, "--scheduler", "local", "--jobs", "2", "--quiet")
+    running = wait_for_running(out, 1, process=process)
+    process.send_signal(signal.SIGTERM)
+    stdout, stderr = process.communicate(timeout=60)
+    assert process.returncode == 143, stderr
+    assert "Traceback" not in stderr
+    summary = json.loads((out / "report.json").read_text())
+    assert summary["run"]["stopped_by"] == "SIGTERM" and summary["counts"]["cancelled"] >= 1
+    assert hidden_files(out) == []
+    deadline = time.monotonic() + 10.0
+    while any(pid_alive(report["where"]["pid"]) for report in running) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not any(pid_alive(report["where"]["pid"]) for report in running)  # no worker left behind
