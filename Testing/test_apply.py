@@ -106,6 +106,25 @@ def test_every_itk_transform_format_is_read(tmp_path, pair, suffix):
     assert np.allclose(transform.TransformPoint(point), pair.true_transform.TransformPoint(point))
 
 
+def test_an_elastix_result_applies_as_its_itk_twin(tmp_path, pair, files):
+    """elastix's TransformParameters file (what `check` reads) is applied directly, no conversion."""
+    truth = sitk.AffineTransform(pair.true_transform)
+    elastix = tmp_path / "TransformParameters.0.txt"
+    elastix.write_text(
+        '(Transform "AffineTransform")\n(NumberOfParameters 12)\n'
+        f"(TransformParameters {' '.join(repr(v) for v in (*truth.GetMatrix(), *truth.GetTranslation()))})\n"
+        '(InitialTransformParametersFileName "NoInitialTransform")\n'
+        f"(CenterOfRotationPoint {' '.join(repr(v) for v in truth.GetCenter())})\n"
+    )
+    assert _apply(files, tmp_path / "itk") == 0
+    assert _apply({**files, "transform": str(elastix)}, tmp_path / "elastix") == 0
+    from_itk, from_elastix = (
+        sitk.GetArrayFromImage(sitk.ReadImage(str(tmp_path / name / "scan_b_applied.nii.gz")))
+        for name in ("itk", "elastix")
+    )
+    assert np.array_equal(from_itk, from_elastix)
+
+
 def _bad_transforms(folder: Path) -> dict[str, tuple[Path, str]]:
     folder.mkdir(exist_ok=True)
     text = folder / "notes.tfm"

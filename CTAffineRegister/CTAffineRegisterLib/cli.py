@@ -341,7 +341,8 @@ def _add_apply_parser(commands) -> None:
         "--transform",
         required=True,
         metavar="FILE",
-        help="ITK transform (.tfm, .txt, .h5) mapping fixed points to input points, as register writes it",
+        help="fixed→input transform, as register writes it: .tfm/.txt/.h5/.mat (ITK, Slicer, ANTs; "
+        "non-linear ones too) or elastix TransformParameters (linear)",
     )
     apply.add_argument("--input", required=True, nargs="+", metavar="PATH", help="images to resample")
     apply.add_argument("--out", required=True, metavar="DIR", help="output folder")
