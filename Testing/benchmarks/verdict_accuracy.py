@@ -450,15 +450,12 @@ def main() -> None:
     arguments = parser.parse_args()
     rows: list = []
     print(f"load average at start: {os.getloadavg()[0]:.1f}", file=sys.stderr)
-    if arguments.cost_only:
-        cost(arguments.quick)
-        print(f"\nload average at end: {os.getloadavg()[0]:.1f}")
-        return
-    same_patient(arguments.quick, rows)
-    different_patients(arguments.quick, rows)
-    if not arguments.quick:
-        different_regions(rows)
-    summary(rows)
+    if not arguments.cost_only:
+        same_patient(arguments.quick, rows)
+        different_patients(arguments.quick, rows)
+        if not arguments.quick:
+            different_regions(rows)
+        summary(rows)
     cost(arguments.quick)
     print(f"\nload average at end: {os.getloadavg()[0]:.1f}")
     if arguments.json:
