@@ -156,13 +156,51 @@ def test_the_air_check_fails_when_lungs_land_on_soft_tissue(scene):
     assert "may not show the same region" in far.sentence
 
 
-def test_plausibility_grades_the_scale(scene):
-    squashed = sitk.AffineTransform(3)
-    squashed.SetMatrix((0.5, 0, 0, 0, 1, 0, 0, 0, 1))
-    assert verdict.plausibility_check(squashed).level == "failed"
-    shrunk = sitk.AffineTransform(3)
-    shrunk.SetMatrix((0.85, 0, 0, 0, 1.3, 0, 0, 0, 1))
-    assert verdict.plausibility_check(shrunk).level == "suspect"
+def _scaled(*factors) -> sitk.AffineTransform:
+    transform = sitk.AffineTransform(3)
+    transform.SetMatrix(np.diag(factors).ravel().tolist())
+    return transform
+
+
+def test_plausibility_limits_and_their_source_are_pinned():
+    """Two adults differ in size by up to about 1.5-fold (chest breadth, 5th to 95th percentile) and
+    1.8-fold (waist): a scale is a figure inside 0.6-1.7, a doubt outside it, an error beyond 0.4-2.5."""
+    assert verdict.SCALE_SUSPECT == (0.6, 1.7) and verdict.SCALE_FAILED == (0.4, 2.5)
+    assert verdict.ANISOTROPY_SUSPECT == 2.0 and verdict.ANISOTROPY_FAILED == 3.0
+    source = verdict.__doc__ + open(verdict.__file__, encoding="utf-8").read()
+    assert "ANSUR II" in source and "NHANES" in source and "interpatient_dev.py" in source
+
+
+@pytest.mark.parametrize(
+    "factors, level",
+    [
+        ((1.3, 1.3, 1.3), "ok"),  # a larger adult
+        ((0.75, 0.75, 0.8), "ok"),  # a smaller adult
+        ((1.01, 1.33, 1.1), "ok"),  # the held-out pair the old limits called suspect
+        ((0.65, 1.0, 1.0), "ok"),
+        ((1.75, 1.6, 1.2), "suspect"),  # beyond two adults
+        ((0.55, 0.6, 0.8), "suspect"),  # a child onto an adult
+        ((0.7, 1.5, 1.0), "suspect"),  # one axis stretched 2.1× another
+        ((0.35, 0.5, 0.5), "failed"),
+        ((2.6, 2.0, 2.0), "failed"),
+        ((0.45, 1.4, 1.4), "failed"),  # flattened: 3.1× anisotropy
+    ],
+)
+def test_plausibility_grades_the_scale(factors, level):
+    check = verdict.plausibility_check(_scaled(*factors))
+    assert check.level == level, check.sentence
+    assert check.figures["scale_min"] == pytest.approx(min(factors), abs=1e-4)
+    assert check.figures["scale_max"] == pytest.approx(max(factors), abs=1e-4)
+
+
+def test_a_singular_transform_is_named_singular_not_mirrored():
+    check = verdict.plausibility_check(_scaled(0.0, 0.0, 0.0))
+    assert check.level == "failed" and "singular" in check.sentence and "mirror" not in check.sentence
+    flat = verdict.plausibility_check(_scaled(1.0, 1.0, 0.0))
+    assert flat.level == "failed" and "singular" in flat.sentence
+
+
+def test_the_true_transform_is_plausible(scene):
     assert verdict.plausibility_check(scene.pair.true_transform).level == "ok"
 
 

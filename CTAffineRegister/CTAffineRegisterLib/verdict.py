@@ -53,6 +53,7 @@ PROBE_LEVEL_MM = 4.0
 SHIFTS_MM = (3.0, 6.0, 12.0, 24.0)
 ROTATIONS_DEG = (4.0, 8.0, 16.0)
 SCALES_PERCENT = (4.0, 8.0)
+MOVE_KINDS = ("shift", "rotation", "scale")
 # A probe that raises the correlation by more than this share of it shows the result is not at the
 # optimum (right results: every probe lowers it; results 5 mm off: +3 % and more)...
 PROBE_GAIN = 0.02
@@ -79,9 +80,23 @@ BODY_DICE_SUSPECT = 0.75
 BODY_DICE_FAILED = 0.6
 # Voxel size (mm) of the body Dice grid: an outline check needs no more.
 BODY_GRID_MM = 6.0
-# Axis scale factors (singular values) of the transform; patients differ by up to about 20 %.
-SCALE_SUSPECT = (0.8, 1.25)
-SCALE_FAILED = (0.67, 1.5)
+# Axis scale factors (singular values) of the transform. Adults differ in size far more than a
+# registration error changes scale: in the US Army's 2012 anthropometric survey (ANSUR II) chest
+# breadth and depth span about 1.5-fold from the 5th percentile of women to the 95th of men, and in
+# the general population (NHANES body measurements) waist circumference spans about 1.8-fold from
+# the 5th to the 95th percentile; stature spans about 1.25-fold. Between two adults axis scales of
+# 0.75-1.35 are common and 0.6-1.7 occur; the development set (``Testing/benchmarks/
+# interpatient_dev.py``: real chests, one of them resized by 0.75-1.35 per axis) registers right at
+# 0.71-1.37. So a scale is a figure, not a doubt, inside 0.6-1.7; outside it the pair is beyond two
+# adults (a child onto an adult: worth a look); outside 0.4-2.5 no two human bodies explain it and
+# the optimiser ran away.
+SCALE_SUSPECT = (0.6, 1.7)
+SCALE_FAILED = (0.4, 2.5)
+# Largest over smallest axis scale: a body wider but not deeper than another gives up to about 1.5
+# (and a head-foot scale unlike the in-plane ones about 1.7); beyond 2 one axis was stretched or
+# sheared against the others, beyond 3 the transform is flattening the scan.
+ANISOTROPY_SUSPECT = 2.0
+ANISOTROPY_FAILED = 3.0
 # Share of the fixed body that maps onto valid moving data, below which little was compared.
 OVERLAP_SUSPECT = 0.1
 
@@ -287,19 +302,41 @@ def coverage_check(fixed: sitk.Image, moving: sitk.Image) -> Check:
 
 
 def plausibility_check(transform: sitk.Transform) -> Check:
-    """Human CT needs no mirror and no extreme scale to match another human's."""
+    """Human CT needs no mirror, no extreme scale and no flattening shear to match another human's.
+
+    Args:
+        transform: the fixed→moving result (any linear ITK transform).
+
+    Returns:
+        The check: failed for a mirror or a singular matrix, a scale beyond ``SCALE_FAILED`` or an
+        anisotropy beyond ``ANISOTROPY_FAILED``; suspect beyond the ``*_SUSPECT`` limits; ok else.
+    """
     matrix, _ = affine_parts(transform)
     singular = np.linalg.svd(matrix, compute_uv=False)
     low, high = float(singular.min()), float(singular.max())
-    figures = {"scale_min": round(low, 4), "scale_max": round(high, 4)}
-    if np.linalg.det(matrix) <= 0:
+    anisotropy = high / low if low > 0 else float("inf")
+    figures = {
+        "scale_min": round(low, 4),
+        "scale_max": round(high, 4),
+        "anisotropy": round(anisotropy, 4) if np.isfinite(anisotropy) else None,
+    }
+    determinant = float(np.linalg.det(matrix))
+    if low <= 1e-6 * max(high, 1e-12) or determinant == 0:
+        return Check("plausibility", "failed", "the transform is singular (it flattens the scan)", figures)
+    if determinant < 0:
         sentence = "the transform mirrors the scan (negative determinant)"
         return Check("plausibility", "failed", sentence, figures)
     text = f"axes scaled {low:.2f}..{high:.2f}"
     if low < SCALE_FAILED[0] or high > SCALE_FAILED[1]:
         return Check("plausibility", "failed", f"implausible scale ({text})", figures)
+    if anisotropy > ANISOTROPY_FAILED:
+        sentence = f"implausible stretch or shear ({text}, one axis {anisotropy:.1f}× another)"
+        return Check("plausibility", "failed", sentence, figures)
     if low < SCALE_SUSPECT[0] or high > SCALE_SUSPECT[1]:
-        return Check("plausibility", "suspect", f"large scale change ({text})", figures)
+        return Check("plausibility", "suspect", f"scale beyond two adults ({text})", figures)
+    if anisotropy > ANISOTROPY_SUSPECT:
+        sentence = f"strong stretch or shear ({text}, one axis {anisotropy:.1f}× another)"
+        return Check("plausibility", "suspect", sentence, figures)
     return Check("plausibility", "ok", f"plausible scale ({text})", figures)
 
 
@@ -367,23 +404,50 @@ def air_check(probe: SimilarityProbe, matrix: np.ndarray, offset: np.ndarray) ->
     return Check("air", "ok", f"air inside the body overlaps (Dice {dice:.2f})", figures)
 
 
-def optimum_check(probe: SimilarityProbe, matrix: np.ndarray, offset: np.ndarray) -> Check:
-    """Probe shifts, rotations and scales around the result: a right one cannot be improved.
+@dataclass
+class ProbeFinding:
+    """The best of the probe moves around a result: how much it gains and where it would go."""
+
+    correlation: Optional[float]  # the result's own correlation (None: too few samples)
+    overlap_share: float
+    gain: float  # best probe's correlation gain, as a share of the correlation (<= 0: none improves)
+    key: Optional[tuple[str, int]] = None  # (kind, axis) of the best probe
+    amount: float = 0.0  # the parabola's estimate of the best move along that probe
+    moved_mm: float = 0.0  # how far that move carries the fixed body (mean mm)
+
+    def move_text(self) -> Optional[str]:
+        return _move_text(self.key, self.amount) if self.key is not None and self.gain > 0 else None
+
+    def move(self) -> tuple[np.ndarray, np.ndarray]:
+        """The fixed-space change and shift of the estimated best move."""
+        return _move(self.key, self.amount)
+
+
+def probe_optimum(
+    probe: SimilarityProbe, matrix: np.ndarray, offset: np.ndarray, kinds: tuple[str, ...] = MOVE_KINDS
+) -> ProbeFinding:
+    """Probe shifts, rotations and scales (of ``kinds``) around a result; report the best one.
 
     The best probe's curve gives, by a parabola through its neighbours, the move that would improve
-    the match most; its size is judged as the mean distance it would move the fixed body (mm), so a
-    10° turn of a torso weighs as much as the 20 mm it displaces the body's edge.
+    the match most; its size is the mean distance it would move the fixed body (mm), so a 10° turn
+    of a torso weighs as much as the 20 mm it displaces the body's edge.
+
+    Args:
+        probe: fixed sample points and the moving level to sample.
+        matrix: the result's fixed→moving matrix (about the origin).
+        offset: the result's fixed→moving offset (about the origin).
+        kinds: which moves to probe ("shift", "rotation", "scale"): a rigid result cannot scale.
+
+    Returns:
+        The finding; ``correlation`` is None when too few points land on valid moving data.
     """
     base, share = probe.correlation(matrix, offset)
     if base is None:
-        return Check(
-            "optimum",
-            "failed",
-            f"only {share * 100:.0f}% of the fixed body maps onto valid moving data; nothing to compare",
-            {"correlation": None, "overlap_share": round(share, 4)},
-        )
+        return ProbeFinding(None, share, 0.0)
     curves: dict[tuple[str, int], dict[float, float]] = {}
     for kind, axis, amount, change, shift in _probe_moves():
+        if kind not in kinds:
+            continue
         value, _ = probe.correlation(*_perturbed(matrix, offset, change, shift, probe.center))
         curves.setdefault((kind, axis), {0.0: base})[amount] = -np.inf if value is None else value
     scale = max(abs(base), 0.05)
@@ -391,23 +455,56 @@ def optimum_check(probe: SimilarityProbe, matrix: np.ndarray, offset: np.ndarray
     curve = curves[key]
     estimate = _vertex(curve, max(curve, key=curve.get))
     moved_mm = probe.displacement(*_move(key, estimate))
+    return ProbeFinding(base, share, float(gain), key, estimate, moved_mm)
+
+
+def not_at_optimum(finding: ProbeFinding) -> bool:
+    """True when a nearby move improves the match enough, and moves the body far enough, to matter.
+
+    Args:
+        finding: what ``probe_optimum`` found around a result.
+
+    Returns:
+        True when the best probe gains more than the threshold (``PROBE_GAIN`` plus
+        ``PROBE_GAIN_PER_MISMATCH`` per unit the correlation falls short of 1) and moves the body at
+        least ``MOVE_SUSPECT_MM``.
+    """
+    if finding.correlation is None:
+        return False
+    threshold = _threshold(PROBE_GAIN, PROBE_GAIN_PER_MISMATCH, finding.correlation)
+    return finding.gain > threshold and finding.moved_mm >= MOVE_SUSPECT_MM
+
+
+def optimum_check(probe: SimilarityProbe, matrix: np.ndarray, offset: np.ndarray) -> Check:
+    """Probe shifts, rotations and scales around the result: a right one cannot be improved."""
+    found = probe_optimum(probe, matrix, offset)
+    if found.correlation is None:
+        return Check(
+            "optimum",
+            "failed",
+            f"only {found.overlap_share * 100:.0f}% of the fixed body maps onto valid moving data; "
+            "nothing to compare",
+            {"correlation": None, "overlap_share": round(found.overlap_share, 4)},
+        )
+    gain, moved_mm = found.gain, found.moved_mm
     figures = {
-        "correlation": round(base, 4),
-        "overlap_share": round(share, 4),
+        "correlation": round(found.correlation, 4),
+        "overlap_share": round(found.overlap_share, 4),
         "probe_gain": round(float(gain), 4),
-        "probe_move": _move_text(key, estimate) if gain > 0 else None,
+        "probe_move": found.move_text(),
         "probe_move_mm": round(moved_mm, 1) if gain > 0 else 0.0,
     }
-    if gain <= _threshold(PROBE_GAIN, PROBE_GAIN_PER_MISMATCH, base) or moved_mm < MOVE_SUSPECT_MM:
+    if not not_at_optimum(found):
         level, sentence = "ok", "no shift, rotation or scale nearby improves the match"
     else:
         level = "failed" if moved_mm >= MOVE_FAILED_MM else "suspect"
         sentence = (
-            f"the match improves by {gain * 100:.0f}% when the result is {_move_text(key, estimate)} "
+            f"the match improves by {gain * 100:.0f}% when the result is {found.move_text()} "
             f"(the body moves {moved_mm:.0f} mm): it is not at the optimum"
         )
-    if level == "ok" and share < OVERLAP_SUSPECT:
-        level, sentence = "suspect", f"only {share * 100:.0f}% of the fixed body maps onto moving data"
+    if level == "ok" and found.overlap_share < OVERLAP_SUSPECT:
+        level = "suspect"
+        sentence = f"only {found.overlap_share * 100:.0f}% of the fixed body maps onto moving data"
     return Check("optimum", level, sentence, figures)
 
 
@@ -509,8 +606,12 @@ def judge(
     fixed_level: Level,
     moving_level: Level,
     center,
+    probe: Optional[SimilarityProbe] = None,
 ) -> dict:
     """The verdict on ``transform`` (fixed→moving), from levels of about 4 mm of both scans.
+
+    ``probe`` is the ``SimilarityProbe`` of these levels when the caller already built one (the
+    registration does, for its last stage), so its sample points are not gathered twice.
 
     Returns a JSON-able dict: ``verdict``, ``reason`` (one sentence), ``figures`` (numbers) and
     ``checks`` (each check's level and sentence).
@@ -518,7 +619,7 @@ def judge(
     checks = [coverage_check(fixed, moving), plausibility_check(transform)]
     checks.append(body_check(transform, fixed_analysis, moving_analysis))
     matrix, offset = affine_parts(transform, (0.0, 0.0, 0.0))
-    probe = SimilarityProbe(fixed_level, moving_level, fixed_analysis.body_mask, center)
+    probe = probe or SimilarityProbe(fixed_level, moving_level, fixed_analysis.body_mask, center)
     checks.append(optimum_check(probe, matrix, offset))
     checks.append(flip_check(probe, matrix, offset))
     checks.append(air_check(probe, matrix, offset))
