@@ -124,6 +124,12 @@ MUTANTS = [
       "region = grown",
       "the fixed metric region takes in padding outside a fixed FOV that cuts the body",
       ("test_registration.py",), True),
+    # --- issue 22: nine bugs of our own that survived the suite, each now pinned by a test ---------
+    M("padding-range-not-connected", "background.py",
+      "    if high < LOWEST_REAL_HU:\n",
+      "    if low < LOWEST_REAL_HU:\n",
+      "a DICOM padding range reaching into air (-3024..-1000) makes air pockets inside the lungs padding",
+      ("test_background.py",)),
     # --- registration, pipeline, resampling ---------------------------------------------------------
     M("overlap-check-off", "registration.py",
       "    if share < MIN_OVERLAP:\n        raise RegistrationError(\n            f\"no overlap: after",
