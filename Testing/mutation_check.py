@@ -130,6 +130,11 @@ MUTANTS = [
       "    if low < LOWEST_REAL_HU:\n",
       "a DICOM padding range reaching into air (-3024..-1000) makes air pockets inside the lungs padding",
       ("test_background.py",)),
+    M("labels-last-structure-wins", "labels.py",
+      "wins = (share >= level) & (share > best_share[local])",
+      "wins = share >= level",
+      "where two touching structures both qualify, the higher label number wins, not the larger share",
+      ("test_labels.py",)),
     # --- registration, pipeline, resampling ---------------------------------------------------------
     M("overlap-check-off", "registration.py",
       "    if share < MIN_OVERLAP:\n        raise RegistrationError(\n            f\"no overlap: after",
