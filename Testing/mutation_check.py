@@ -135,6 +135,11 @@ MUTANTS = [
       "wins = share >= level",
       "where two touching structures both qualify, the higher label number wins, not the larger share",
       ("test_labels.py",)),
+    M("apply-coverage-transposed", "apply_transform.py",
+      "        mapped = points @ matrix.T + translation\n",
+      "        mapped = points @ matrix + translation\n",
+      "apply refuses a valid 90-degree turn about a far centre as mapping nowhere (0 % coverage)",
+      ("test_apply.py",)),
     # --- registration, pipeline, resampling ---------------------------------------------------------
     M("overlap-check-off", "registration.py",
       "    if share < MIN_OVERLAP:\n        raise RegistrationError(\n            f\"no overlap: after",
