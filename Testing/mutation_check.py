@@ -140,6 +140,11 @@ MUTANTS = [
       "        mapped = points @ matrix + translation\n",
       "apply refuses a valid 90-degree turn about a far centre as mapping nowhere (0 % coverage)",
       ("test_apply.py",)),
+    M("elastix-compute-zyx-default-true", "transform_files.py",
+      'compute_zyx = entries.get("ComputeZYX", ["false"])',
+      'compute_zyx = entries.get("ComputeZYX", ["true"])',
+      "an elastix Euler file without ComputeZYX turns in Z-Y-X order: a point 100 mm out moves ~5 mm",
+      ("test_check.py",)),
     # --- registration, pipeline, resampling ---------------------------------------------------------
     M("overlap-check-off", "registration.py",
       "    if share < MIN_OVERLAP:\n        raise RegistrationError(\n            f\"no overlap: after",

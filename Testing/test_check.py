@@ -159,6 +159,25 @@ def test_elastix_parameters_are_read_directly_with_their_initial_transform(tmp_p
     assert np.allclose(_points(zyx, points), _points(euler, points), atol=1e-6)
 
 
+def test_an_elastix_euler_file_without_compute_zyx_turns_in_itk_order(tmp_path):
+    """elastix's ComputeZYX defaults to false: a file without the line (older elastix, one written by
+    a script) turns Z-X-Y as ITK's Euler3DTransform does; points far from the centre show the order."""
+    euler = sitk.Euler3DTransform((5.0, 10.0, -20.0), 0.15, -0.2, 0.25, (4.0, -3.0, 8.0))
+    path = tmp_path / "TransformParameters.0.txt"
+    path.write_text(
+        '(Transform "EulerTransform")\n(NumberOfParameters 6)\n'
+        f"(TransformParameters {' '.join(str(v) for v in euler.GetParameters())})\n"
+        '(InitialTransformParametersFileName "NoInitialTransform")\n'
+        "(CenterOfRotationPoint 5.0 10.0 -20.0)\n"
+    )
+    far = np.array([[105.0, 10.0, -20.0], [5.0, 110.0, -20.0], [5.0, 10.0, 80.0]])  # 100 mm out
+    read = _points(read_transform(str(path)), far)
+    assert np.allclose(read, _points(euler, far), atol=1e-6)
+    zyx = sitk.Euler3DTransform(euler)
+    zyx.SetComputeZYX(True)
+    assert np.abs(_points(zyx, far) - _points(euler, far)).max() > 2.0  # the order matters here
+
+
 def test_an_elastix_bspline_is_refused(tmp_path):
     path = tmp_path / "TransformParameters.0.txt"
     path.write_text('(Transform "BSplineTransform")\n(TransformParameters 0 0 0)\n')
