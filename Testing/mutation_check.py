@@ -145,6 +145,11 @@ MUTANTS = [
       'compute_zyx = entries.get("ComputeZYX", ["true"])',
       "an elastix Euler file without ComputeZYX turns in Z-Y-X order: a point 100 mm out moves ~5 mm",
       ("test_check.py",)),
+    M("air-share-doubled", "verdict.py",
+      "    share = amount / max(1, 2 * body_samples)\n",
+      "    share = amount / max(1, body_samples)\n",
+      "2.5 % bowel gas that does not meet gas (must not be judged) fails the air check",
+      ("test_verdict.py",)),
     # --- registration, pipeline, resampling ---------------------------------------------------------
     M("overlap-check-off", "registration.py",
       "    if share < MIN_OVERLAP:\n        raise RegistrationError(\n            f\"no overlap: after",
