@@ -150,6 +150,11 @@ MUTANTS = [
       "    share = amount / max(1, body_samples)\n",
       "2.5 % bowel gas that does not meet gas (must not be judged) fails the air check",
       ("test_verdict.py",)),
+    M("check-ignores-padding-tag", "check.py",
+      "        analyses[role] = analyze_background(scan.image, scan.dicom_padding)\n",
+      "        analyses[role] = analyze_background(scan.image)\n",
+      "check ignores the DICOM Pixel Padding tags: it refuses (or judges otherwise) a scan register takes",
+      ("test_check.py",)),
     # --- registration, pipeline, resampling ---------------------------------------------------------
     M("overlap-check-off", "registration.py",
       "    if share < MIN_OVERLAP:\n        raise RegistrationError(\n            f\"no overlap: after",

@@ -7,10 +7,13 @@ import json
 import numpy as np
 import pytest
 import SimpleITK as sitk
+from dicom_writer import write_volume
+from small_pairs import TINY_PAIR
 
 from CTAffineRegisterLib import synthetic
+from CTAffineRegisterLib.check import check_transform
 from CTAffineRegisterLib.cli import main
-from CTAffineRegisterLib.imageio import InputError
+from CTAffineRegisterLib.imageio import DicomPadding, InputError
 from CTAffineRegisterLib.transform_files import read_transform
 
 SMALL = dict(
@@ -103,6 +106,29 @@ def test_a_scan_that_cannot_be_judged_is_named_in_the_error_line(files, capsys, 
     )
     error = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and error == [f"error: {path}: has too few valid (non-padding) voxels (512)"]
+
+
+def test_check_reads_a_dicom_padding_range_as_register_does(tmp_path, capsys):
+    """A DICOM series padded with a range of values (-3024..-3001: Pixel Padding Value and Padding
+    Range Limit): only the tags say the ring is padding, and ``check`` must read them as ``register``
+    does, or it judges another scan (here: none at all, values below -1024 are not CT-like)."""
+    pair = synthetic.make_pair(seed=21, **TINY_PAIR)
+    values = sitk.GetArrayFromImage(pair.moving)
+    ring = sitk.GetArrayFromImage(pair.moving_valid_mask) == 0
+    values[ring] = -3024 + np.arange(np.count_nonzero(ring)) % 24
+    moving = sitk.GetImageFromArray(values)
+    moving.CopyInformation(pair.moving)
+    write_volume(tmp_path / "moving", moving, {"0028|0120": "-3024", "0028|0121": "-3001"})
+    sitk.WriteImage(pair.fixed, str(tmp_path / "fixed.nii.gz"))
+    sitk.WriteTransform(pair.true_transform, str(tmp_path / "truth.tfm"))
+    arguments = ["check", "--fixed", str(tmp_path / "fixed.nii.gz"), "--moving", str(tmp_path / "moving")]
+    assert main([*arguments, "--transform", str(tmp_path / "truth.tfm"), "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["verdict"] == "ok"
+    with_tags = check_transform(
+        pair.fixed, moving, pair.true_transform, moving_padding=DicomPadding(-3024.0, -3001.0)
+    )
+    assert result["figures"] == with_tags["figures"]  # the judgement register's reading gives
 
 
 def test_a_non_linear_transform_is_refused_with_its_name(tmp_path):
