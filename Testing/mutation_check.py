@@ -155,6 +155,11 @@ MUTANTS = [
       "        analyses[role] = analyze_background(scan.image)\n",
       "check ignores the DICOM Pixel Padding tags: it refuses (or judges otherwise) a scan register takes",
       ("test_check.py",)),
+    M("cohort-labels-checked-on-fixed", "case_runner.py",
+      "    labels = _read_labels(task.labels_path, moving.image) if task.labels_path else None\n",
+      "    labels = _read_labels(task.labels_path, fixed.loaded.image) if task.labels_path else None\n",
+      "a cohort refuses the valid labels of a moving scan stored far from the fixed one in physical space",
+      ("test_cohort_run.py",)),
     # --- registration, pipeline, resampling ---------------------------------------------------------
     M("overlap-check-off", "registration.py",
       "    if share < MIN_OVERLAP:\n        raise RegistrationError(\n            f\"no overlap: after",
