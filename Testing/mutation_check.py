@@ -160,6 +160,11 @@ MUTANTS = [
       "    labels = _read_labels(task.labels_path, fixed.loaded.image) if task.labels_path else None\n",
       "a cohort refuses the valid labels of a moving scan stored far from the fixed one in physical space",
       ("test_cohort_run.py",)),
+    M("page-moving-path-not-escaped", "cohort_html.py",
+      "f'<div class=\"path\">{_e(case.get(\"moving_path\"))}</div></td>'",
+      "f'<div class=\"path\">{case.get(\"moving_path\")}</div></td>'",
+      "markup in a moving file or folder name runs in the cohort's report.html",
+      ("test_cohort_report.py",)),
     # --- registration, pipeline, resampling ---------------------------------------------------------
     M("overlap-check-off", "registration.py",
       "    if share < MIN_OVERLAP:\n        raise RegistrationError(\n            f\"no overlap: after",
