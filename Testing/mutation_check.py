@@ -165,6 +165,11 @@ MUTANTS = [
       "f'<div class=\"path\">{case.get(\"moving_path\")}</div></td>'",
       "markup in a moving file or folder name runs in the cohort's report.html",
       ("test_cohort_report.py",)),
+    M("nii-header-counted-as-voxels", "file_checks.py",
+      "        present = os.path.getsize(path) - header.vox_offset\n",
+      "        present = os.path.getsize(path)\n",
+      "a .nii cut short by up to its header's size is read silently, the missing voxels as zeros",
+      ("test_file_checks.py",)),
     # --- registration, pipeline, resampling ---------------------------------------------------------
     M("overlap-check-off", "registration.py",
       "    if share < MIN_OVERLAP:\n        raise RegistrationError(\n            f\"no overlap: after",
