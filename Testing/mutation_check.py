@@ -143,7 +143,7 @@ MUTANTS = [
     M("elastix-compute-zyx-default-true", "transform_files.py",
       'compute_zyx = entries.get("ComputeZYX", ["false"])',
       'compute_zyx = entries.get("ComputeZYX", ["true"])',
-      "an elastix Euler file without ComputeZYX turns in Z-Y-X order: a point 100 mm out moves ~5 mm",
+      "an elastix Euler file without ComputeZYX turns in Z-Y-X order: points 100 mm out land mm off",
       ("test_check.py",)),
     M("air-share-doubled", "verdict.py",
       "    share = amount / max(1, 2 * body_samples)\n",
