@@ -113,3 +113,34 @@ def write_explicit_vr_slice(
     length = _element(0x0002, 0x0000, "UL", struct.pack("<I", len(meta)))
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(b"\0" * 128 + b"DICM" + length + meta + body)
+
+
+def write_volume(folder: Path, image: sitk.Image, tags: dict, series_uid: str = SERIES_UID) -> list[Path]:
+    """An int16 HU volume (axis-aligned) as a CT series, one file per slice, each with ``tags`` added
+    (e.g. a Pixel Padding Value "0028|0120" and Range Limit "0028|0121", in stored units = HU here)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    writer = sitk.ImageFileWriter()
+    writer.KeepOriginalImageUIDOn()
+    spacing, origin = image.GetSpacing(), image.GetOrigin()
+    paths = []
+    for index in range(image.GetSize()[2]):
+        piece = sitk.Cast(image[:, :, index : index + 1], sitk.sitkInt16)
+        z = origin[2] + index * spacing[2]
+        for tag, text in {
+            "0020|000e": series_uid,
+            "0020|000d": "1.2.826.0.1.3680043.2.1125.1",
+            "0008|0060": "CT",
+            "0020|0032": f"{origin[0]:g}\\{origin[1]:g}\\{z:g}",
+            "0020|0037": "1\\0\\0\\0\\1\\0",
+            "0020|0013": str(index + 1),
+            "0008|0018": f"{series_uid}.{index + 1}",
+            "0028|0030": f"{spacing[1]:g}\\{spacing[0]:g}",
+            "0018|0050": f"{spacing[2]:g}",
+            **tags,
+        }.items():
+            piece.SetMetaData(tag, text)
+        path = folder / f"slice_{index:03d}.dcm"
+        writer.SetFileName(str(path))
+        writer.Execute(piece)
+        paths.append(path)
+    return paths

@@ -17,7 +17,7 @@ from CTAffineRegisterLib.cli import main
 from CTAffineRegisterLib.imageio import InputError
 from CTAffineRegisterLib.labels import resample_labels
 from CTAffineRegisterLib.resampling import resample_to_fixed
-from CTAffineRegisterLib.synthetic import make_pair
+from CTAffineRegisterLib.synthetic import make_pair, make_phantom
 from CTAffineRegisterLib.transform_files import read_any_transform as read_transform
 
 
@@ -223,6 +223,22 @@ def test_a_transform_that_maps_nowhere_is_refused(tmp_path, files, capsys):
     assert _apply(files, out, "--labels", inputs=[files["labels"]]) == 1
     assert "none of its structures lands on the fixed grid" in capsys.readouterr().err
     assert not out.exists() or not os.listdir(out)
+
+
+def test_a_quarter_turn_about_a_far_centre_is_applied_with_full_coverage():
+    """A scan stored far from the origin (a scanner's table position) turned 90° about its own centre:
+    every fixed point lands on its data, so the turn is applied, not refused as mapping nowhere."""
+    scan = make_phantom(size=(40, 40, 8), spacing=(5.0, 5.0, 5.0), seed=2)
+    scan.SetOrigin((400.0, 600.0, -300.0))
+    centre = scan.TransformContinuousIndexToPhysicalPoint([19.5, 19.5, 3.5])
+    turn = sitk.Euler3DTransform(centre, 0.0, 0.0, np.pi / 2)
+    applied = apply_to_scan(scan, scan, turn)
+    assert applied.coverage == pytest.approx(1.0)
+    expected = sitk.Resample(scan, scan, turn, sitk.sitkLinear, -1000.0, sitk.sitkFloat32)
+    assert np.allclose(
+        sitk.GetArrayViewFromImage(applied.image), sitk.GetArrayViewFromImage(expected), atol=1.0
+    )
+    assert not np.allclose(sitk.GetArrayViewFromImage(expected), sitk.GetArrayViewFromImage(scan), atol=50.0)
 
 
 def test_inputs_with_the_same_name_get_distinct_outputs(tmp_path, pair, files):

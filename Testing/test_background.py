@@ -200,6 +200,26 @@ def test_dicom_padding_range_is_honoured(phantom):
     assert analysis.padding_fraction == pytest.approx(outside.mean(), abs=1e-6)
 
 
+def test_dicom_padding_range_into_air_leaves_air_inside_the_body_real(phantom):
+    # A Pixel Padding Value of -3024 with a Padding Range Limit of -1000: the range reaches into
+    # real air values, so only voxels connected to the border may be padding, never a lung's air
+    # pocket (emphysema, a bulla) that happens to read -1010..-1000.
+    padded = insert_fov_padding(phantom, -3024, FOV_RADIUS_MM)
+    points = physical_points(padded)
+    pocket = np.linalg.norm(points - np.array([62.0, -2.0, 60.0]), axis=-1) <= 25.0  # in the left lung
+    assert pocket.sum() > 500 and body_inside(points)[pocket].all()
+    array = sitk.GetArrayFromImage(padded)
+    array[pocket] = -1010 + np.arange(pocket.sum()) % 11  # -1010..-1000, inside the padding range
+    image = sitk.GetImageFromArray(array)
+    image.CopyInformation(padded)
+    analysis = analyze_background(image, DicomPadding(value_hu=-3024.0, range_limit_hu=-1000.0))
+    assert analysis.padding_value == -3024 and analysis.kind == "fov-padding"
+    valid = _array(analysis.valid_mask)
+    assert np.count_nonzero(valid[pocket] == 0) == 0
+    assert np.count_nonzero(valid[body_inside(points)] == 0) == 0
+    assert np.count_nonzero(valid[_array(fov_mask(phantom, FOV_RADIUS_MM)) == 0]) == 0  # the ring is padding
+
+
 def test_nan_voxels_are_not_real_data(phantom):
     array = sitk.GetArrayFromImage(phantom).astype(np.float32)
     array[:, :10, :] = np.nan

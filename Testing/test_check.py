@@ -7,10 +7,13 @@ import json
 import numpy as np
 import pytest
 import SimpleITK as sitk
+from dicom_writer import write_volume
+from small_pairs import TINY_PAIR
 
 from CTAffineRegisterLib import synthetic
+from CTAffineRegisterLib.check import check_transform
 from CTAffineRegisterLib.cli import main
-from CTAffineRegisterLib.imageio import InputError
+from CTAffineRegisterLib.imageio import DicomPadding, InputError
 from CTAffineRegisterLib.transform_files import read_transform
 
 SMALL = dict(
@@ -105,6 +108,29 @@ def test_a_scan_that_cannot_be_judged_is_named_in_the_error_line(files, capsys, 
     assert code == 2 and error == [f"error: {path}: has too few valid (non-padding) voxels (512)"]
 
 
+def test_check_reads_a_dicom_padding_range_as_register_does(tmp_path, capsys):
+    """A DICOM series padded with a range of values (-3024..-3001: Pixel Padding Value and Padding
+    Range Limit): only the tags say the ring is padding, and ``check`` must read them as ``register``
+    does, or it judges another scan (here: none at all, values below -1024 are not CT-like)."""
+    pair = synthetic.make_pair(seed=21, **TINY_PAIR)
+    values = sitk.GetArrayFromImage(pair.moving)
+    ring = sitk.GetArrayFromImage(pair.moving_valid_mask) == 0
+    values[ring] = -3024 + np.arange(np.count_nonzero(ring)) % 24
+    moving = sitk.GetImageFromArray(values)
+    moving.CopyInformation(pair.moving)
+    write_volume(tmp_path / "moving", moving, {"0028|0120": "-3024", "0028|0121": "-3001"})
+    sitk.WriteImage(pair.fixed, str(tmp_path / "fixed.nii.gz"))
+    sitk.WriteTransform(pair.true_transform, str(tmp_path / "truth.tfm"))
+    arguments = ["check", "--fixed", str(tmp_path / "fixed.nii.gz"), "--moving", str(tmp_path / "moving")]
+    assert main([*arguments, "--transform", str(tmp_path / "truth.tfm"), "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["verdict"] == "ok"
+    with_tags = check_transform(
+        pair.fixed, moving, pair.true_transform, moving_padding=DicomPadding(-3024.0, -3001.0)
+    )
+    assert result["figures"] == with_tags["figures"]  # the judgement register's reading gives
+
+
 def test_a_non_linear_transform_is_refused_with_its_name(tmp_path):
     image = sitk.Image(8, 8, 8, sitk.sitkFloat32)
     bspline = sitk.BSplineTransformInitializer(image, [2, 2, 2])
@@ -157,6 +183,25 @@ def test_elastix_parameters_are_read_directly_with_their_initial_transform(tmp_p
     )
     zyx = read_transform(str(tmp_path / "TransformParameters.zyx.txt"))
     assert np.allclose(_points(zyx, points), _points(euler, points), atol=1e-6)
+
+
+def test_an_elastix_euler_file_without_compute_zyx_turns_in_itk_order(tmp_path):
+    """elastix's ComputeZYX defaults to false: a file without the line (older elastix, one written by
+    a script) turns Z-X-Y as ITK's Euler3DTransform does; points far from the centre show the order."""
+    euler = sitk.Euler3DTransform((5.0, 10.0, -20.0), 0.15, -0.2, 0.25, (4.0, -3.0, 8.0))
+    path = tmp_path / "TransformParameters.0.txt"
+    path.write_text(
+        '(Transform "EulerTransform")\n(NumberOfParameters 6)\n'
+        f"(TransformParameters {' '.join(str(v) for v in euler.GetParameters())})\n"
+        '(InitialTransformParametersFileName "NoInitialTransform")\n'
+        "(CenterOfRotationPoint 5.0 10.0 -20.0)\n"
+    )
+    far = np.array([[105.0, 10.0, -20.0], [5.0, 110.0, -20.0], [5.0, 10.0, 80.0]])  # 100 mm out
+    read = _points(read_transform(str(path)), far)
+    assert np.allclose(read, _points(euler, far), atol=1e-6)
+    zyx = sitk.Euler3DTransform(euler)
+    zyx.SetComputeZYX(True)
+    assert np.abs(_points(zyx, far) - _points(euler, far)).max() > 2.0  # the order matters here
 
 
 def test_an_elastix_bspline_is_refused(tmp_path):

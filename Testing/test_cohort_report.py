@@ -90,3 +90,13 @@ def test_page_puts_what_needs_a_look_first_and_plots_every_figure():
     assert 'src="ok0_qc_thumb.png"' in page and 'href="ok0_qc.png"' in page
     assert "cohort outlier: body Dice 0.7" in page  # the reason says why the cohort flagged it
     assert "http://" not in page and "https://" not in page  # nothing to fetch from a network
+
+
+def test_page_shows_markup_in_a_moving_path_as_text():
+    """File and folder names may hold any character but "/": a folder named like markup is shown as
+    text on the QC page, never run as part of it."""
+    cases = _cohort()
+    cases[0]["moving_path"] = '/data/<img src=x onerror=alert(2)> "P&Q"/scan.nii.gz'
+    page = render_cohort_page(build_summary(cases, {"fixed": {"path": "/data/fixed.nii.gz"}, "run": {}}))
+    assert "/data/&lt;img src=x onerror=alert(2)&gt; &quot;P&amp;Q&quot;/scan.nii.gz" in page
+    assert "<img src=x" not in page and "onerror=alert(2)>" not in page

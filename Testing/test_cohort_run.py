@@ -301,6 +301,31 @@ def test_labels_from_a_csv_list_are_carried_to_the_fixed_grid(cohort, tmp_path):
     assert overlap > 0.85
 
 
+def test_labels_of_a_scan_stored_far_from_the_fixed_one_are_carried(tmp_path):
+    """Another dataset's scanner puts its scans hundreds of millimetres away in physical space: a label
+    map is checked against its own moving scan (where it lies), not against the fixed scan."""
+    fixed = write_fixed(tmp_path / "fixed.nii.gz")
+    scan = sitk.ReadImage(str(write_moving(tmp_path / "scan.nii.gz", 1)))
+    scan.SetOrigin(np.add(scan.GetOrigin(), (0.0, 0.0, 600.0)).tolist())  # another table position
+    sitk.WriteImage(scan, str(tmp_path / "scan.nii.gz"))
+    labels = sitk.Cast(scan > -500, sitk.sitkUInt8) + sitk.Cast(scan > 300, sitk.sitkUInt8)  # body 1, bone 2
+    sitk.WriteImage(labels, str(tmp_path / "scan_seg.nrrd"))
+    listing = tmp_path / "cohort.csv"
+    listing.write_text("id,path,labels\nP1,scan.nii.gz,scan_seg.nrrd\n")
+    out = tmp_path / "out"
+    summary = run_cohort(fixed, inputs_from_list_file(listing), out, jobs=1)
+    case = summary["cases"][0]
+    assert case["status"] == "ok", case.get("error")
+    carried = sitk.GetArrayFromImage(sitk.ReadImage(str(out / case["outputs"]["labels"])))
+    body = (
+        sitk.GetArrayFromImage(sitk.ReadImage(str(fixed))) > -500
+    )  # the carried body lies on the fixed body
+    overlap = (
+        2 * np.count_nonzero(body & (carried > 0)) / (np.count_nonzero(body) + np.count_nonzero(carried))
+    )
+    assert set(np.unique(carried)) == {0, 1, 2} and overlap > 0.85
+
+
 def test_labels_that_do_not_lie_on_their_scan_fail_the_case_before_it_registers(cohort, tmp_path):
     moving = cohort["moving"][0]
     scan = sitk.ReadImage(str(moving))

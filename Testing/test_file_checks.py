@@ -66,6 +66,19 @@ def test_truncated_uncompressed_nii_is_refused(tmp_path, phantom, share):
     assert f"({round(100 * share)}%)" in message or f"({round(100 * share) - 1}%)" in message
 
 
+@pytest.mark.parametrize("missing_bytes", [2, 100])
+def test_uncompressed_nii_missing_its_last_voxels_is_refused(tmp_path, phantom, missing_bytes):
+    """A copy that broke off a few bytes early (one int16 voxel, fifty): the header's 352 bytes are
+    no voxel data, so they cannot make up for the missing ones; SimpleITK would read zeros there."""
+    path = _written(tmp_path, "scan.nii", phantom, compress=False)
+    data = path.read_bytes()
+    assert len(data) == 352 + 2 * phantom.GetNumberOfPixels()  # int16 voxels right after the header
+    cut = tmp_path / "cut.nii"
+    cut.write_bytes(data[:-missing_bytes])
+    message = _refusal(cut)
+    assert "truncated file" in message and "NIfTI header" in message
+
+
 @pytest.mark.parametrize("name, compress", [("scan.mha", False), ("scan.mha", True), ("scan.nrrd", True)])
 def test_truncated_metaimage_and_nrrd_say_truncated(tmp_path, phantom, name, compress):
     """MetaImage said "No such file or directory" for a file that is right there."""

@@ -125,6 +125,34 @@ def test_no_value_appears_between_touching_labels():
         assert volume == pytest.approx(expected, rel=0.06)
 
 
+def test_renumbering_touching_structures_does_not_move_their_boundary():
+    """Where two touching structures both reach their level (a vessel along an organ, two organs
+    pressed together), the one with the larger share there wins: which of the two has the higher
+    label number (the atlas's order) must not decide who gets the boundary voxels."""
+    vessel_along_organ = [
+        ("tube", (0.0, 0.0, 0.0), _unit((0.1, 0.2, 1.0)), 2.0),
+        ("ball", (-14.0, 0.0, 0.0), None, 13.0),
+    ]
+    organs_touching = [("ball", (-10.0, 0.0, 0.0), None, 14.0), ("ball", (12.0, 5.0, 0.0), None, 10.0)]
+    moved = 0
+    for geometry in (vessel_along_organ, organs_touching):
+        for seed in range(4):
+            transform = random_affine(np.random.default_rng(seed), max_translation_mm=6.0)
+            numbered, renumbered = (
+                sitk.GetArrayFromImage(
+                    resample_labels(
+                        _draw(_grid(**MOVING), [(value, *shape) for value, shape in zip(values, geometry)]),
+                        _grid(**FIXED),
+                        transform,
+                    )
+                )
+                for values in ((1, 2), (2, 1))
+            )
+            assert _values(sitk.GetImageFromArray(numbered)) == {0, 1, 2}
+            moved += np.count_nonzero(numbered != np.choose(renumbered, [0, 2, 1]))  # 1 <-> 2 swapped back
+    assert moved == 0
+
+
 def test_identity_on_the_same_grid_is_an_exact_copy():
     shapes = [(4, "ball", (0.0, 0.0, 0.0), None, 15.0), (9, "tube", (5.0, 5.0, 0.0), _unit((1, 1, 3)), 2.5)]
     labels = _draw(_grid(**MOVING, pixel_type=sitk.sitkUInt16), shapes)
