@@ -175,7 +175,9 @@ def update_volume_node_from_image(volume_node, image: sitk.Image) -> None:
     volume_node.SetSpacing(*image.GetSpacing())
     volume_node.SetOrigin(*(flip @ np.array(image.GetOrigin(), dtype=float)))
     volume_node.SetIJKToRASDirectionMatrix(_vtk_matrix(directions))
-    slicer.util.updateVolumeFromArray(volume_node, sitk.GetArrayFromImage(image))
+    # A read-only view of the image's buffer: updateVolumeFromArray copies it into VTK memory, the one
+    # copy made (GetArrayFromImage would add a second, full-size numpy copy on the GUI thread).
+    slicer.util.updateVolumeFromArray(volume_node, sitk.GetArrayViewFromImage(image))
 
 
 def add_volume_node_from_image(
