@@ -535,30 +535,37 @@ class ThreadedRegistration:
         try:
             fixed_analysis = analyze_background(self._fixed_image)
             for index in range(len(self._results)):
-                moving_image, failure = self._next_moving_image(index)
-                if self._cancel.is_set():
-                    events.put(("case", index, None, cancelled_report()))
-                    continue
-                if failure is not None:
-                    events.put(("case", index, None, failure))
-                    continue
+                started = time.perf_counter()
                 try:
-                    result, report = compute_case(
-                        self._fixed_image,
-                        moving_image,
-                        fixed_analysis=fixed_analysis,
-                        progress=lambda event, index=index: events.put(("progress", index, event)),
-                        cancel=self._cancel,
-                        **self._options,
-                    )
-                except RegistrationCancelled:
-                    result, report = None, cancelled_report()
-                del moving_image  # the copy goes before the next one is made
+                    result, report = self._run_case(index, fixed_analysis)
+                except Exception as error:  # e.g. MemoryError starting the case: this case fails, says why
+                    result, report = None, failure_report(error, time.perf_counter() - started)
                 events.put(("case", index, result, report))
         except Exception as error:  # the run itself broke down (e.g. the fixed analysis failed)
             events.put(("error", f"{error}\n{traceback.format_exc()}"))
         finally:
             events.put(("finished",))
+
+    def _run_case(self, index: int, fixed_analysis) -> tuple[Optional[pipeline.CaseResult], dict]:
+        """Worker thread: one case, from asking for its moving copy to its result (or report)."""
+        moving_image, failure = self._next_moving_image(index)
+        if self._cancel.is_set():
+            return None, cancelled_report()
+        if failure is not None:
+            return None, failure
+        try:
+            return compute_case(
+                self._fixed_image,
+                moving_image,
+                fixed_analysis=fixed_analysis,
+                progress=lambda event: self._events.put(("progress", index, event)),
+                cancel=self._cancel,
+                **self._options,
+            )
+        except RegistrationCancelled:
+            return None, cancelled_report()
+        finally:
+            del moving_image  # the copy goes before the next one is made
 
     def _next_moving_image(self, index: int) -> tuple[Optional[sitk.Image], Optional[dict]]:
         """Worker thread: ask the polling thread for a copy of moving volume ``index`` and wait for it.
@@ -575,14 +582,14 @@ class ThreadedRegistration:
 
     def _copy_moving(self, index: int) -> tuple[Optional[sitk.Image], Optional[dict]]:
         """Polling thread: the SimpleITK copy of moving volume ``index``, or the report of why not."""
-        node = self.scene.GetNodeByID(self._moving_ids[index]) if self._moving_ids[index] else None
         try:
             if not self._moving_ids[index]:
                 raise VolumeNodeError("a moving volume is not in the fixed volume's scene")
+            node = self.scene.GetNodeByID(self._moving_ids[index])
             if node is None:
                 raise VolumeNodeError(f"moving volume '{self.names[index]}' is no longer in the scene")
             return image_from_volume_node(node), None
-        except VolumeNodeError as error:
+        except Exception as error:  # MemoryError too: the worker waits for an answer, whatever happened
             return None, failure_report(error)
 
     def poll(self) -> bool:
@@ -639,12 +646,11 @@ class ThreadedRegistration:
         moving_id = self._moving_ids[index]
         if result is None:
             return NodeResult(moving_id, report=report)
-        fixed_node = self.scene.GetNodeByID(self._fixed_id)
-        moving_node = self.scene.GetNodeByID(moving_id)
-        if fixed_node is None or moving_node is None:
-            error = VolumeNodeError("an input volume was deleted while it was being registered")
-            return NodeResult(moving_id, report=failure_report(error))
-        try:
+        try:  # any exception (MemoryError making the nodes, say) fails this case with its reason
+            fixed_node = self.scene.GetNodeByID(self._fixed_id)
+            moving_node = self.scene.GetNodeByID(moving_id)
+            if fixed_node is None or moving_node is None:
+                raise VolumeNodeError("an input volume was deleted while it was being registered")
             with _render_blocker():
                 return add_case_nodes(
                     self.scene, fixed_node, moving_node, result, self._create_mask, self._carry_segmentations
