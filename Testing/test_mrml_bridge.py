@@ -685,3 +685,17 @@ def test_threaded_run_fails_only_the_case_whose_start_raises(scene, pair, monkey
     first, second = run.results
     assert first.status == "failed" and "no memory for the pyramid" in first.report["error"]
     assert second.status == "ok" and finished == [None]
+
+
+def test_finished_threaded_run_holds_no_copy_of_the_fixed_volume(scene, pair):
+    """Issue 21 item 17: whoever still holds a finished run (the panel's logic did) must not hold a
+    full copy of the fixed CT through it."""
+    fixed = mrml_bridge.add_volume_node_from_image(scene, pair.fixed, "A")
+    moving = mrml_bridge.add_volume_node_from_image(scene, pair.moving, "B")
+    mrml_bridge.register_volume_nodes(fixed, [moving], transform="rigid")  # first-use allocations
+    before = _live_images()
+    run = mrml_bridge.ThreadedRegistration(fixed, [moving], transform="rigid")
+    run.start()
+    assert _poll_with_safety_net(run)
+    assert [result.status for result in run.results] == ["ok"]
+    assert _live_images() == before  # the run is still held here

@@ -463,9 +463,10 @@ class ThreadedRegistration:
 
     MRML is not thread-safe, so the split is strict: the worker runs only the pure pipeline and
     queues events; ``poll`` reads volume nodes, creates nodes and calls the callbacks. The fixed
-    volume is copied in ``__init__``; each moving volume is copied by ``poll`` only when the worker
-    asks for it, just before its registration, and released after it: however many volumes are
-    checked, one moving copy exists at a time and the panel never freezes for all the copies.
+    volume is copied in ``__init__`` and released when the run finishes; each moving volume is copied
+    by ``poll`` only when the worker asks for it, just before its registration, and released after
+    it: however many volumes are checked, one moving copy exists at a time and the panel never
+    freezes for all the copies. Any exception copying or starting a case fails that case only.
     Segmentations carried along (``carry_segmentations``) are MRML too: ``poll`` copies them with
     the result nodes. The caller calls ``poll`` repeatedly (the module uses a Qt timer) until it
     returns True. Callbacks, all on the polling thread: ``on_progress(index, count, name, event)``,
@@ -624,6 +625,7 @@ class ThreadedRegistration:
             return False
         self.wait()
         self.finished = True
+        self._fixed_image = None  # a finished run holds no copy of the fixed CT, whoever keeps the run
         while not self._handoff.empty():  # a copy made just before a cancel is not kept
             self._handoff.get_nowait()
         if on_finished:
