@@ -47,7 +47,9 @@ class CTAffineRegister(ScriptedLoadableModule):
         self.parent.title = _("CT Affine Register")
         self.parent.categories = [translate("qSlicerAbstractCoreModule", "Registration")]
         self.parent.dependencies = []
-        self.parent.contributors = ["CTAffineRegister Maintainers (CTAffineRegister project)"]
+        self.parent.contributors = [
+            "CTAffineRegister project team (https://github.com/ctaffineregister/SlicerCTAffineRegister)"
+        ]
         self.parent.helpText = _("""
 Many CT scanners fill the region outside the circular reconstruction field of view with a constant
 such as -3024 or -2048 that lies inside the image, so ordinary registration aligns that edge and
@@ -58,9 +60,9 @@ grid with the padding replaced by air. Segmentations of the moving volumes can b
 See the <a href="https://github.com/ctaffineregister/SlicerCTAffineRegister">project page</a>.
 """)
         self.parent.acknowledgementText = _("""
-Developed by the CTAffineRegister team. Registration uses SimpleITK; the module layout follows the
-3D Slicer scripted module template by Jean-Christophe Fillion-Robin (Kitware), Andras Lasso (PerkLab)
-and Steve Pieper (Isomics).
+Developed by the CTAffineRegister project team. Registration uses SimpleITK; the module layout follows
+the 3D Slicer scripted module template by Jean-Christophe Fillion-Robin (Kitware), Andras Lasso
+(PerkLab) and Steve Pieper (Isomics).
 """)
 
 

@@ -185,15 +185,30 @@ def test_extension_cmake_has_metadata_and_real_urls():
     assert screenshot.GetSize()[0] >= 800  # the panel next to the views, readable
 
 
-def test_contributors_are_listed_as_firstname_lastname_organization():
+# Who the extension is by, until the maintainers are named: a clearly named organisation and where it is.
+CONTRIBUTOR = f"CTAffineRegister project team ({HOMEPAGE})"
+
+
+def test_contributors_name_the_project_team_and_its_repository_not_a_placeholder():
+    """Issue 21 item 20: the Extensions Index and the module's Help & Acknowledgment show this line."""
     contributors = _extension_metadata()["EXTENSION_CONTRIBUTORS"]
-    people = [person.strip() for person in contributors.split(",")]
-    assert people and all(
-        re.fullmatch(r"[A-Z][\w.'-]* (?:[\w.'-]+ )*[A-Z][\w.'-]* \([^()]+\)", p) for p in people
+    entry = json.loads((ROOT / "CTAffineRegister.json").read_text(encoding="utf-8"))
+    assert entry["scm_url"] == HOMEPAGE + ".git"  # the repository of the index entry
+    assert contributors == CONTRIBUTOR
+    cmake_line = next(
+        line
+        for line in (ROOT / "CMakeLists.txt").read_text(encoding="utf-8").splitlines()
+        if "EXTENSION_CONTRIBUTORS" in line
     )
+    assert not re.search(r"(?i)maintainers|placeholder|replace|todo|firstname", cmake_line), cmake_line
     module = MODULE_FILE.read_text(encoding="utf-8")
-    assert f"self.parent.contributors = {people!r}".replace("'", '"') in module
-    assert HOMEPAGE in module
+    (listed,) = [
+        ast.literal_eval(node.value)
+        for node in ast.walk(ast.parse(module))
+        if isinstance(node, ast.Assign) and ast.unparse(node.targets[0]) == "self.parent.contributors"
+    ]
+    assert listed == [CONTRIBUTOR]
+    assert "Developed by the CTAffineRegister project team" in module and HOMEPAGE in module
 
 
 def test_extension_index_entry_matches_the_extension():
