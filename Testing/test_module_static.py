@@ -520,3 +520,21 @@ def test_batch_script_in_slicer_shows_the_tool_help_and_exits(tmp_path):
     assert done.returncode == 0, done.stderr
     assert "usage: ct-affine-register register" in done.stdout and "--fixed" in done.stdout
     assert not (tmp_path / "launches.log").exists()  # no worker probe for a help text
+
+
+def test_batch_script_has_a_help_flag_the_slicer_launcher_leaves_alone(tmp_path):
+    """Issue 21 item 21: CTK's launcher prints its own help for ``--help``/``-h`` anywhere on the command
+    line, even after ``--`` (``ctkAppLauncher::processArguments``); ``--tool-help`` is the batch's own."""
+    done = _run_in_slicer("--tool-help", launcher=_launcher(tmp_path))
+    assert done.returncode == 0, done.stderr
+    assert "usage: ct-affine-register register" in done.stdout and "--fixed" in done.stdout
+    assert not (tmp_path / "launches.log").exists()  # no worker probe for a help text
+    plain = _run_batch("--tool-help")
+    assert plain.returncode == 0 and "usage: ct-affine-register register" in plain.stdout
+    from CTAffineRegisterLib.slicer_batch import cli_arguments
+
+    assert cli_arguments(["--tool-help"], serial=False) == ["register", "--help"]
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    batch_section = readme[readme.index("### Batch mode in Slicer") :]
+    assert "slicer_batch.py -- --tool-help" in batch_section
+    assert "launcher" in batch_section and "-- --help" in batch_section
