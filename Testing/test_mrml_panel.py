@@ -288,6 +288,41 @@ def test_nothing_of_a_finished_run_stays_reachable_and_closing_the_scene_frees_i
     assert freed == [True], "the result volume's voxels outlive the scene"
 
 
+def test_closing_the_scene_during_a_run_ends_it_with_nothing_made_and_nothing_kept(pair):
+    """The panel cancels at the scene's StartCloseEvent (``onSceneStartClose``); here the user closes
+    the scene while the first of two volumes is being registered."""
+    scene = slicer.vtkMRMLScene()
+    fixed = mrml_bridge.add_volume_node_from_image(scene, pair.fixed, "A")
+    movings = [mrml_bridge.add_volume_node_from_image(scene, pair.moving, name) for name in "BC"]
+    mrml_bridge.register_volume_nodes(fixed, movings[:1], transform="rigid")  # first-use allocations
+    scene.Clear(0)
+    fixed = mrml_bridge.add_volume_node_from_image(scene, pair.fixed, "A")
+    movings = [mrml_bridge.add_volume_node_from_image(scene, pair.moving, name) for name in "BC"]
+    images_before, runs_before = _live_images(), _live_runs()
+    timer = _Timer()
+    runner = PanelRun(timer.schedule, pause_seconds=0.005)
+    tag = scene.AddObserver(scene.StartCloseEvent, lambda caller, event: runner.cancel())
+    statuses = []
+
+    def close_at_first_progress(*args):
+        if scene.GetNumberOfNodes():
+            scene.Clear(0)  # File > Close Scene, between two polls on the GUI thread
+
+    runner.start(
+        fixed,
+        movings,
+        transform="rigid",
+        on_progress=close_at_first_progress,
+        on_finished=lambda results, error: statuses.append([result.status for result in results]),
+    )
+    del fixed, movings
+    timer.drain()
+    scene.RemoveObserver(tag)
+    assert statuses == [["cancelled", "cancelled"]] and not runner.is_running()
+    assert scene.GetNumberOfNodes() == 0  # nothing made in the closed (now empty) scene
+    assert _live_images() == images_before and _live_runs() == runs_before
+
+
 def test_a_run_whose_callbacks_raise_still_finishes_and_is_let_go(scene, pair, caplog):
     fixed = mrml_bridge.add_volume_node_from_image(scene, pair.fixed, "A")
     moving = mrml_bridge.add_volume_node_from_image(scene, pair.moving, "B")
