@@ -1,17 +1,18 @@
 """CT Affine Register: the Slicer module (metadata, panel, thin logic wrapper, self-test).
 
-This is the only file that knows Qt. The work is done by ``CTAffineRegisterLib``: ``mrml_bridge``
-converts nodes to SimpleITK images and results back to nodes; ``pipeline`` registers. Registration
-runs in a worker thread that touches neither MRML nor Qt; its events are queued and drained on the
-GUI thread, where the result nodes are created (the SlicerSimpleFilters pattern).
+This is the only file that knows Qt, and it only shows what ``CTAffineRegisterLib`` decides:
+``panel_decisions`` (which fill, transform and volumes a run gets, when Apply is possible, what the
+status says), ``panel_run`` (the run in the background, let go of once finished), ``mrml_bridge``
+(nodes to SimpleITK images and results back to nodes) and ``pipeline`` (the registration). Those are
+run by the test suite on the real MRML library; this file is only parsed there. Registration runs in a
+worker thread that touches neither MRML nor Qt; its events are queued and drained on the GUI thread,
+where the result nodes are created (the SlicerSimpleFilters pattern).
 """
 
 from __future__ import annotations
 
-import logging
 import threading
 import time
-import traceback
 from typing import Annotated, Callable, Optional
 
 import qt
@@ -29,13 +30,9 @@ from slicer.ScriptedLoadableModule import (
 )
 from slicer.util import VTKObservationMixin
 
-from CTAffineRegisterLib import mrml_bridge, result_summary, volume_findings
+from CTAffineRegisterLib import mrml_bridge, panel_decisions, volume_findings
+from CTAffineRegisterLib.panel_run import GIL_YIELD_SECONDS, PanelRun
 from CTAffineRegisterLib.scene_watch import SceneWatch
-
-# The GUI thread holds Python's GIL while Qt runs, so a worker's Python code (progress callbacks,
-# numpy glue) only moves while the GUI thread sleeps: each queue check ends with a short sleep
-# (as SlicerSimpleFilters does), then the check is rescheduled right away.
-GIL_YIELD_SECONDS = 0.01
 
 #
 # CTAffineRegister
@@ -50,7 +47,9 @@ class CTAffineRegister(ScriptedLoadableModule):
         self.parent.title = _("CT Affine Register")
         self.parent.categories = [translate("qSlicerAbstractCoreModule", "Registration")]
         self.parent.dependencies = []
-        self.parent.contributors = ["CTAffineRegister Maintainers (CTAffineRegister project)"]
+        self.parent.contributors = [
+            "CTAffineRegister project team (https://github.com/ctaffineregister/SlicerCTAffineRegister)"
+        ]
         self.parent.helpText = _("""
 Many CT scanners fill the region outside the circular reconstruction field of view with a constant
 such as -3024 or -2048 that lies inside the image, so ordinary registration aligns that edge and
@@ -61,9 +60,9 @@ grid with the padding replaced by air. Segmentations of the moving volumes can b
 See the <a href="https://github.com/ctaffineregister/SlicerCTAffineRegister">project page</a>.
 """)
         self.parent.acknowledgementText = _("""
-Developed by the CTAffineRegister team. Registration uses SimpleITK; the module layout follows the
-3D Slicer scripted module template by Jean-Christophe Fillion-Robin (Kitware), Andras Lasso (PerkLab)
-and Steve Pieper (Isomics).
+Developed by the CTAffineRegister project team. Registration uses SimpleITK; the module layout follows
+the 3D Slicer scripted module template by Jean-Christophe Fillion-Robin (Kitware), Andras Lasso
+(PerkLab) and Steve Pieper (Isomics).
 """)
 
 
@@ -124,7 +123,9 @@ class CTAffineRegisterWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self._findings = None  # the "Detected" line's analyses, off the GUI thread
         self._findingsPollScheduled = False
         self._cleanedUp = False
-        self._runningFixedVolume = None
+        # Of the running registration only IDs and names: a node held here would keep its voxels alive
+        # after the scene is closed.
+        self._runningFixedVolumeID = None
         self._runningNames = {}  # moving node ID -> name, for the status lines
 
     def setup(self) -> None:
@@ -169,6 +170,7 @@ class CTAffineRegisterWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self._observeParameterNode(False)
 
     def onSceneStartClose(self, caller, event) -> None:
+        # A run still going is cancelled; it finishes through its poll, which then lets go of it.
         if self.logic is not None:
             self.logic.cancel()
 
@@ -181,10 +183,10 @@ class CTAffineRegisterWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
 
     def initializeParameterNode(self) -> None:
         self.setParameterNode(self.logic.getParameterNode())
-        if not self._parameterNode.fixedVolume:
-            firstVolumeNode = slicer.mrmlScene.GetFirstNodeByClass("vtkMRMLScalarVolumeNode")
-            if firstVolumeNode:
-                self._parameterNode.fixedVolume = firstVolumeNode
+        current = self._parameterNode.fixedVolume
+        fixedVolume = panel_decisions.default_fixed_volume(slicer.mrmlScene, current)
+        if fixedVolume is not None and fixedVolume is not current:
+            self._parameterNode.fixedVolume = fixedVolume
 
     def setParameterNode(self, inputParameterNode: Optional[CTAffineRegisterParameterNode]) -> None:
         """Show a parameter node; binding its widgets only when it is another node than the one shown."""
@@ -226,11 +228,11 @@ class CTAffineRegisterWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
     def _takesSelectorChanges(self) -> bool:
         """A selector changed by the user: not by this panel, not while a scene import or close rebuilds
         the selectors' rows, not while the module is hidden (nobody can click it then)."""
-        return bool(
-            self._parameterNode
-            and not self._updatingSelectors
-            and self.parent.isEntered
-            and not self._sceneWatch.busy
+        return panel_decisions.accepts_selector_change(
+            has_parameters=bool(self._parameterNode),
+            updating=self._updatingSelectors,
+            entered=bool(self.parent.isEntered),
+            scene_busy=self._sceneWatch.busy,
         )
 
     def onFixedVolumeSelected(self, node) -> None:
@@ -245,14 +247,14 @@ class CTAffineRegisterWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         """Parameter node → selectors: the fixed volume, and a check mark on each moving volume."""
         parameters = self._parameterNode
         fixedSelector, movingSelector = self.ui.fixedVolumeSelector, self.ui.movingVolumesSelector
-        wanted = {node.GetID() for node in parameters.movingVolumes if node is not None}
+        rows = [movingSelector.nodeFromIndex(index) for index in range(movingSelector.nodeCount())]
+        marks = panel_decisions.moving_check_marks(rows, list(parameters.movingVolumes))
         self._updatingSelectors = True
         try:
             if _nodeID(fixedSelector.currentNode()) != _nodeID(parameters.fixedVolume):
                 fixedSelector.setCurrentNode(parameters.fixedVolume)
-            for index in range(movingSelector.nodeCount()):
-                node = movingSelector.nodeFromIndex(index)
-                state = qt.Qt.Checked if node.GetID() in wanted else qt.Qt.Unchecked
+            for node, checked in zip(rows, marks):
+                state = qt.Qt.Checked if checked else qt.Qt.Unchecked
                 if movingSelector.checkState(node) != state:
                     movingSelector.setCheckState(node, state)
         finally:
@@ -264,7 +266,9 @@ class CTAffineRegisterWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             return
         if not self._sceneWatch.busy:  # mid-import references can name the wrong nodes; settled re-applies
             self._updateSelectors()
-        self.ui.fillValueSpinBox.enabled = not self._parameterNode.automaticFill
+        self.ui.fillValueSpinBox.enabled = panel_decisions.fill_value_editable(
+            self._parameterNode.automaticFill
+        )
         self._updateDetectedLine()
         self._updateApplyButton()
 
@@ -272,7 +276,9 @@ class CTAffineRegisterWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         if self.logic.isRunning():
             return
         parameters = self._parameterNode
-        ready = bool(parameters and parameters.fixedVolume and any(parameters.movingVolumes))
+        ready = bool(parameters) and panel_decisions.ready_to_apply(
+            panel_decisions.choices_from_parameters(parameters)
+        )
         self.ui.applyButton.text = _("Apply")
         self.ui.applyButton.enabled = ready
         self.ui.applyButton.toolTip = (
@@ -301,11 +307,13 @@ class CTAffineRegisterWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self._findingsPollScheduled = False
         if self._cleanedUp:
             return
-        if self._findings.poll() and self._parameterNode:
-            self._updateDetectedLine()
-        if self._findings.working:
-            time.sleep(GIL_YIELD_SECONDS)  # let the analysis thread's Python run
-            self._scheduleFindingsPoll()
+        try:
+            if self._findings.poll() and self._parameterNode:
+                self._updateDetectedLine()
+        finally:  # whatever went wrong, the analyses still queued get their turn
+            if self._findings.working:
+                time.sleep(GIL_YIELD_SECONDS)  # let the analysis thread's Python run
+                self._scheduleFindingsPoll()
 
     # -- running -----------------------------------------------------------------------------------
 
@@ -316,20 +324,13 @@ class CTAffineRegisterWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             self.ui.applyButton.enabled = False
             return
         with slicer.util.tryWithErrorDisplay(_("Failed to start the registration."), waitCursor=True):
-            parameters = self._parameterNode
-            movingVolumes = [node for node in parameters.movingVolumes if node is not None]
-            self._runningFixedVolume = parameters.fixedVolume
-            self._runningNames = {node.GetID(): node.GetName() for node in movingVolumes}
-            self.logic.start(
-                parameters.fixedVolume,
-                movingVolumes,
-                transformType=parameters.transformType,
-                fill=None if parameters.automaticFill else parameters.fillValue,
-                createMask=parameters.createMask,
-                carrySegmentations=parameters.carrySegmentations,
-                onProgress=self.onProgress,
-                onCaseDone=self.onCaseDone,
-                onFinished=self.onFinished,
+            arguments = panel_decisions.run_arguments(
+                panel_decisions.choices_from_parameters(self._parameterNode)
+            )
+            self._runningFixedVolumeID = arguments["fixed_node"].GetID()
+            self._runningNames = panel_decisions.moving_names(arguments["moving_nodes"])
+            self.logic.startRun(
+                arguments, onProgress=self.onProgress, onCaseDone=self.onCaseDone, onFinished=self.onFinished
             )
             self._setRunning(True)
 
@@ -347,40 +348,32 @@ class CTAffineRegisterWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             self._updateApplyButton()
 
     def onProgress(self, index: int, count: int, name: str, event) -> None:
-        fraction = min(max(float(getattr(event, "fraction", 0.0)), 0.0), 1.0)
-        self.ui.progressBar.value = int(100 * (index + fraction) / max(count, 1))
+        self.ui.progressBar.value = panel_decisions.progress_percent(
+            index, count, getattr(event, "fraction", 0.0)
+        )
         self.ui.statusLabel.text = _(
             "{name} ({number} of {count}): {stage}, level {level}, iteration {iteration}"
-        ).format(
-            name=name,
-            number=index + 1,
-            count=count,
-            stage=event.stage,
-            level=event.level,
-            iteration=event.iteration,
-        )
+        ).format(**panel_decisions.progress_fields(index, count, name, event))
 
     def onCaseDone(self, index: int, count: int, result: mrml_bridge.NodeResult) -> None:
-        self.ui.progressBar.value = int(100 * (index + 1) / max(count, 1))
+        self.ui.progressBar.value = panel_decisions.progress_percent(index, count, 1.0)
 
     def onFinished(self, results: list, error: Optional[str]) -> None:
-        """Say how each volume ended: its verdict and the reason for it, or why it was not registered."""
+        """Say how each volume ended: its verdict and the reason for it, or why it was not registered.
+        Nothing of the run is kept afterwards (``panel_run``): only what the status label says."""
         self._setRunning(False)
-        named = [
-            (self._runningNames.get(result.moving_node_id, result.moving_node_id), result.report)
-            for result in results
-        ]
-        lines = result_summary.summary_lines(named)
-        if error:
-            lines.append(_("Stopped by an error: ") + error)
+        view = panel_decisions.finished_view(results, self._runningNames, error)
+        fixedVolume = slicer.mrmlScene.GetNodeByID(self._runningFixedVolumeID or "")
+        self._runningFixedVolumeID, self._runningNames = None, {}
+        lines = list(view.lines)
+        if view.error:
+            lines.append(_("Stopped by an error: ") + view.error)
         self.ui.statusLabel.text = "\n".join(lines)
-        done = [result for result in results if result.status == "ok"]
-        failed = [result for result in results if result.status == "failed"]
-        if done:
+        if view.foreground is not None:
             slicer.util.setSliceViewerLayers(
-                background=self._runningFixedVolume, foreground=done[-1].volume_node, foregroundOpacity=0.5
+                background=fixedVolume, foreground=view.foreground, foregroundOpacity=0.5
             )
-        if error or (failed and not done):
+        if view.show_error_dialog:
             slicer.util.errorDisplay(_("Registration failed.") + "\n\n" + "\n".join(lines[1:]))
 
 
@@ -397,13 +390,15 @@ class CTAffineRegisterLogic(ScriptedLoadableModuleLogic):
     """Thin wrapper around ``CTAffineRegisterLib``: usable without the widget.
 
     ``process`` runs synchronously (Python console, scripts). ``start`` runs the same work in a worker
-    thread (``mrml_bridge.ThreadedRegistration``) and polls it from a Qt timer, so callbacks and node
-    creation happen on the GUI thread; ``cancel`` stops it at the optimizer's next iteration.
+    thread (``panel_run.PanelRun``, around ``mrml_bridge.ThreadedRegistration``) and polls it from a Qt
+    timer, so callbacks and node creation happen on the GUI thread; ``cancel`` stops it at the
+    optimizer's next iteration. A finished run is let go of at once: the logic lives as long as the
+    panel and must not keep a copy of the fixed CT or any result alive.
     """
 
     def __init__(self) -> None:
         ScriptedLoadableModuleLogic.__init__(self)
-        self._run = None
+        self._runner = PanelRun(lambda poll: qt.QTimer.singleShot(0, poll))
         self._parameterNodeWrapper = None
 
     def getParameterNode(self):
@@ -441,16 +436,14 @@ class CTAffineRegisterLogic(ScriptedLoadableModuleLogic):
         )
 
     def isRunning(self) -> bool:
-        return self._run is not None and not self._run.finished
+        return self._runner.is_running()
 
     def cancel(self) -> None:
-        if self._run is not None:
-            self._run.cancel()
+        self._runner.cancel()
 
     def wait(self) -> None:
         """Block until the worker thread has stopped (used on shutdown, after ``cancel``)."""
-        if self._run is not None:
-            self._run.wait()
+        self._runner.wait()
 
     def start(
         self,
@@ -470,33 +463,29 @@ class CTAffineRegisterLogic(ScriptedLoadableModuleLogic):
         onFinished(results, error) where error is None unless the run itself broke down.
         Raises ``mrml_bridge.VolumeNodeError`` at once when the fixed volume cannot be used.
         """
-        if self.isRunning():
-            raise RuntimeError(_("A registration is already running."))
-        run = mrml_bridge.ThreadedRegistration(
+        self._runner.start(
             fixedVolume,
             movingVolumes,
             transform=transformType,
             fill=fill,
             create_mask=createMask,
+            carry_segmentations=carrySegmentations,
             on_progress=onProgress,
             on_case_done=onCaseDone,
             on_finished=onFinished,
-            carry_segmentations=carrySegmentations,
         )
-        self._run = run
-        run.start()
-        qt.QTimer.singleShot(0, lambda: self._poll(run))
 
-    def _poll(self, run) -> None:
-        try:
-            if run.poll():
-                if run.error_details:
-                    logging.error("CTAffineRegister: %s", run.error_details)
-                return
-        except Exception:  # a callback failed: keep polling so the run still finishes
-            logging.error("CTAffineRegister: %s", traceback.format_exc())
-        time.sleep(GIL_YIELD_SECONDS)  # let the worker's Python run
-        qt.QTimer.singleShot(0, lambda: self._poll(run))
+    def startRun(
+        self,
+        arguments: dict,
+        onProgress: Optional[Callable] = None,
+        onCaseDone: Optional[Callable] = None,
+        onFinished: Optional[Callable] = None,
+    ) -> None:
+        """``start`` with the panel's ``panel_decisions.run_arguments`` (the panel's Apply button)."""
+        self._runner.start(
+            **arguments, on_progress=onProgress, on_case_done=onCaseDone, on_finished=onFinished
+        )
 
 
 #

@@ -565,3 +565,137 @@ def test_finished_runs_leave_no_images_behind(scene, pair):
     _poll_until_done(run)
     del run
     assert _live_images() == before
+
+
+def test_image_to_node_copies_the_voxels_once(scene):
+    """Issue 21 item 19: a result goes into its node with one copy (into VTK memory), not a numpy copy
+    first and then the VTK one: on the GUI thread, for a 512×512×300 result, that is 150 MB less."""
+    image = sitk.Image((128, 128, 64), sitk.sitkInt16) - 1000
+    node = scene.AddNewNodeByClass("vtkMRMLScalarVolumeNode", "two megabytes")
+    tracemalloc.start()
+    try:
+        mrml_bridge.update_volume_node_from_image(node, image)
+        _, numpy_peak = tracemalloc.get_traced_memory()  # numpy allocations are traced, VTK buffers not
+    finally:
+        tracemalloc.stop()
+    assert numpy_peak < 0.05 * 128 * 128 * 64 * 2
+    assert _array(node).shape == (64, 128, 128) and np.all(_array(node) == -1000)
+
+
+def _poll_with_safety_net(run, seconds: float = 300.0) -> bool:
+    """Poll until the run ends; False if it never does (a safety net against a hang, not timing)."""
+    deadline = threading.Event()
+    timer = threading.Timer(seconds, deadline.set)
+    timer.start()
+    try:
+        while not run.poll():
+            if deadline.wait(0.01):
+                run.cancel()
+                return False
+        return True
+    finally:
+        timer.cancel()
+
+
+def test_threaded_run_fails_a_case_whose_copy_raises_anything(scene, pair, monkeypatch):
+    """Issue 21 item 18: a MemoryError (or any exception) while copying a moving volume fails that case
+    with its reason; it must not escape the poll before the hand-off and leave the worker waiting."""
+    fixed = mrml_bridge.add_volume_node_from_image(scene, pair.fixed, "A")
+    too_big = mrml_bridge.add_volume_node_from_image(scene, pair.moving, "too big")
+    moving = mrml_bridge.add_volume_node_from_image(scene, pair.moving, "B")
+    original = mrml_bridge.image_from_volume_node
+
+    def copy(node):
+        if node.GetName() == "too big":
+            raise MemoryError("cannot allocate 150 MB")
+        return original(node)
+
+    monkeypatch.setattr(mrml_bridge, "image_from_volume_node", copy)
+    finished = []
+    run = mrml_bridge.ThreadedRegistration(
+        fixed, [too_big, moving], transform="rigid", on_finished=lambda results, error: finished.append(error)
+    )
+    run.start()
+    raised = None
+    try:
+        ended = _poll_with_safety_net(run)
+    except MemoryError as error:  # the defect: the poll itself raised
+        run.cancel()
+        raised = error
+        ended = False
+    assert raised is None and ended, "the copy's exception escaped the poll and the run hung"
+    failed, good = run.results
+    assert failed.status == "failed" and "cannot allocate 150 MB" in failed.report["error"]
+    assert "MemoryError" in failed.report.get("traceback", "")
+    assert good.status == "ok" and finished == [None]
+
+
+def test_threaded_run_survives_a_case_callback_that_raises(scene, pair):
+    """A failing on_case_done (the panel's progress bar, say) must not lose the next case's hand-off."""
+    fixed = mrml_bridge.add_volume_node_from_image(scene, pair.fixed, "A")
+    movings = [mrml_bridge.add_volume_node_from_image(scene, pair.moving, name) for name in "BC"]
+    calls = []
+
+    def on_case_done(index, count, result):
+        calls.append(index)
+        raise MemoryError("the callback ran out of memory")
+
+    run = mrml_bridge.ThreadedRegistration(fixed, movings, transform="rigid", on_case_done=on_case_done)
+    run.start()
+    errors = []
+    deadline = threading.Event()
+    timer = threading.Timer(300.0, deadline.set)
+    timer.start()
+    try:
+        while not deadline.is_set():
+            try:
+                if run.poll():
+                    break
+            except MemoryError as error:
+                errors.append(error)
+            threading.Event().wait(0.01)
+    finally:
+        timer.cancel()
+        run.cancel()
+    assert run.finished, "the run hung after a callback raised"
+    assert [result.status for result in run.results] == ["ok", "ok"] and calls == [0, 1]
+
+
+def test_threaded_run_fails_only_the_case_whose_start_raises(scene, pair, monkeypatch):
+    """Issue 21 item 18: an exception while the worker starts a case (outside the pipeline's own
+    guard) fails that case with its reason; the next case still runs (it is not "cancelled")."""
+    fixed = mrml_bridge.add_volume_node_from_image(scene, pair.fixed, "A")
+    movings = [mrml_bridge.add_volume_node_from_image(scene, pair.moving, name) for name in "BC"]
+    original = mrml_bridge.compute_case
+    calls = []
+
+    def compute_case(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 1:
+            raise MemoryError("no memory for the pyramid")
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(mrml_bridge, "compute_case", compute_case)
+    finished = []
+    run = mrml_bridge.ThreadedRegistration(
+        fixed, movings, transform="rigid", on_finished=lambda results, error: finished.append(error)
+    )
+    run.start()
+    assert _poll_with_safety_net(run)
+    first, second = run.results
+    assert first.status == "failed" and "no memory for the pyramid" in first.report["error"]
+    assert second.status == "ok" and finished == [None]
+
+
+def test_finished_threaded_run_holds_no_copy_of_the_fixed_volume(scene, pair):
+    """Issue 21 item 17: whoever still holds a finished run (the panel's logic did) must not hold a
+    full copy of the fixed CT through it."""
+    fixed = mrml_bridge.add_volume_node_from_image(scene, pair.fixed, "A")
+    moving = mrml_bridge.add_volume_node_from_image(scene, pair.moving, "B")
+    mrml_bridge.register_volume_nodes(fixed, [moving], transform="rigid")  # first-use allocations
+    before = _live_images()
+    run = mrml_bridge.ThreadedRegistration(fixed, [moving], transform="rigid")
+    run.start()
+    assert _poll_with_safety_net(run)
+    assert [result.status for result in run.results] == ["ok"]
+    assert _live_images() == before  # the run is still held here

@@ -305,3 +305,24 @@ def test_summary_of_a_real_result_carries_its_quality(pair):
     assert lines[1] == f"B: {quality['verdict']} – {quality['reason']}" + (
         " (result kept, but do not trust it)" if quality["verdict"] == "failed" else ""
     )
+
+
+def test_findings_copy_that_raises_anything_fails_that_volume_only(pair):
+    """Issue 21 item 18: the "Detected" copy caught only ValueError; a MemoryError escaped the poll
+    (the panel's timer then stopped and the line said "analysing…" for ever)."""
+    scene = slicer.vtkMRMLScene()
+    huge = mrml_bridge.add_volume_node_from_image(scene, pair.moving, "huge")
+    moving = mrml_bridge.add_volume_node_from_image(scene, pair.moving, "B")
+
+    def copy(node):
+        if node.GetName() == "huge":
+            raise MemoryError("cannot allocate 150 MB")
+        return mrml_bridge.image_from_volume_node(node)
+
+    findings = VolumeFindings(copy)
+    assert [findings.status(node)[0] for node in (huge, moving)] == [WAITING, WAITING]
+    _settle(findings)
+    assert findings.status(huge) == (FAILED, "cannot allocate 150 MB")
+    assert findings.status(moving)[0] == READY
+    text, working = detected_text(findings, None, [huge, moving], scene_busy=False)
+    assert not working and "huge: cannot allocate 150 MB" in text

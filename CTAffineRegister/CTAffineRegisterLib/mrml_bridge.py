@@ -175,7 +175,9 @@ def update_volume_node_from_image(volume_node, image: sitk.Image) -> None:
     volume_node.SetSpacing(*image.GetSpacing())
     volume_node.SetOrigin(*(flip @ np.array(image.GetOrigin(), dtype=float)))
     volume_node.SetIJKToRASDirectionMatrix(_vtk_matrix(directions))
-    slicer.util.updateVolumeFromArray(volume_node, sitk.GetArrayFromImage(image))
+    # A read-only view of the image's buffer: updateVolumeFromArray copies it into VTK memory, the one
+    # copy made (GetArrayFromImage would add a second, full-size numpy copy on the GUI thread).
+    slicer.util.updateVolumeFromArray(volume_node, sitk.GetArrayViewFromImage(image))
 
 
 def add_volume_node_from_image(
@@ -461,9 +463,10 @@ class ThreadedRegistration:
 
     MRML is not thread-safe, so the split is strict: the worker runs only the pure pipeline and
     queues events; ``poll`` reads volume nodes, creates nodes and calls the callbacks. The fixed
-    volume is copied in ``__init__``; each moving volume is copied by ``poll`` only when the worker
-    asks for it, just before its registration, and released after it: however many volumes are
-    checked, one moving copy exists at a time and the panel never freezes for all the copies.
+    volume is copied in ``__init__`` and released when the run finishes; each moving volume is copied
+    by ``poll`` only when the worker asks for it, just before its registration, and released after
+    it: however many volumes are checked, one moving copy exists at a time and the panel never
+    freezes for all the copies. Any exception copying or starting a case fails that case only.
     Segmentations carried along (``carry_segmentations``) are MRML too: ``poll`` copies them with
     the result nodes. The caller calls ``poll`` repeatedly (the module uses a Qt timer) until it
     returns True. Callbacks, all on the polling thread: ``on_progress(index, count, name, event)``,
@@ -533,30 +536,37 @@ class ThreadedRegistration:
         try:
             fixed_analysis = analyze_background(self._fixed_image)
             for index in range(len(self._results)):
-                moving_image, failure = self._next_moving_image(index)
-                if self._cancel.is_set():
-                    events.put(("case", index, None, cancelled_report()))
-                    continue
-                if failure is not None:
-                    events.put(("case", index, None, failure))
-                    continue
+                started = time.perf_counter()
                 try:
-                    result, report = compute_case(
-                        self._fixed_image,
-                        moving_image,
-                        fixed_analysis=fixed_analysis,
-                        progress=lambda event, index=index: events.put(("progress", index, event)),
-                        cancel=self._cancel,
-                        **self._options,
-                    )
-                except RegistrationCancelled:
-                    result, report = None, cancelled_report()
-                del moving_image  # the copy goes before the next one is made
+                    result, report = self._run_case(index, fixed_analysis)
+                except Exception as error:  # e.g. MemoryError starting the case: this case fails, says why
+                    result, report = None, failure_report(error, time.perf_counter() - started)
                 events.put(("case", index, result, report))
         except Exception as error:  # the run itself broke down (e.g. the fixed analysis failed)
             events.put(("error", f"{error}\n{traceback.format_exc()}"))
         finally:
             events.put(("finished",))
+
+    def _run_case(self, index: int, fixed_analysis) -> tuple[Optional[pipeline.CaseResult], dict]:
+        """Worker thread: one case, from asking for its moving copy to its result (or report)."""
+        moving_image, failure = self._next_moving_image(index)
+        if self._cancel.is_set():
+            return None, cancelled_report()
+        if failure is not None:
+            return None, failure
+        try:
+            return compute_case(
+                self._fixed_image,
+                moving_image,
+                fixed_analysis=fixed_analysis,
+                progress=lambda event: self._events.put(("progress", index, event)),
+                cancel=self._cancel,
+                **self._options,
+            )
+        except RegistrationCancelled:
+            return None, cancelled_report()
+        finally:
+            del moving_image  # the copy goes before the next one is made
 
     def _next_moving_image(self, index: int) -> tuple[Optional[sitk.Image], Optional[dict]]:
         """Worker thread: ask the polling thread for a copy of moving volume ``index`` and wait for it.
@@ -573,14 +583,14 @@ class ThreadedRegistration:
 
     def _copy_moving(self, index: int) -> tuple[Optional[sitk.Image], Optional[dict]]:
         """Polling thread: the SimpleITK copy of moving volume ``index``, or the report of why not."""
-        node = self.scene.GetNodeByID(self._moving_ids[index]) if self._moving_ids[index] else None
         try:
             if not self._moving_ids[index]:
                 raise VolumeNodeError("a moving volume is not in the fixed volume's scene")
+            node = self.scene.GetNodeByID(self._moving_ids[index])
             if node is None:
                 raise VolumeNodeError(f"moving volume '{self.names[index]}' is no longer in the scene")
             return image_from_volume_node(node), None
-        except VolumeNodeError as error:
+        except Exception as error:  # MemoryError too: the worker waits for an answer, whatever happened
             return None, failure_report(error)
 
     def poll(self) -> bool:
@@ -615,6 +625,7 @@ class ThreadedRegistration:
             return False
         self.wait()
         self.finished = True
+        self._fixed_image = None  # a finished run holds no copy of the fixed CT, whoever keeps the run
         while not self._handoff.empty():  # a copy made just before a cancel is not kept
             self._handoff.get_nowait()
         if on_finished:
@@ -637,12 +648,11 @@ class ThreadedRegistration:
         moving_id = self._moving_ids[index]
         if result is None:
             return NodeResult(moving_id, report=report)
-        fixed_node = self.scene.GetNodeByID(self._fixed_id)
-        moving_node = self.scene.GetNodeByID(moving_id)
-        if fixed_node is None or moving_node is None:
-            error = VolumeNodeError("an input volume was deleted while it was being registered")
-            return NodeResult(moving_id, report=failure_report(error))
-        try:
+        try:  # any exception (MemoryError making the nodes, say) fails this case with its reason
+            fixed_node = self.scene.GetNodeByID(self._fixed_id)
+            moving_node = self.scene.GetNodeByID(moving_id)
+            if fixed_node is None or moving_node is None:
+                raise VolumeNodeError("an input volume was deleted while it was being registered")
             with _render_blocker():
                 return add_case_nodes(
                     self.scene, fixed_node, moving_node, result, self._create_mask, self._carry_segmentations

@@ -4,8 +4,10 @@
         --fixed A.nrrd --moving B.nii.gz C/ --out results
 
 Options are those of ``ct-affine-register register``. Everything after ``--`` reaches this script
-untouched; without it Slicer itself takes ``--help``, ``-h`` and ``--version`` (so ``... -- --help``
-prints the tool's help). Slicer keeps running after a ``--python-script`` ends, so whatever happens
+untouched; without it Slicer itself takes ``--help``, ``-h`` and ``--version``. Slicer's launcher
+(CTK's ``ctkAppLauncher::processArguments``) still sees ``--help`` and ``-h`` anywhere on the command
+line, even after ``--``, and prints its own help as well; ``--tool-help`` (this script's own flag)
+prints only the tool's. Slicer keeps running after a ``--python-script`` ends, so whatever happens
 (even a failed import) the exit status is handed to ``slicer.util.exit``, which stops Slicer; with
 plain Python (the same file works without Slicer) it is ``sys.exit``.
 
@@ -22,14 +24,16 @@ import traceback
 from typing import Optional
 
 EXIT_CRASHED = 1
+# The tool's help without the launcher's: a flag CTK's launcher does not react to (it does to -h, --help).
+TOOL_HELP = "--tool-help"
 # A worker that cannot import the package within this time is not going to help (seconds).
 PROBE_TIMEOUT = 120.0
 
 
 def cli_arguments(argv: list[str], serial: bool) -> list[str]:
-    """The ``cli.main`` argument list for this script's arguments; ``serial`` adds ``--jobs 1``
-    unless the user chose ``--jobs``."""
-    arguments = ["register", *argv]
+    """The ``cli.main`` argument list for this script's arguments: ``--tool-help`` becomes ``--help``;
+    ``serial`` adds ``--jobs 1`` unless the user chose ``--jobs``."""
+    arguments = ["register", *("--help" if arg == TOOL_HELP else arg for arg in argv)]
     given_jobs = any(arg == "--jobs" or arg.startswith("--jobs=") for arg in argv)
     if serial and not given_jobs:
         arguments += ["--jobs", "1"]
@@ -60,7 +64,7 @@ def run(argv: list[str], inside_slicer: bool) -> int:
 
 def _may_use_workers(argv: list[str]) -> bool:
     """False when the run certainly starts no worker: help, version, or one job asked for."""
-    if any(arg in ("-h", "--help", "--version") for arg in argv):
+    if any(arg in ("-h", "--help", TOOL_HELP, "--version") for arg in argv):
         return False
     for index, arg in enumerate(argv):
         if arg == "--jobs=1" or (arg == "--jobs" and argv[index + 1 : index + 2] == ["1"]):

@@ -100,8 +100,8 @@ class VolumeFindings:
                 continue
             try:
                 image = self._copy_volume(node)
-            except ValueError as error:  # VolumeNodeError: an unusable volume says why
-                self._cache[node_id] = (key, (FAILED, str(error)))
+            except Exception as error:  # VolumeNodeError says why; MemoryError & co. fail this volume only
+                self._cache[node_id] = (key, (FAILED, str(error) or type(error).__name__))
                 return True
             self._running = node_id
             self.analyses += 1
