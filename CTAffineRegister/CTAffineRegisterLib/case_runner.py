@@ -201,10 +201,13 @@ def run_case(
     started_wall, started = now_text(), time.perf_counter()
     paths = task.paths()
     base = _report_base(task, fixed, where, started_wall)
+    written: list[str] = []  # the outputs this very attempt wrote: the only ones its clean-up removes
     try:
         _claim(base, paths["report"])
+        # What an earlier, unfinished attempt left at these paths (planning found it is ours to redo)
+        remove_files(path for role, path in paths.items() if role != "report")
         _stop_if(cancel)
-        results = _register_and_write(task, fixed, cancel, paths)
+        results = _register_and_write(task, fixed, cancel, paths, written)
         report = {**base, "status": "ok", "error": None, **_trust(results["quality"]), **results}
     except (RegistrationCancelled, CaseStopped):
         report = {**base, "status": "cancelled", "error": f"{task.moving_path}: cancelled before it finished"}
@@ -220,20 +223,37 @@ def run_case(
         error_text = f"{task.moving_path}: unexpected {type(error).__name__} ({str(error)[:200]})"
         report = {**base, "status": "failed", "error": error_text}
     except BaseException:
-        remove_files(path for role, path in paths.items() if role != "report")
-        remove_files(stray_temporaries(task.out_dir, task.names().values()))
+        if not someone_elses(task):
+            remove_files(written)
+            remove_files(stray_temporaries(task.out_dir, task.names().values()))
         raise
-    if report["status"] != "ok":  # no half-made case: none of its outputs stay (planning made them ours)
-        remove_files(path for role, path in paths.items() if role != "report")
-        report.update({"outputs": {}, "output_bytes": {}, "trustworthy": False})
-        report["trust_reason"] = report["error"]
     report["finished"] = now_text()
     report["seconds"] = round(time.perf_counter() - started, 3)
+    if report["status"] != "ok":  # no half-made case: none of its outputs stay
+        report.update({"outputs": {}, "output_bytes": {}, "trustworthy": False})
+        report["trust_reason"] = report["error"]
+        if someone_elses(task):  # another run took the case meanwhile: its files are not ours to touch
+            report["report_error"] = f"{paths['report']}: left as it is (another run took this case)"
+            return report
+        remove_files(written)
     _write_final_report(report, paths["report"])
     return report
 
 
-def _register_and_write(task: CaseTask, fixed: FixedScan, cancel, paths: dict) -> dict:
+def someone_elses(task: CaseTask) -> bool:
+    """Whether the case's report on disk is another run's live or finished work (not this run's claim
+    and not an earlier unfinished attempt): then clean-up must leave every file of the case alone."""
+    try:
+        with open(task.paths()["report"], encoding="utf-8") as handle:
+            report = json.load(handle)
+    except (OSError, ValueError):
+        return False
+    if not isinstance(report, dict) or report.get("format") != CASE_REPORT_FORMAT:
+        return False
+    return report.get("run_id") != task.run_id and report.get("status") in ("ok", "running")
+
+
+def _register_and_write(task: CaseTask, fixed: FixedScan, cancel, paths: dict, written: list) -> dict:
     moving = task.options.read(task.moving_path)
     problem = fill_problem(task.options.fill, moving.image.GetPixelID())
     if problem is not None:
@@ -274,7 +294,10 @@ def _register_and_write(task: CaseTask, fixed: FixedScan, cancel, paths: dict) -
             writer(paths[role])
             check_not_full(paths[role])
         except (OSError, RuntimeError) as error:
+            if os.path.exists(paths[role]):
+                written.append(paths[role])
             raise OutputWriteError(paths[role], output_error_reason(error, paths[role])) from None
+        written.append(paths[role])
         if role == "labels":
             labels_seconds += time.perf_counter() - written_started
     report = {key: value for key, value in result.report.items() if key not in ("status", "error", "seconds")}
@@ -366,11 +389,14 @@ def record_lost_case(
     """The report of a case whose worker vanished (killed, out of memory) or never answered a stop.
 
     Runs where the results are collected: removes whatever the case left (outputs, temporary
-    files), so a killed case leaves no partial files, and writes its report.
+    files), so a killed case leaves no partial files, and writes its report; unless the case's
+    report shows that another run has taken the case (then nothing of it is touched).
     """
     paths = task.paths()
-    remove_files(path for role, path in paths.items() if role != "report")
-    remove_files(stray_temporaries(task.out_dir, task.names().values()))
+    foreign = someone_elses(task)
+    if not foreign:
+        remove_files(path for role, path in paths.items() if role != "report")
+        remove_files(stray_temporaries(task.out_dir, task.names().values()))
     report = {
         **_report_base(task, fixed, where, started),
         "status": status,
@@ -382,5 +408,8 @@ def record_lost_case(
         "finished": now_text(),
         "seconds": round(seconds, 3),
     }
+    if foreign:
+        report["report_error"] = f"{paths['report']}: left as it is (another run took this case)"
+        return report
     _write_final_report(report, paths["report"])
     return report
