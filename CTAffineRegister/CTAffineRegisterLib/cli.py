@@ -246,7 +246,7 @@ def _print_table(rows: list[dict]) -> None:
 def _register(arguments: argparse.Namespace) -> int:
     from .cohort import exit_status, run_cohort
 
-    problem = _moving_labels_problem(arguments)
+    problem = _moving_labels_problem(arguments) or _scheduler_problem(arguments.scheduler)
     if problem is not None:
         print(f"error: {problem}", file=sys.stderr)
         return EXIT_USAGE
@@ -303,6 +303,16 @@ def _moving_labels_problem(arguments: argparse.Namespace) -> Optional[str]:
             "give one per scan, in the same order (scans without labels: use a CSV --moving-list)"
         )
     return None
+
+
+def _scheduler_problem(address: Optional[str]) -> Optional[str]:
+    """Why ``--scheduler`` cannot be used, or None (checked before any work; Dask not imported)."""
+    if address is None:
+        return None
+    from .cohort_dask import scheduler_problem
+
+    problem = scheduler_problem(address)
+    return None if problem is None else f"--scheduler {address!r}: {problem}"
 
 
 def _count(number: int, noun: str) -> str:

@@ -46,6 +46,7 @@ from .cohort_inputs import (
     item_list,
     unique_ids,
 )
+from .cohort_lock import acquire_lock
 from .cohort_outputs import (
     OUTPUT_FORMATS,
     SUMMARY_NAMES,
@@ -111,9 +112,60 @@ def run_cohort(
     jobs = _check_jobs(jobs)
     if client is not None and scheduler is not None:
         raise ValueError("give either client or scheduler, not both")
+    if scheduler is not None:
+        from .cohort_dask import scheduler_problem
+
+        problem = scheduler_problem(scheduler)
+        if problem is not None:
+            raise ValueError(f"scheduler {scheduler!r}: {problem}")
     fixed_path = _path_argument(fixed, "fixed")
     check_labels_are_not_scans(fixed_path, cases)
     out_dir = prepare_out_dir(_path_argument(out_dir, "out_dir"))
+    run_id = f"{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}-{secrets.token_hex(3)}"
+    with acquire_lock(out_dir, run_id) as lock:
+        return _run_locked(
+            fixed_path,
+            cases,
+            out_dir,
+            case_options,
+            _Where(jobs, client, scheduler, in_process),
+            overwrite,
+            progress,
+            stop,
+            _Started(started, started_wall, run_id, lock.note),
+        )
+
+
+@dataclasses.dataclass(frozen=True)
+class _Where:
+    jobs: Optional[int]
+    client: object
+    scheduler: Optional[str]
+    in_process: Optional[bool]
+
+
+@dataclasses.dataclass(frozen=True)
+class _Started:
+    perf: float
+    wall: str
+    run_id: str
+    lock_note: Optional[str]
+
+
+def _run_locked(
+    fixed_path: str,
+    cases: list[MovingInput],
+    out_dir: str,
+    case_options: CaseOptions,
+    where: _Where,
+    overwrite: bool,
+    progress: Optional[str],
+    stop: Optional[StopRequest],
+    started: _Started,
+) -> dict:
+    """The run itself, while this run holds the output folder's lock."""
+    jobs, client, scheduler, in_process = where.jobs, where.client, where.scheduler, where.in_process
+    run_id = started.run_id
     check_summary_paths(out_dir, overwrite)
     fixed_scan = load_fixed(fixed_path, options=case_options)
     problem = fixed_problem(fixed_scan)
@@ -124,7 +176,6 @@ def run_cohort(
 
     plans = [plan_case(case, out_dir, case_options, fixed_scan.fingerprint, overwrite) for case in cases]
     _refuse_conflicts(plans)
-    run_id = f"{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}-{secrets.token_hex(3)}"
     tasks = [
         CaseTask(
             plan.case.case_id,
@@ -142,6 +193,8 @@ def run_cohort(
     results = _known_results(plans)
     stop = stop or StopRequest()
     display = ProgressDisplay(len(tasks), sum(p.action == DONE for p in plans), _mode(progress))
+    if started.lock_note:
+        display.say(f"note: {out_dir}: {started.lock_note}")
     display.say(f"fixed {fixed_path}: {fixed_scan.analysis.summary}")
     for plan in plans:
         if plan.action == BLOCKED:
@@ -169,11 +222,12 @@ def run_cohort(
     for task in tasks:
         results.setdefault(task.case_id, _not_started(task))
 
-    header = _header(fixed_path, fixed_scan, case_options, overwrite, out_dir, run_id, started_wall)
+    header = _header(fixed_path, fixed_scan, case_options, overwrite, out_dir, run_id, started.wall)
     header["run"].update(
         {
             "finished": now_text(),
-            "seconds": round(time.perf_counter() - started, 3),
+            "seconds": round(time.perf_counter() - started.perf, 3),
+            "lock_note": started.lock_note,
             "state": "stopped" if stop.is_set() else "finished",
             "stopped_by": stop.reason if stop.is_set() else None,
             "backend": described,

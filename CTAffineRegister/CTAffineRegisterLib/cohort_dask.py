@@ -30,6 +30,8 @@ from .cohort_resume import read_case_report
 MAX_ATTEMPTS = 3
 # A running case asks the scheduler whether to stop at most this often (seconds).
 STOP_POLL_SECONDS = 0.5
+# Address schemes a Dask scheduler listens on (inproc:// is only reachable inside its own process).
+SCHEDULER_SCHEMES = ("tcp", "tls", "ws", "wss", "ucx")
 DASK_MISSING = 'Dask is not installed: pip install "ctaffineregister[dask]" (or dask[distributed])'
 
 
@@ -74,13 +76,51 @@ def start_local_cluster(workers: int):
     return client, cluster
 
 
+def scheduler_problem(address: str) -> Optional[str]:
+    """Why ``address`` is not a Dask scheduler address this tool can reach, or None.
+
+    Checked before any work (Dask itself fails with a traceback on ``http://x``, ``tcp://`` or
+    ``inproc://x``): ``local``, or ``[SCHEME://]HOST:PORT`` with a scheme a scheduler listens on.
+    """
+    if not isinstance(address, str) or not address.strip():
+        return "is empty; give tcp://HOST:PORT or 'local'"
+    if address == "local":
+        return None
+    scheme, separator, rest = address.partition("://")
+    if not separator:
+        scheme, rest = "tcp", address
+    scheme = scheme.lower()
+    if scheme == "inproc":
+        return "inproc:// addresses live inside one process only; give tcp://HOST:PORT or 'local'"
+    if scheme not in SCHEDULER_SCHEMES:
+        known = ", ".join(f"{name}://" for name in SCHEDULER_SCHEMES)
+        return (
+            f"unknown address scheme {scheme!r} (a Dask scheduler listens on {known}); give tcp://HOST:PORT"
+        )
+    host, colon, port = rest.rstrip("/").rpartition(":")
+    if not colon or not host.strip("[]") or not port:
+        return "has no HOST:PORT; give tcp://HOST:PORT (the address `dask scheduler` prints) or 'local'"
+    if not port.isdigit() or not 0 < int(port) < 65536:
+        return f"port {port!r} is not a number from 1 to 65535"
+    return None
+
+
 def connect(address: str):
-    """A client of the Dask scheduler at ``address`` (tcp://HOST:PORT)."""
+    """A client of the Dask scheduler at ``address`` (tcp://HOST:PORT).
+
+    Raises:
+        ValueError: ``address`` is not a scheduler address (see ``scheduler_problem``).
+        ConnectionError: nothing answers there, or Dask refuses to connect (TLS without settings...).
+    """
+    problem = scheduler_problem(address)
+    if problem is not None:
+        raise ValueError(f"scheduler {address!r}: {problem}")
     distributed = import_distributed()
     try:
         return distributed.Client(address, timeout="20s")
-    except (OSError, TimeoutError) as error:
-        raise ConnectionError(f"cannot reach the Dask scheduler at {address} ({error})") from None
+    except Exception as error:  # OSError, TimeoutError, Dask's own TypeError/ValueError: one line
+        text = " ".join(str(error).split())[:200] or type(error).__name__
+        raise ConnectionError(f"cannot reach the Dask scheduler at {address} ({text})") from None
 
 
 class DaskBackend:
