@@ -50,6 +50,7 @@ from .pipeline import register_pair
 from .qc import qc_picture, thumbnail
 from .registration import RegistrationCancelled, RegistrationError, RegistrationOptions
 from .resampling import fill_problem
+from .verdict import MIN_COVERAGE_MM
 
 CASE_REPORT_FORMAT = "ct-affine-register case report"
 REPORT_SCHEMA = 1
@@ -162,6 +163,13 @@ def fixed_problem(fixed: FixedScan) -> Optional[str]:
     if min(size) < 2:
         dims = "×".join(str(n) for n in size)
         return f"has a single slice ({dims} voxels); the fixed scan must be a 3D volume"
+    extents = [n * s for n, s in zip(size, fixed.loaded.image.GetSpacing())]
+    if min(extents) < MIN_COVERAGE_MM:
+        axis = extents.index(min(extents))
+        return (
+            f"is a slab {min(extents):.0f} mm thick ({size[axis]} voxels along axis {axis}): at least "
+            f"{MIN_COVERAGE_MM:.0f} mm are needed to place a scan along every axis"
+        )
     if fixed.analysis.kind == "not-ct":
         return fixed.analysis.summary
     return None
