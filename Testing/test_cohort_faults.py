@@ -104,6 +104,27 @@ def test_sigterm_stops_the_workers_too(inputs, tmp_path):
     assert set(os.listdir(out)) == listing  # nobody is still writing cases
 
 
+def test_sighup_from_a_closed_terminal_stops_like_sigterm(inputs, tmp_path):
+    """Closing the terminal sends SIGHUP to the whole process group: the run stops cleanly (exit
+    129, the summary written, its workers gone), not killed with a leaked-semaphore warning."""
+    fixed, moving = inputs
+    out = tmp_path / "out"
+    process = start_cli(*_register(fixed, moving[:4], out, "--jobs", "2"))
+    running = wait_for_running(out, 1, process=process)
+    os.killpg(process.pid, signal.SIGHUP)
+    status, _, stderr = _finish(process)
+    assert status == 129, stderr
+    assert "Traceback" not in stderr and "leaked" not in stderr and "resource_tracker" not in stderr
+    assert "stopped by SIGHUP" in stderr
+    summary = json.loads((out / "report.json").read_text())
+    assert summary["run"]["stopped_by"] == "SIGHUP" and summary["counts"]["cancelled"] >= 1
+    cancelled = [case for case in summary["cases"] if case["status"] == "cancelled"]
+    assert all(_case_files(out, case["id"]) == [] for case in cancelled)
+    assert hidden_files(out) == []
+    time.sleep(0.5)
+    assert not any(pid_alive(report["where"]["pid"]) for report in running)
+
+
 def test_a_killed_worker_fails_only_its_case_and_leaves_nothing(inputs, tmp_path):
     fixed, moving = inputs
     out = tmp_path / "out"

@@ -2,7 +2,7 @@
 
 Exit status: 0 all good, 1 when any input or case failed or a result's verdict is "failed" (the
 others were still done), 2 for usage errors (argparse's convention) or when nothing could be
-started; ``register`` stopped by Ctrl-C gives 130, by SIGTERM 143.
+started; ``register`` stopped by Ctrl-C gives 130, by SIGTERM 143, by SIGHUP (terminal closed) 129.
 """
 
 from __future__ import annotations

@@ -10,7 +10,7 @@
    case's outputs and ``ID_report.json`` as soon as it finishes (``case_runner``);
 4. rebuild report.json, report.csv and report.html from the case reports (``cohort_report``).
 
-Ctrl-C and SIGTERM stop it cleanly: queued cases do not start, running ones are cancelled and
+Ctrl-C, SIGTERM and SIGHUP stop it cleanly: queued cases do not start, running ones are cancelled and
 remove what they wrote, and the summary lists them as "cancelled". Pure module (Dask is imported
 only when a Dask client or scheduler is given).
 """
@@ -62,7 +62,11 @@ from .imageio import IMAGE_SUFFIXES, InputError
 from .registration import TRANSFORM_TYPES, RegistrationOptions
 from .resampling import INTERPOLATORS, fill_problem
 
-EXIT_BY_SIGNAL = {"SIGINT": 130, "SIGTERM": 143}
+EXIT_BY_SIGNAL = {"SIGINT": 130, "SIGTERM": 143, "SIGHUP": 129}
+# Signals that stop a run cleanly: Ctrl-C, `kill`/a batch system, the terminal closed (not on Windows).
+STOP_SIGNALS = tuple(
+    getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name)
+)
 
 
 def run_cohort(
@@ -240,7 +244,7 @@ def _run_locked(
 
 def exit_status(summary: dict) -> int:
     """0: every case registered with no "failed" verdict; 1: a case failed, or its verdict is
-    "failed", or the summary could not be written; 130/143: stopped by Ctrl-C / SIGTERM."""
+    "failed", or the summary could not be written; 130/143/129: stopped by Ctrl-C / SIGTERM / SIGHUP."""
     stopped_by = (summary.get("run") or {}).get("stopped_by")
     if stopped_by in EXIT_BY_SIGNAL:
         return EXIT_BY_SIGNAL[stopped_by]
@@ -351,7 +355,8 @@ def _backend(tasks: list[CaseTask], jobs, client, scheduler, in_process):
 
 @contextmanager
 def _stopped_by_signals(stop: StopRequest):
-    """Ctrl-C and SIGTERM ask the run to stop (a second Ctrl-C forces), instead of a traceback."""
+    """Ctrl-C, SIGTERM and SIGHUP (the terminal closed) ask the run to stop (a second one forces),
+    instead of a traceback or a death that leaves no summary."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
@@ -359,7 +364,7 @@ def _stopped_by_signals(stop: StopRequest):
     def on_signal(signum, frame) -> None:
         stop.request(signal.Signals(signum).name)
 
-    previous = {number: signal.signal(number, on_signal) for number in (signal.SIGINT, signal.SIGTERM)}
+    previous = {number: signal.signal(number, on_signal) for number in STOP_SIGNALS}
     try:
         yield
     finally:

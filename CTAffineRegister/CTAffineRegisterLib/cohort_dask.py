@@ -23,7 +23,7 @@ from collections import deque
 from typing import Optional
 
 from .case_runner import CaseTask, FixedScan, load_fixed, now_text, record_lost_case, run_case
-from .cohort_backends import STOP_GRACE_SECONDS, OnDone, StopRequest, sigint_ignored
+from .cohort_backends import GROUP_SIGNALS, STOP_GRACE_SECONDS, OnDone, StopRequest, sigint_ignored
 from .cohort_resume import read_case_report
 
 # A case that was only waiting on a worker that died is sent again, up to this many times in all.
@@ -316,7 +316,8 @@ def _worker_setup_plugin(distributed, itk_threads: int):
             import SimpleITK as sitk
 
             if threading.current_thread() is threading.main_thread():
-                signal.signal(signal.SIGINT, signal.SIG_IGN)
+                for number in GROUP_SIGNALS:
+                    signal.signal(number, signal.SIG_IGN)
             sitk.ProcessObject.SetGlobalDefaultNumberOfThreads(itk_threads)  # our own worker process
 
     return WorkerSetup()
