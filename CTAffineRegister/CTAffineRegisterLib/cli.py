@@ -277,6 +277,13 @@ def _register(arguments: argparse.Namespace) -> int:
     print(f"{summary['summary_line']}; report: {where}")
     if summary["summary_error"]:
         print(f"error: {summary['summary_error']}", file=sys.stderr)
+    if summary["run"].get("error"):  # the run could not go on (the Dask scheduler was lost)
+        unfinished = summary["counts"]["cancelled"]
+        print(
+            f"error: {summary['run']['error']}; {_count(unfinished, 'case')} not finished: "
+            "rerun the same command to continue",
+            file=sys.stderr,
+        )
     stopped_by = summary["run"].get("stopped_by")
     if stopped_by:
         cancelled = summary["counts"]["cancelled"]

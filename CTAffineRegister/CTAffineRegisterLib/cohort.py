@@ -37,7 +37,7 @@ from .case_runner import (
     load_fixed,
     now_text,
 )
-from .cohort_backends import InProcessBackend, ProcessPoolBackend, StopRequest
+from .cohort_backends import InProcessBackend, ProcessPoolBackend, SchedulerLost, StopRequest
 from .cohort_inputs import (
     MovingInput,
     PathLike,
@@ -208,7 +208,7 @@ def _run_locked(
         results[task.case_id] = report
         display.case_finished(report)
 
-    backend, described = None, "nothing to run"
+    backend, described, lost = None, "nothing to run", None
     try:
         with _stopped_by_signals(stop):
             if tasks:
@@ -219,12 +219,14 @@ def _run_locked(
             display.say(f"{len(cases)} cases: {counts} ({described})")
             if backend is not None and not stop.is_set():
                 backend.run(tasks, fixed_scan, on_done, stop)
+    except SchedulerLost as error:
+        lost = str(error)
     finally:
         display.close()
         if scheduler is not None and scheduler != "local" and backend is not None:
-            backend.client.close()
+            backend.close_quietly()
     for task in tasks:
-        results.setdefault(task.case_id, _not_started(task))
+        results.setdefault(task.case_id, _not_started(task) if lost is None else _unfinished(task, lost))
 
     header = _header(fixed_path, fixed_scan, case_options, overwrite, out_dir, run_id, started.wall)
     header["run"].update(
@@ -232,8 +234,9 @@ def _run_locked(
             "finished": now_text(),
             "seconds": round(time.perf_counter() - started.perf, 3),
             "lock_note": started.lock_note,
-            "state": "stopped" if stop.is_set() else "finished",
+            "state": "stopped" if stop.is_set() else ("failed" if lost else "finished"),
             "stopped_by": stop.reason if stop.is_set() else None,
+            "error": lost,
             "backend": described,
         }
     )
@@ -396,6 +399,16 @@ def _not_started(task: CaseTask) -> dict:
         MovingInput(task.moving_path, task.case_id, task.labels_path),
         "cancelled",
         f"{task.moving_path}: not started (the run was stopped)",
+    )
+
+
+def _unfinished(task: CaseTask, lost: str) -> dict:
+    """A case whose result never came back: its files are left as they are (a worker may still be
+    finishing it); its own report does not say "ok", so rerunning the command runs it again."""
+    return _case_stub(
+        MovingInput(task.moving_path, task.case_id, task.labels_path),
+        "cancelled",
+        f"{task.moving_path}: not finished: {lost}; rerun the same command to continue",
     )
 
 

@@ -37,6 +37,11 @@ CASES_PER_WORKER = 25
 POLL_SECONDS = 0.2
 
 
+class SchedulerLost(Exception):
+    """The cluster's scheduler went away mid-run: no more results can come; the run ends with its
+    summary (finished cases kept, the others resumable), its message one line for the user."""
+
+
 class StopRequest:
     """Set from a signal handler (Ctrl-C, SIGTERM) or by the caller; a second request forces."""
 

@@ -20,10 +20,18 @@ import signal
 import threading
 import time
 from collections import deque
+from contextlib import contextmanager
 from typing import Optional
 
 from .case_runner import CaseTask, FixedScan, load_fixed, now_text, record_lost_case, run_case
-from .cohort_backends import GROUP_SIGNALS, STOP_GRACE_SECONDS, OnDone, StopRequest, sigint_ignored
+from .cohort_backends import (
+    GROUP_SIGNALS,
+    STOP_GRACE_SECONDS,
+    OnDone,
+    SchedulerLost,
+    StopRequest,
+    sigint_ignored,
+)
 from .cohort_resume import read_case_report
 
 # A case that was only waiting on a worker that died is sent again, up to this many times in all.
@@ -32,6 +40,8 @@ MAX_ATTEMPTS = 3
 STOP_POLL_SECONDS = 0.5
 # Address schemes a Dask scheduler listens on (inproc:// is only reachable inside its own process).
 SCHEDULER_SCHEMES = ("tcp", "tls", "ws", "wss", "ucx")
+# Dask loggers that print a lost scheduler as ERROR blocks with tracebacks, silenced while we run.
+QUIET_LOGGERS = ("distributed.client", "distributed.core", "distributed.batched", "distributed.comm")
 DASK_MISSING = 'Dask is not installed: pip install "ctaffineregister[dask]" (or dask[distributed])'
 
 
@@ -130,6 +140,7 @@ class DaskBackend:
 
     def __init__(self, client, cluster=None, grace: float = STOP_GRACE_SECONDS):
         self.client, self.cluster, self.grace = client, cluster, grace
+        self.address = getattr(getattr(client, "scheduler", None), "address", None) or "?"
 
     def describe(self) -> str:
         workers = self.client.scheduler_info().get("workers", {})
@@ -140,20 +151,52 @@ class DaskBackend:
         return f"{kind} ({len(workers)} workers, {threads} threads)"
 
     def run(self, tasks: list[CaseTask], fixed: FixedScan, on_done: OnDone, stop: StopRequest) -> None:
+        """Run ``tasks``; raises ``SchedulerLost`` (after handing on every case that finished) when
+        the scheduler goes away: Dask's own reconnect errors and tracebacks are not shown."""
         run = _DaskRun(self.client, fixed, on_done, tasks[0].run_id if tasks else "")
         owned = self.cluster is not None
-        try:
-            if tasks:
-                run.submit(tasks, limit=self._limit())
-            while run.waiting_or_running() and not stop.is_set():
-                run.take(timeout=0.2)
-                run.submit([], limit=self._limit())
-        finally:
-            if run.unreported():
-                run.stop(self.grace, stop)
+        lost = None
+        with _client_logs_quiet():
+            try:
+                if tasks:
+                    run.submit(tasks, limit=self._limit())
+                while run.waiting_or_running() and not stop.is_set() and not self._scheduler_gone():
+                    run.take(timeout=0.2)
+                    run.submit([], limit=self._limit())
+                if run.unreported() and not stop.is_set() and self._scheduler_gone():
+                    lost = self._lost("the connection to it closed")
+            except Exception as error:
+                if not self._scheduler_gone() and not _comm_error(error):
+                    raise
+                lost = self._lost(" ".join(str(error).split())[:200] or type(error).__name__)
+            finally:
+                if lost is not None:
+                    run.finished_on_disk()
+                else:
+                    if run.unreported():
+                        run.stop(self.grace, stop)
+                    self._close()
+                    if owned:
+                        run.sweep()
+        if lost is not None:
             self._close()
-            if owned:
-                run.sweep()
+            raise lost
+
+    def _scheduler_gone(self) -> bool:
+        """The client lost its scheduler. Reconnecting ("connecting") counts: Dask has cancelled every
+        future of the lost connection by then, so no result of this run can come back."""
+        return getattr(self.client, "status", "running") in ("connecting", "closing", "closed", "failed")
+
+    def _lost(self, why: str) -> SchedulerLost:
+        return SchedulerLost(f"lost the Dask scheduler at {self.address} ({why})")
+
+    def close_quietly(self) -> None:
+        """Close the client of a scheduler we did not start, whatever state it is in."""
+        with _client_logs_quiet():
+            try:
+                self.client.close(timeout=5)
+            except Exception:  # a scheduler that is gone: nothing to close politely
+                pass
 
     def _limit(self) -> Optional[int]:
         """On our local cluster, no more cases than worker threads: none waits on a worker behind
@@ -172,9 +215,34 @@ class DaskBackend:
         try:
             self.client.close()
             self.cluster.close()
+        except Exception:  # a cluster whose scheduler died: its processes are going anyway
+            pass
         finally:
             quiet.setLevel(level)
         self.cluster = None
+
+
+@contextmanager
+def _client_logs_quiet():
+    """Dask logs a lost scheduler as ERROR blocks with tracebacks; the run says it in one line."""
+    loggers = [logging.getLogger(name) for name in QUIET_LOGGERS]
+    levels = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.setLevel(logging.CRITICAL)
+    try:
+        yield
+    finally:
+        for logger, level in zip(loggers, levels):
+            logger.setLevel(level)
+
+
+def _comm_error(error: BaseException) -> bool:
+    """Whether ``error`` is Dask losing its connection (CommClosedError is an OSError)."""
+    return isinstance(error, (OSError, TimeoutError)) or type(error).__name__ in (
+        "CommClosedError",
+        "CancelledError",
+        "FutureCancelledError",
+    )
 
 
 class _DaskRun:
@@ -252,6 +320,17 @@ class _DaskRun:
             self.take(timeout=0.2)
             running = [future for future in running if future not in self.reported]
         self.client.cancel(self.unreported())
+
+    def finished_on_disk(self) -> None:
+        """After losing the scheduler: hand on the cases whose own report says this run finished
+        them (their result never came back); the others stay unfinished, to be rerun."""
+        for future, (task, _, _) in self.futures.items():
+            if future in self.reported:
+                continue
+            report, _ = read_case_report(task.paths()["report"])
+            if report and report.get("status") == "ok" and report.get("run_id") == task.run_id:
+                self.reported.add(future)
+                self.on_done(task, report)
 
     def sweep(self) -> None:
         """After our local cluster was closed: a case still marked "running" by this run is ours to
