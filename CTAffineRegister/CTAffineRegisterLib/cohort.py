@@ -3,8 +3,8 @@
 ``run_cohort`` is the whole job, from Python and behind ``ct-affine-register register``:
 
 1. check everything that can be checked before any work (arguments, label maps that are scans,
-   output folder, summary files, the fixed scan, inputs that outputs would replace, ``fill`` against
-   the outputs' pixel types);
+   output folder and its lock (one run per folder: ``cohort_lock``), summary files, the fixed
+   scan, inputs that outputs would replace, ``fill`` against the outputs' pixel types);
 2. plan each case: done by an earlier run (skipped), to run, or refused (``cohort_resume``);
 3. run the cases on a backend (this process, local worker processes, or Dask), writing each
    case's outputs and ``ID_report.json`` as soon as it finishes (``case_runner``);
@@ -101,7 +101,8 @@ def run_cohort(
     ``capture_reader_warnings`` turns ITK's stderr warnings into report notes (a program's own stderr
     only: never inside Slicer's process with its main window).
 
-    Raises ``InputError`` (names the file) when nothing can start, ``TypeError``/``ValueError`` for
+    Raises ``InputError`` (names the file) when nothing can start (also when another live run holds
+    ``out_dir``'s lock), ``TypeError``/``ValueError`` for
     bad arguments, ``ImportError`` when Dask is asked for but missing. Problems of single cases never
     raise: they are in the summary (``cases[i]["status"]`` "failed", ``error``).
     """
