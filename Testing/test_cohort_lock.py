@@ -12,6 +12,7 @@ import os
 import signal
 import socket
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -154,3 +155,35 @@ def test_a_cancelled_case_removes_only_what_it_wrote(inputs, tmp_path):
     assert report["status"] == "cancelled"
     assert json.loads((tmp_path / "m1_report.json").read_text()) == finished
     assert sorted(os.listdir(tmp_path)) == ["m1_qc.png", "m1_registered.nii.gz", "m1_report.json"]
+
+
+def test_the_lock_of_a_killed_run_is_stale(inputs, tmp_path, capsys):
+    """A run killed with SIGKILL cannot remove its lock: the next run takes it over, saying so."""
+    fixed, moving = inputs
+    out = tmp_path / "out"
+    out.mkdir()
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys, time\n"
+            "from CTAffineRegisterLib.cohort_lock import acquire_lock\n"
+            "acquire_lock(sys.argv[1])\n"
+            "print('locked', flush=True)\n"
+            "time.sleep(120)\n",
+            str(out),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert holder.stdout.readline().strip() == "locked"
+    assert os.path.islink(out / LOCK_NAME)  # the usual lock: a link whose target names the owner
+    assert os.readlink(out / LOCK_NAME).startswith(f"ct-affine-register:{holder.pid}:")
+    assert main([*_arguments(fixed, moving[:1], out), "--jobs", "1", "--quiet"]) == 2  # it lives: refused
+    assert f"pid {holder.pid} on host" in capsys.readouterr().err
+    holder.kill()
+    holder.wait()
+    holder.stdout.close()
+    assert main([*_arguments(fixed, moving[:1], out), "--jobs", "1"]) == 0
+    assert f"took over the stale lock of run pid {holder.pid} on host" in capsys.readouterr().err
+    assert not os.path.lexists(out / LOCK_NAME)

@@ -291,14 +291,23 @@ def run_case(
 def someone_elses(task: CaseTask) -> bool:
     """Whether the case's report on disk is another run's live or finished work (not this run's claim
     and not an earlier unfinished attempt): then clean-up must leave every file of the case alone."""
+    report = _report_on_disk(task)
+    return (
+        report is not None
+        and report.get("run_id") != task.run_id
+        and report.get("status") in ("ok", "running")
+    )
+
+
+def _report_on_disk(task: CaseTask) -> Optional[dict]:
     try:
         with open(task.paths()["report"], encoding="utf-8") as handle:
             report = json.load(handle)
     except (OSError, ValueError):
-        return False
+        return None
     if not isinstance(report, dict) or report.get("format") != CASE_REPORT_FORMAT:
-        return False
-    return report.get("run_id") != task.run_id and report.get("status") in ("ok", "running")
+        return None
+    return report
 
 
 def _register_and_write(task: CaseTask, fixed: FixedScan, cancel, paths: dict, written: list) -> dict:
@@ -436,13 +445,16 @@ def record_lost_case(
 ) -> dict:
     """The report of a case whose worker vanished (killed, out of memory) or never answered a stop.
 
-    Runs where the results are collected: removes whatever the case left (outputs, temporary
-    files), so a killed case leaves no partial files, and writes its report; unless the case's
-    report shows that another run has taken the case (then nothing of it is touched).
+    Runs where the results are collected. When the case's report shows this run claimed it, every
+    file at its output paths (and its temporary files) is this run's work: all are removed, so a
+    killed case leaves no partial files. Otherwise the worker died before writing anything: no
+    file is removed. The report is written unless another run has taken the case (then nothing of
+    it is touched).
     """
     paths = task.paths()
+    on_disk = _report_on_disk(task)
     foreign = someone_elses(task)
-    if not foreign:
+    if on_disk is not None and on_disk.get("run_id") == task.run_id:
         remove_files(path for role, path in paths.items() if role != "report")
         remove_files(stray_temporaries(task.out_dir, task.names().values()))
     report = {

@@ -107,8 +107,16 @@ def _create(path: str, owner: dict) -> bool:
     try:
         with open(temporary, "x", encoding="utf-8") as handle:
             handle.write(json.dumps(owner, indent=2) + "\n")
-        os.link(temporary, path)
-        return True
+        try:
+            os.link(temporary, path)
+            return True
+        except FileExistsError:
+            return False
+        except OSError:  # no hard links either (FAT, some network shares): create it exclusively
+            descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+            with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
+                handle.write(json.dumps(owner, indent=2) + "\n")
+            return True
     except FileExistsError:
         return False
     except OSError as error:
