@@ -8,8 +8,10 @@ a note of where it runs.
 A case first claims its outputs by writing ``ID_report.json`` with status "running"; outputs are
 then written one by one (each atomically) and the report is rewritten with the final status, the
 outputs' sizes and the inputs' fingerprints last. So a report saying "ok" with files of the listed
-sizes is a finished case, and any other state is one this tool started and may redo. A case that
-fails or is cancelled removes what it wrote and leaves a report saying why. Pure module:
+sizes is a finished case, and any other state is one this tool started and may redo. The claim
+also removes what an earlier, unfinished attempt left at the case's paths. A case that fails or is
+cancelled removes only what it wrote itself (nothing at all if another run has taken the case
+meanwhile) and leaves a report saying why. Pure module:
 SimpleITK, numpy and the standard library.
 """
 
