@@ -144,3 +144,76 @@ def test_sigterm_to_the_main_process_stops_a_local_dask_cluster(inputs, tmp_path
     while any(pid_alive(report["where"]["pid"]) for report in running) and time.monotonic() < deadline:
         time.sleep(0.2)
     assert not any(pid_alive(report["where"]["pid"]) for report in running)  # no worker left behind
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def _start_dask(*arguments: str):
+    import subprocess
+    import sys
+
+    return subprocess.Popen(
+        [sys.executable, "-m", *arguments],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+
+
+def test_a_scheduler_killed_mid_run_is_one_error_line_and_the_summary(inputs, tmp_path):
+    """A real `dask scheduler` process killed while a case runs: one `error: lost the Dask scheduler
+    at ...` line (no CommClosedError traceback, no raw Dask ERROR blocks), the summary written, and
+    the unfinished cases run again when the command is rerun."""
+    require_in_ci(dask_available(), 'Dask (the "dask" extra)')
+    import distributed
+
+    fixed, moving = inputs
+    address = f"tcp://127.0.0.1:{_free_port()}"
+    port = address.rsplit(":", 1)[1]
+    scheduler = _start_dask(
+        "distributed.cli.dask_scheduler", "--host", "127.0.0.1", "--port", port, "--dashboard-address", ":0"
+    )
+    worker = None
+    try:
+        worker = _start_dask("distributed.cli.dask_worker", address, "--nthreads", "1", "--no-nanny")
+        with distributed.Client(address, timeout="60s") as probe:
+            probe.wait_for_workers(1, timeout=60)
+        out = tmp_path / "out"
+        arguments = ["register", "--fixed", str(fixed), "--moving", *map(str, moving), "--out", str(out)]
+        process = start_cli(*arguments, "--scheduler", address)
+        wait_for_running(out, 1, process=process)
+        os.killpg(scheduler.pid, signal.SIGKILL)
+        stdout, stderr = process.communicate(timeout=120)
+    finally:
+        for started in (scheduler, worker):
+            if started is not None and started.poll() is None:
+                os.killpg(started.pid, signal.SIGKILL)
+            if started is not None:
+                started.wait(timeout=30)
+    assert process.returncode == 1, stderr
+    assert "Traceback" not in stderr and "distributed.client - ERROR" not in stderr
+    errors = [line for line in stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and errors[0].startswith(f"error: lost the Dask scheduler at {address} (")
+    assert "rerun the same command to continue" in errors[0]
+    summary = json.loads((out / "report.json").read_text())
+    assert summary["run"]["error"].startswith(f"lost the Dask scheduler at {address}")
+    unfinished = [case["id"] for case in summary["cases"] if case["status"] != "ok"]
+    assert unfinished and all(
+        "lost the Dask scheduler" in case["error"] for case in summary["cases"] if case["status"] != "ok"
+    )
+
+    assert main([*arguments, "--jobs", "1", "--quiet"]) == 0  # the rest runs; nothing is refused
+    again = json.loads((out / "report.json").read_text())
+    assert [case["status"] for case in again["cases"]] == ["ok"] * len(moving)
+    assert not any(
+        again["cases"][index].get("resumed")
+        for index, case in enumerate(summary["cases"])
+        if case["id"] in unfinished
+    )
+    assert hidden_files(out) == []

@@ -27,6 +27,7 @@ from cohort_helpers import (
 )
 
 from CTAffineRegisterLib.case_runner import (
+    CASE_REPORT_FORMAT,
     CaseOptions,
     CaseTask,
     input_fingerprint,
@@ -104,6 +105,27 @@ def test_sigterm_stops_the_workers_too(inputs, tmp_path):
     assert set(os.listdir(out)) == listing  # nobody is still writing cases
 
 
+def test_sighup_from_a_closed_terminal_stops_like_sigterm(inputs, tmp_path):
+    """Closing the terminal sends SIGHUP to the whole process group: the run stops cleanly (exit
+    129, the summary written, its workers gone), not killed with a leaked-semaphore warning."""
+    fixed, moving = inputs
+    out = tmp_path / "out"
+    process = start_cli(*_register(fixed, moving[:4], out, "--jobs", "2"))
+    running = wait_for_running(out, 1, process=process)
+    os.killpg(process.pid, signal.SIGHUP)
+    status, _, stderr = _finish(process)
+    assert status == 129, stderr
+    assert "Traceback" not in stderr and "leaked" not in stderr and "resource_tracker" not in stderr
+    assert "stopped by SIGHUP" in stderr
+    summary = json.loads((out / "report.json").read_text())
+    assert summary["run"]["stopped_by"] == "SIGHUP" and summary["counts"]["cancelled"] >= 1
+    cancelled = [case for case in summary["cases"] if case["status"] == "cancelled"]
+    assert all(_case_files(out, case["id"]) == [] for case in cancelled)
+    assert hidden_files(out) == []
+    time.sleep(0.5)
+    assert not any(pid_alive(report["where"]["pid"]) for report in running)
+
+
 def test_a_killed_worker_fails_only_its_case_and_leaves_nothing(inputs, tmp_path):
     fixed, moving = inputs
     out = tmp_path / "out"
@@ -125,10 +147,13 @@ def test_a_killed_worker_fails_only_its_case_and_leaves_nothing(inputs, tmp_path
 
 
 def test_a_lost_case_removes_its_partial_outputs_and_temporaries(inputs, tmp_path):
-    """What the collector does for a worker killed mid-write: every file of that case goes."""
+    """What the collector does for a worker killed mid-write: every file of that case goes (the
+    case's "running" report shows this run claimed it, so they are this run's own)."""
     fixed, moving = inputs
     scan = load_fixed(str(fixed))
     task = CaseTask("m0", str(moving[0]), str(tmp_path), CaseOptions(), str(fixed), scan.fingerprint, "run")
+    claim = {"format": CASE_REPORT_FORMAT, "run_id": "run", "status": "running"}
+    (tmp_path / "m0_report.json").write_text(json.dumps(claim))
     partial = [
         tmp_path / "m0_registered.nii.gz",
         tmp_path / "m0_transform.tfm",
@@ -140,6 +165,21 @@ def test_a_lost_case_removes_its_partial_outputs_and_temporaries(inputs, tmp_pat
     report = record_lost_case(task, scan, "failed", f"{moving[0]}: killed", "2026-01-01", 1.5, {"pid": 1})
     assert sorted(os.listdir(tmp_path)) == ["m0_report.json", "m0x_registered.nii.gz"]
     assert report["status"] == "failed" and report["inputs"]["moving"] == input_fingerprint(str(moving[0]))
+
+
+def test_a_case_lost_before_its_claim_removes_nothing(inputs, tmp_path):
+    """A worker that died before claiming the case wrote nothing: the files an earlier, unfinished
+    attempt left are not this run's, so the collector leaves them (the next claim replaces them)."""
+    fixed, moving = inputs
+    scan = load_fixed(str(fixed))
+    task = CaseTask("m0", str(moving[0]), str(tmp_path), CaseOptions(), str(fixed), scan.fingerprint, "run")
+    earlier = {"format": CASE_REPORT_FORMAT, "run_id": "earlier", "status": "failed"}
+    (tmp_path / "m0_report.json").write_text(json.dumps(earlier))
+    (tmp_path / "m0_registered.nii.gz").write_bytes(b"an earlier attempt")
+    report = record_lost_case(task, scan, "failed", f"{moving[0]}: killed", "2026-01-01", 1.5, {"pid": 1})
+    assert (tmp_path / "m0_registered.nii.gz").read_bytes() == b"an earlier attempt"
+    assert json.loads((tmp_path / "m0_report.json").read_text())["run_id"] == "run"
+    assert report["status"] == "failed"
 
 
 def test_a_worker_retires_after_its_share_of_cases(inputs, tmp_path):

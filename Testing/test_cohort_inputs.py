@@ -194,3 +194,47 @@ def test_progress_is_a_bar_with_eta_on_a_terminal_and_lines_in_a_log():
     display.case_finished(_report("b", status="failed"))
     display.close()
     assert quiet.getvalue() == "error: /data/b.nii.gz: no such file or folder\n"
+
+
+def test_root_follows_links_to_folders_and_stops_at_link_loops(tmp_path):
+    """A root of links to patient folders (``pA -> /real/p01/``) used to give only its plain files."""
+    real = tmp_path / "real"
+    _touch(real / "p01" / "ct.nii.gz")
+    (real / "p01" / "back").symlink_to(real / "p01")  # a loop below the link
+    root = tmp_path / "root"
+    _touch(root / "p02.nii.gz")
+    (root / "pA").symlink_to(real / "p01", target_is_directory=True)
+    (root / "again").symlink_to(root, target_is_directory=True)  # a loop at the root itself
+    cases = inputs_from_root(root)
+    assert [(case.case_id, case.path) for case in cases] == [
+        ("p02", str(root / "p02.nii.gz")),
+        ("pA__ct", str(root / "pA" / "ct.nii.gz")),
+    ]
+
+
+def test_a_case_id_with_a_newline_stays_on_one_log_line(tmp_path, capsys):
+    import io
+
+    from cohort_helpers import write_fixed, write_moving
+
+    from CTAffineRegisterLib.cli import main
+    from CTAffineRegisterLib.cohort_progress import ProgressDisplay
+
+    log = io.StringIO()
+    display = ProgressDisplay(2, 0, "lines", log)
+    display.case_finished(_report("two\nlines"))
+    display.case_finished({**_report("b", status="failed"), "error": "/data/b\nc.nii.gz: no such file"})
+    display.close()
+    lines = log.getvalue().splitlines()
+    assert len(lines) == 2 and lines[0].startswith("[1/2] two\\nlines: registered")
+    assert lines[1] == "error: /data/b\\nc.nii.gz: no such file"
+
+    fixed = write_fixed(tmp_path / "fixed.nii.gz")
+    scan = write_moving(tmp_path / "two\nlines.nii.gz", 3)
+    gone = tmp_path / "gone\rscan.nii.gz"
+    out = tmp_path / "out"
+    assert main(["register", "--fixed", str(fixed), "--moving", str(scan), str(gone), "--out", str(out)]) == 1
+    err = capsys.readouterr().err.splitlines()
+    assert any("] two\\nlines: registered, verdict " in line for line in err), err
+    assert f"error: {tmp_path}/gone\\rscan.nii.gz: " in "\n".join(err)
+    assert len(err) == 4  # the fixed scan, the count, and one line per case

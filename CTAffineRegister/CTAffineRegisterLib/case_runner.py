@@ -8,8 +8,10 @@ a note of where it runs.
 A case first claims its outputs by writing ``ID_report.json`` with status "running"; outputs are
 then written one by one (each atomically) and the report is rewritten with the final status, the
 outputs' sizes and the inputs' fingerprints last. So a report saying "ok" with files of the listed
-sizes is a finished case, and any other state is one this tool started and may redo. A case that
-fails or is cancelled removes what it wrote and leaves a report saying why. Pure module:
+sizes is a finished case, and any other state is one this tool started and may redo. The claim
+also removes what an earlier, unfinished attempt left at the case's paths. A case that fails or is
+cancelled removes only what it wrote itself (nothing at all if another run has taken the case
+meanwhile) and leaves a report saying why. Pure module:
 SimpleITK, numpy and the standard library.
 """
 
@@ -50,8 +52,12 @@ from .pipeline import register_pair
 from .qc import qc_picture, thumbnail
 from .registration import RegistrationCancelled, RegistrationError, RegistrationOptions
 from .resampling import fill_problem
+from .verdict import MIN_COVERAGE_MM
 
 CASE_REPORT_FORMAT = "ct-affine-register case report"
+# How much of each input's start and end its fingerprint hashes (a file scan; each file of a series).
+SAMPLE_BYTES = 1 << 20
+SLICE_SAMPLE_BYTES = 64 << 10
 REPORT_SCHEMA = 1
 
 
@@ -162,32 +168,76 @@ def fixed_problem(fixed: FixedScan) -> Optional[str]:
     if min(size) < 2:
         dims = "×".join(str(n) for n in size)
         return f"has a single slice ({dims} voxels); the fixed scan must be a 3D volume"
+    extents = [n * s for n, s in zip(size, fixed.loaded.image.GetSpacing())]
+    if min(extents) < MIN_COVERAGE_MM:
+        axis = extents.index(min(extents))
+        return (
+            f"is a slab {min(extents):.0f} mm thick ({size[axis]} voxels along axis {axis}): at least "
+            f"{MIN_COVERAGE_MM:.0f} mm are needed to place a scan along every axis"
+        )
     if fixed.analysis.kind == "not-ct":
         return fixed.analysis.summary
     return None
 
 
 def input_fingerprint(path: Optional[str]) -> Optional[dict]:
-    """Size and modification time of a file, or of every file directly in a series folder.
+    """Size, modification time and a content sample of a file, or of every file directly in a series
+    folder.
 
-    Cheap on thousands of inputs; enough to tell that an input was replaced or edited.
+    The sample (``sample``: a hash of the first and last ``SAMPLE_BYTES`` of a file, the whole file
+    when it is smaller; ``SLICE_SAMPLE_BYTES`` of each file of a series) catches an edit that kept
+    the size and had its modification time put back (``touch -r``, ``rsync -t --inplace``, tools
+    that preserve times). Reading it costs at most 2 MiB per file scan, a fraction of reading the
+    scan. An edit strictly between the sampled ends of a large file with its time restored is
+    still not seen; ``--overwrite`` redoes such a case.
     """
     if path is None:
         return None
     real = os.path.realpath(path)
     try:
         stat = os.stat(path)
+        if not os.path.isdir(path):
+            sample = _content_sample(hashlib.sha256(), path, stat.st_size, SAMPLE_BYTES).hexdigest()[:16]
+            return {
+                "path": real,
+                "kind": "file",
+                "bytes": stat.st_size,
+                "mtime_ns": stat.st_mtime_ns,
+                "sample": sample,
+            }
+        digest, content, count, total = hashlib.sha256(), hashlib.sha256(), 0, 0
+        for entry in sorted(os.scandir(path), key=lambda entry: entry.name):
+            if entry.is_file():
+                entry_stat = entry.stat()
+                digest.update(f"{entry.name}\0{entry_stat.st_size}\0{entry_stat.st_mtime_ns}\n".encode())
+                _content_sample(content, entry.path, entry_stat.st_size, SLICE_SAMPLE_BYTES)
+                count, total = count + 1, total + entry_stat.st_size
     except OSError:
         return {"path": real, "kind": "missing"}
-    if not os.path.isdir(path):
-        return {"path": real, "kind": "file", "bytes": stat.st_size, "mtime_ns": stat.st_mtime_ns}
-    digest, count, total = hashlib.sha256(), 0, 0
-    for entry in sorted(os.scandir(path), key=lambda entry: entry.name):
-        if entry.is_file():
-            entry_stat = entry.stat()
-            digest.update(f"{entry.name}\0{entry_stat.st_size}\0{entry_stat.st_mtime_ns}\n".encode())
-            count, total = count + 1, total + entry_stat.st_size
-    return {"path": real, "kind": "folder", "files": count, "bytes": total, "digest": digest.hexdigest()[:16]}
+    return {
+        "path": real,
+        "kind": "folder",
+        "files": count,
+        "bytes": total,
+        "digest": digest.hexdigest()[:16],
+        "sample": content.hexdigest()[:16],
+    }
+
+
+def _content_sample(digest, path: str, size: int, part: int):
+    """Add the first and last ``part`` bytes of a file (all of it when it is small) to ``digest``;
+    a file that cannot be read adds a marker (its case fails on reading, naming why)."""
+    try:
+        with open(path, "rb") as handle:
+            if size <= 2 * part:
+                digest.update(handle.read())
+            else:
+                digest.update(handle.read(part))
+                handle.seek(size - part)
+                digest.update(handle.read(part))
+    except OSError:
+        digest.update(b"\0unreadable\0")
+    return digest
 
 
 def run_case(
@@ -201,10 +251,13 @@ def run_case(
     started_wall, started = now_text(), time.perf_counter()
     paths = task.paths()
     base = _report_base(task, fixed, where, started_wall)
+    written: list[str] = []  # the outputs this very attempt wrote: the only ones its clean-up removes
     try:
         _claim(base, paths["report"])
+        # What an earlier, unfinished attempt left at these paths (planning found it is ours to redo)
+        remove_files(path for role, path in paths.items() if role != "report")
         _stop_if(cancel)
-        results = _register_and_write(task, fixed, cancel, paths)
+        results = _register_and_write(task, fixed, cancel, paths, written)
         report = {**base, "status": "ok", "error": None, **_trust(results["quality"]), **results}
     except (RegistrationCancelled, CaseStopped):
         report = {**base, "status": "cancelled", "error": f"{task.moving_path}: cancelled before it finished"}
@@ -220,20 +273,46 @@ def run_case(
         error_text = f"{task.moving_path}: unexpected {type(error).__name__} ({str(error)[:200]})"
         report = {**base, "status": "failed", "error": error_text}
     except BaseException:
-        remove_files(path for role, path in paths.items() if role != "report")
-        remove_files(stray_temporaries(task.out_dir, task.names().values()))
+        if not someone_elses(task):
+            remove_files(written)
+            remove_files(stray_temporaries(task.out_dir, task.names().values()))
         raise
-    if report["status"] != "ok":  # no half-made case: none of its outputs stay (planning made them ours)
-        remove_files(path for role, path in paths.items() if role != "report")
-        report.update({"outputs": {}, "output_bytes": {}, "trustworthy": False})
-        report["trust_reason"] = report["error"]
     report["finished"] = now_text()
     report["seconds"] = round(time.perf_counter() - started, 3)
+    if report["status"] != "ok":  # no half-made case: none of its outputs stay
+        report.update({"outputs": {}, "output_bytes": {}, "trustworthy": False})
+        report["trust_reason"] = report["error"]
+        if someone_elses(task):  # another run took the case meanwhile: its files are not ours to touch
+            report["report_error"] = f"{paths['report']}: left as it is (another run took this case)"
+            return report
+        remove_files(written)
     _write_final_report(report, paths["report"])
     return report
 
 
-def _register_and_write(task: CaseTask, fixed: FixedScan, cancel, paths: dict) -> dict:
+def someone_elses(task: CaseTask) -> bool:
+    """Whether the case's report on disk is another run's live or finished work (not this run's claim
+    and not an earlier unfinished attempt): then clean-up must leave every file of the case alone."""
+    report = _report_on_disk(task)
+    return (
+        report is not None
+        and report.get("run_id") != task.run_id
+        and report.get("status") in ("ok", "running")
+    )
+
+
+def _report_on_disk(task: CaseTask) -> Optional[dict]:
+    try:
+        with open(task.paths()["report"], encoding="utf-8") as handle:
+            report = json.load(handle)
+    except (OSError, ValueError):
+        return None
+    if not isinstance(report, dict) or report.get("format") != CASE_REPORT_FORMAT:
+        return None
+    return report
+
+
+def _register_and_write(task: CaseTask, fixed: FixedScan, cancel, paths: dict, written: list) -> dict:
     moving = task.options.read(task.moving_path)
     problem = fill_problem(task.options.fill, moving.image.GetPixelID())
     if problem is not None:
@@ -274,7 +353,10 @@ def _register_and_write(task: CaseTask, fixed: FixedScan, cancel, paths: dict) -
             writer(paths[role])
             check_not_full(paths[role])
         except (OSError, RuntimeError) as error:
+            if os.path.exists(paths[role]):
+                written.append(paths[role])
             raise OutputWriteError(paths[role], output_error_reason(error, paths[role])) from None
+        written.append(paths[role])
         if role == "labels":
             labels_seconds += time.perf_counter() - written_started
     report = {key: value for key, value in result.report.items() if key not in ("status", "error", "seconds")}
@@ -365,12 +447,18 @@ def record_lost_case(
 ) -> dict:
     """The report of a case whose worker vanished (killed, out of memory) or never answered a stop.
 
-    Runs where the results are collected: removes whatever the case left (outputs, temporary
-    files), so a killed case leaves no partial files, and writes its report.
+    Runs where the results are collected. When the case's report shows this run claimed it, every
+    file at its output paths (and its temporary files) is this run's work: all are removed, so a
+    killed case leaves no partial files. Otherwise the worker died before writing anything: no
+    file is removed. The report is written unless another run has taken the case (then nothing of
+    it is touched).
     """
     paths = task.paths()
-    remove_files(path for role, path in paths.items() if role != "report")
-    remove_files(stray_temporaries(task.out_dir, task.names().values()))
+    on_disk = _report_on_disk(task)
+    foreign = someone_elses(task)
+    if on_disk is not None and on_disk.get("run_id") == task.run_id:
+        remove_files(path for role, path in paths.items() if role != "report")
+        remove_files(stray_temporaries(task.out_dir, task.names().values()))
     report = {
         **_report_base(task, fixed, where, started),
         "status": status,
@@ -382,5 +470,8 @@ def record_lost_case(
         "finished": now_text(),
         "seconds": round(seconds, 3),
     }
+    if foreign:
+        report["report_error"] = f"{paths['report']}: left as it is (another run took this case)"
+        return report
     _write_final_report(report, paths["report"])
     return report

@@ -2,7 +2,7 @@
 
 Exit status: 0 all good, 1 when any input or case failed or a result's verdict is "failed" (the
 others were still done), 2 for usage errors (argparse's convention) or when nothing could be
-started; ``register`` stopped by Ctrl-C gives 130, by SIGTERM 143.
+started; ``register`` stopped by Ctrl-C gives 130, by SIGTERM 143, by SIGHUP (terminal closed) 129.
 """
 
 from __future__ import annotations
@@ -246,7 +246,7 @@ def _print_table(rows: list[dict]) -> None:
 def _register(arguments: argparse.Namespace) -> int:
     from .cohort import exit_status, run_cohort
 
-    problem = _moving_labels_problem(arguments)
+    problem = _moving_labels_problem(arguments) or _scheduler_problem(arguments.scheduler)
     if problem is not None:
         print(f"error: {problem}", file=sys.stderr)
         return EXIT_USAGE
@@ -277,6 +277,13 @@ def _register(arguments: argparse.Namespace) -> int:
     print(f"{summary['summary_line']}; report: {where}")
     if summary["summary_error"]:
         print(f"error: {summary['summary_error']}", file=sys.stderr)
+    if summary["run"].get("error"):  # the run could not go on (the Dask scheduler was lost)
+        unfinished = summary["counts"]["cancelled"]
+        print(
+            f"error: {summary['run']['error']}; {_count(unfinished, 'case')} not finished: "
+            "rerun the same command to continue",
+            file=sys.stderr,
+        )
     stopped_by = summary["run"].get("stopped_by")
     if stopped_by:
         cancelled = summary["counts"]["cancelled"]
@@ -303,6 +310,16 @@ def _moving_labels_problem(arguments: argparse.Namespace) -> Optional[str]:
             "give one per scan, in the same order (scans without labels: use a CSV --moving-list)"
         )
     return None
+
+
+def _scheduler_problem(address: Optional[str]) -> Optional[str]:
+    """Why ``--scheduler`` cannot be used, or None (checked before any work; Dask not imported)."""
+    if address is None:
+        return None
+    from .cohort_dask import scheduler_problem
+
+    problem = scheduler_problem(address)
+    return None if problem is None else f"--scheduler {address!r}: {problem}"
 
 
 def _count(number: int, noun: str) -> str:

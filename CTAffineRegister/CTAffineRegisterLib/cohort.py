@@ -3,14 +3,14 @@
 ``run_cohort`` is the whole job, from Python and behind ``ct-affine-register register``:
 
 1. check everything that can be checked before any work (arguments, label maps that are scans,
-   output folder, summary files, the fixed scan, inputs that outputs would replace, ``fill`` against
-   the outputs' pixel types);
+   output folder and its lock (one run per folder: ``cohort_lock``), summary files, the fixed
+   scan, inputs that outputs would replace, ``fill`` against the outputs' pixel types);
 2. plan each case: done by an earlier run (skipped), to run, or refused (``cohort_resume``);
 3. run the cases on a backend (this process, local worker processes, or Dask), writing each
    case's outputs and ``ID_report.json`` as soon as it finishes (``case_runner``);
 4. rebuild report.json, report.csv and report.html from the case reports (``cohort_report``).
 
-Ctrl-C and SIGTERM stop it cleanly: queued cases do not start, running ones are cancelled and
+Ctrl-C, SIGTERM and SIGHUP stop it cleanly: queued cases do not start, running ones are cancelled and
 remove what they wrote, and the summary lists them as "cancelled". Pure module (Dask is imported
 only when a Dask client or scheduler is given).
 """
@@ -37,7 +37,7 @@ from .case_runner import (
     load_fixed,
     now_text,
 )
-from .cohort_backends import InProcessBackend, ProcessPoolBackend, StopRequest
+from .cohort_backends import InProcessBackend, ProcessPoolBackend, SchedulerLost, StopRequest
 from .cohort_inputs import (
     MovingInput,
     PathLike,
@@ -46,6 +46,7 @@ from .cohort_inputs import (
     item_list,
     unique_ids,
 )
+from .cohort_lock import acquire_lock
 from .cohort_outputs import (
     OUTPUT_FORMATS,
     SUMMARY_NAMES,
@@ -61,7 +62,11 @@ from .imageio import IMAGE_SUFFIXES, InputError
 from .registration import TRANSFORM_TYPES, RegistrationOptions
 from .resampling import INTERPOLATORS, fill_problem
 
-EXIT_BY_SIGNAL = {"SIGINT": 130, "SIGTERM": 143}
+EXIT_BY_SIGNAL = {"SIGINT": 130, "SIGTERM": 143, "SIGHUP": 129}
+# Signals that stop a run cleanly: Ctrl-C, `kill`/a batch system, the terminal closed (not on Windows).
+STOP_SIGNALS = tuple(
+    getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name)
+)
 
 
 def run_cohort(
@@ -96,7 +101,8 @@ def run_cohort(
     ``capture_reader_warnings`` turns ITK's stderr warnings into report notes (a program's own stderr
     only: never inside Slicer's process with its main window).
 
-    Raises ``InputError`` (names the file) when nothing can start, ``TypeError``/``ValueError`` for
+    Raises ``InputError`` (names the file) when nothing can start (also when another live run holds
+    ``out_dir``'s lock), ``TypeError``/``ValueError`` for
     bad arguments, ``ImportError`` when Dask is asked for but missing. Problems of single cases never
     raise: they are in the summary (``cases[i]["status"]`` "failed", ``error``).
     """
@@ -111,9 +117,60 @@ def run_cohort(
     jobs = _check_jobs(jobs)
     if client is not None and scheduler is not None:
         raise ValueError("give either client or scheduler, not both")
+    if scheduler is not None:
+        from .cohort_dask import scheduler_problem
+
+        problem = scheduler_problem(scheduler)
+        if problem is not None:
+            raise ValueError(f"scheduler {scheduler!r}: {problem}")
     fixed_path = _path_argument(fixed, "fixed")
     check_labels_are_not_scans(fixed_path, cases)
     out_dir = prepare_out_dir(_path_argument(out_dir, "out_dir"))
+    run_id = f"{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}-{secrets.token_hex(3)}"
+    with acquire_lock(out_dir, run_id) as lock:
+        return _run_locked(
+            fixed_path,
+            cases,
+            out_dir,
+            case_options,
+            _Where(jobs, client, scheduler, in_process),
+            overwrite,
+            progress,
+            stop,
+            _Started(started, started_wall, run_id, lock.note),
+        )
+
+
+@dataclasses.dataclass(frozen=True)
+class _Where:
+    jobs: Optional[int]
+    client: object
+    scheduler: Optional[str]
+    in_process: Optional[bool]
+
+
+@dataclasses.dataclass(frozen=True)
+class _Started:
+    perf: float
+    wall: str
+    run_id: str
+    lock_note: Optional[str]
+
+
+def _run_locked(
+    fixed_path: str,
+    cases: list[MovingInput],
+    out_dir: str,
+    case_options: CaseOptions,
+    where: _Where,
+    overwrite: bool,
+    progress: Optional[str],
+    stop: Optional[StopRequest],
+    started: _Started,
+) -> dict:
+    """The run itself, while this run holds the output folder's lock."""
+    jobs, client, scheduler, in_process = where.jobs, where.client, where.scheduler, where.in_process
+    run_id = started.run_id
     check_summary_paths(out_dir, overwrite)
     fixed_scan = load_fixed(fixed_path, options=case_options)
     problem = fixed_problem(fixed_scan)
@@ -124,7 +181,6 @@ def run_cohort(
 
     plans = [plan_case(case, out_dir, case_options, fixed_scan.fingerprint, overwrite) for case in cases]
     _refuse_conflicts(plans)
-    run_id = f"{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}-{secrets.token_hex(3)}"
     tasks = [
         CaseTask(
             plan.case.case_id,
@@ -142,6 +198,8 @@ def run_cohort(
     results = _known_results(plans)
     stop = stop or StopRequest()
     display = ProgressDisplay(len(tasks), sum(p.action == DONE for p in plans), _mode(progress))
+    if started.lock_note:
+        display.say(f"note: {out_dir}: {started.lock_note}")
     display.say(f"fixed {fixed_path}: {fixed_scan.analysis.summary}")
     for plan in plans:
         if plan.action == BLOCKED:
@@ -151,7 +209,7 @@ def run_cohort(
         results[task.case_id] = report
         display.case_finished(report)
 
-    backend, described = None, "nothing to run"
+    backend, described, lost = None, "nothing to run", None
     try:
         with _stopped_by_signals(stop):
             if tasks:
@@ -162,20 +220,24 @@ def run_cohort(
             display.say(f"{len(cases)} cases: {counts} ({described})")
             if backend is not None and not stop.is_set():
                 backend.run(tasks, fixed_scan, on_done, stop)
+    except SchedulerLost as error:
+        lost = str(error)
     finally:
         display.close()
         if scheduler is not None and scheduler != "local" and backend is not None:
-            backend.client.close()
+            backend.close_quietly()
     for task in tasks:
-        results.setdefault(task.case_id, _not_started(task))
+        results.setdefault(task.case_id, _not_started(task) if lost is None else _unfinished(task, lost))
 
-    header = _header(fixed_path, fixed_scan, case_options, overwrite, out_dir, run_id, started_wall)
+    header = _header(fixed_path, fixed_scan, case_options, overwrite, out_dir, run_id, started.wall)
     header["run"].update(
         {
             "finished": now_text(),
-            "seconds": round(time.perf_counter() - started, 3),
-            "state": "stopped" if stop.is_set() else "finished",
+            "seconds": round(time.perf_counter() - started.perf, 3),
+            "lock_note": started.lock_note,
+            "state": "stopped" if stop.is_set() else ("failed" if lost else "finished"),
             "stopped_by": stop.reason if stop.is_set() else None,
+            "error": lost,
             "backend": described,
         }
     )
@@ -186,7 +248,7 @@ def run_cohort(
 
 def exit_status(summary: dict) -> int:
     """0: every case registered with no "failed" verdict; 1: a case failed, or its verdict is
-    "failed", or the summary could not be written; 130/143: stopped by Ctrl-C / SIGTERM."""
+    "failed", or the summary could not be written; 130/143/129: stopped by Ctrl-C / SIGTERM / SIGHUP."""
     stopped_by = (summary.get("run") or {}).get("stopped_by")
     if stopped_by in EXIT_BY_SIGNAL:
         return EXIT_BY_SIGNAL[stopped_by]
@@ -297,7 +359,8 @@ def _backend(tasks: list[CaseTask], jobs, client, scheduler, in_process):
 
 @contextmanager
 def _stopped_by_signals(stop: StopRequest):
-    """Ctrl-C and SIGTERM ask the run to stop (a second Ctrl-C forces), instead of a traceback."""
+    """Ctrl-C, SIGTERM and SIGHUP (the terminal closed) ask the run to stop (a second one forces),
+    instead of a traceback or a death that leaves no summary."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
@@ -305,7 +368,7 @@ def _stopped_by_signals(stop: StopRequest):
     def on_signal(signum, frame) -> None:
         stop.request(signal.Signals(signum).name)
 
-    previous = {number: signal.signal(number, on_signal) for number in (signal.SIGINT, signal.SIGTERM)}
+    previous = {number: signal.signal(number, on_signal) for number in STOP_SIGNALS}
     try:
         yield
     finally:
@@ -337,6 +400,16 @@ def _not_started(task: CaseTask) -> dict:
         MovingInput(task.moving_path, task.case_id, task.labels_path),
         "cancelled",
         f"{task.moving_path}: not started (the run was stopped)",
+    )
+
+
+def _unfinished(task: CaseTask, lost: str) -> dict:
+    """A case whose result never came back: its files are left as they are (a worker may still be
+    finishing it); its own report does not say "ok", so rerunning the command runs it again."""
+    return _case_stub(
+        MovingInput(task.moving_path, task.case_id, task.labels_path),
+        "cancelled",
+        f"{task.moving_path}: not finished: {lost}; rerun the same command to continue",
     )
 
 

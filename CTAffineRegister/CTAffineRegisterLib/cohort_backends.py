@@ -37,6 +37,11 @@ CASES_PER_WORKER = 25
 POLL_SECONDS = 0.2
 
 
+class SchedulerLost(Exception):
+    """The cluster's scheduler went away mid-run: no more results can come; the run ends with its
+    summary (finished cases kept, the others resumable), its message one line for the user."""
+
+
 class StopRequest:
     """Set from a signal handler (Ctrl-C, SIGTERM) or by the caller; a second request forces."""
 
@@ -102,6 +107,8 @@ class ProcessPoolBackend:
 
     def run(self, tasks: list[CaseTask], fixed: FixedScan, on_done: OnDone, stop: StopRequest) -> None:
         context = multiprocessing.get_context("spawn")
+        with sigint_ignored():  # the helper process that tracks our workers' semaphores, too
+            _start_resource_tracker()
         queue = deque(tasks)
         workers: list[_Worker] = []
         try:
@@ -229,6 +236,8 @@ def _worker_main(connection, cancel, fixed: FixedScan, threads: int, cases: int)
     import SimpleITK as sitk
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if hasattr(signal, "SIGHUP"):  # a closed terminal reaches the whole group: the main process decides
+        signal.signal(signal.SIGHUP, signal.SIG_IGN)
     stopping = threading.Event()
     state = {"busy": False}
 
@@ -278,18 +287,38 @@ def _watch_parent(stopping: threading.Event) -> None:
     threading.Thread(target=watch, name="parent-watch", daemon=True).start()
 
 
+# Signals a terminal sends to the whole process group: only the main process acts on them.
+GROUP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGHUP") if hasattr(signal, name))
+
+
 @contextmanager
 def sigint_ignored():
-    """Ignore Ctrl-C while starting child processes: they inherit "ignored" across exec, so Ctrl-C
-    in a terminal (sent to the whole process group) reaches only the main process."""
+    """Ignore Ctrl-C (and SIGHUP, a closed terminal) while starting child processes: they inherit
+    "ignored" across exec, so what a terminal sends to the whole process group reaches only the main
+    process, which stops the run cleanly."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    previous = {number: signal.signal(number, signal.SIG_IGN) for number in GROUP_SIGNALS}
     try:
         yield
     finally:
-        signal.signal(signal.SIGINT, previous)
+        for number, handler in previous.items():
+            signal.signal(number, handler)
+
+
+def _start_resource_tracker() -> None:
+    """Start multiprocessing's resource tracker now, so it inherits the signals ignored here: it
+    ignores Ctrl-C itself but not SIGHUP, and dying of a closed terminal it prints a traceback and
+    "leaked semaphore" warnings. (POSIX only; elsewhere there is none.)"""
+    try:
+        from multiprocessing import resource_tracker
+    except ImportError:
+        return
+    try:
+        resource_tracker.ensure_running()
+    except (OSError, ValueError):
+        pass  # it starts on first use instead, as before
 
 
 def _signal_name(number: int) -> str:

@@ -20,16 +20,28 @@ import signal
 import threading
 import time
 from collections import deque
+from contextlib import contextmanager
 from typing import Optional
 
 from .case_runner import CaseTask, FixedScan, load_fixed, now_text, record_lost_case, run_case
-from .cohort_backends import STOP_GRACE_SECONDS, OnDone, StopRequest, sigint_ignored
+from .cohort_backends import (
+    GROUP_SIGNALS,
+    STOP_GRACE_SECONDS,
+    OnDone,
+    SchedulerLost,
+    StopRequest,
+    sigint_ignored,
+)
 from .cohort_resume import read_case_report
 
 # A case that was only waiting on a worker that died is sent again, up to this many times in all.
 MAX_ATTEMPTS = 3
 # A running case asks the scheduler whether to stop at most this often (seconds).
 STOP_POLL_SECONDS = 0.5
+# Address schemes a Dask scheduler listens on (inproc:// is only reachable inside its own process).
+SCHEDULER_SCHEMES = ("tcp", "tls", "ws", "wss", "ucx")
+# Dask loggers that print a lost scheduler as ERROR blocks with tracebacks, silenced while we run.
+QUIET_LOGGERS = ("distributed.client", "distributed.core", "distributed.batched", "distributed.comm")
 DASK_MISSING = 'Dask is not installed: pip install "ctaffineregister[dask]" (or dask[distributed])'
 
 
@@ -74,13 +86,51 @@ def start_local_cluster(workers: int):
     return client, cluster
 
 
+def scheduler_problem(address: str) -> Optional[str]:
+    """Why ``address`` is not a Dask scheduler address this tool can reach, or None.
+
+    Checked before any work (Dask itself fails with a traceback on ``http://x``, ``tcp://`` or
+    ``inproc://x``): ``local``, or ``[SCHEME://]HOST:PORT`` with a scheme a scheduler listens on.
+    """
+    if not isinstance(address, str) or not address.strip():
+        return "is empty; give tcp://HOST:PORT or 'local'"
+    if address == "local":
+        return None
+    scheme, separator, rest = address.partition("://")
+    if not separator:
+        scheme, rest = "tcp", address
+    scheme = scheme.lower()
+    if scheme == "inproc":
+        return "inproc:// addresses live inside one process only; give tcp://HOST:PORT or 'local'"
+    if scheme not in SCHEDULER_SCHEMES:
+        known = ", ".join(f"{name}://" for name in SCHEDULER_SCHEMES)
+        return (
+            f"unknown address scheme {scheme!r} (a Dask scheduler listens on {known}); give tcp://HOST:PORT"
+        )
+    host, colon, port = rest.rstrip("/").rpartition(":")
+    if not colon or not host.strip("[]") or not port:
+        return "has no HOST:PORT; give tcp://HOST:PORT (the address `dask scheduler` prints) or 'local'"
+    if not port.isdigit() or not 0 < int(port) < 65536:
+        return f"port {port!r} is not a number from 1 to 65535"
+    return None
+
+
 def connect(address: str):
-    """A client of the Dask scheduler at ``address`` (tcp://HOST:PORT)."""
+    """A client of the Dask scheduler at ``address`` (tcp://HOST:PORT).
+
+    Raises:
+        ValueError: ``address`` is not a scheduler address (see ``scheduler_problem``).
+        ConnectionError: nothing answers there, or Dask refuses to connect (TLS without settings...).
+    """
+    problem = scheduler_problem(address)
+    if problem is not None:
+        raise ValueError(f"scheduler {address!r}: {problem}")
     distributed = import_distributed()
     try:
         return distributed.Client(address, timeout="20s")
-    except (OSError, TimeoutError) as error:
-        raise ConnectionError(f"cannot reach the Dask scheduler at {address} ({error})") from None
+    except Exception as error:  # OSError, TimeoutError, Dask's own TypeError/ValueError: one line
+        text = " ".join(str(error).split())[:200] or type(error).__name__
+        raise ConnectionError(f"cannot reach the Dask scheduler at {address} ({text})") from None
 
 
 class DaskBackend:
@@ -90,6 +140,7 @@ class DaskBackend:
 
     def __init__(self, client, cluster=None, grace: float = STOP_GRACE_SECONDS):
         self.client, self.cluster, self.grace = client, cluster, grace
+        self.address = getattr(getattr(client, "scheduler", None), "address", None) or "?"
 
     def describe(self) -> str:
         workers = self.client.scheduler_info().get("workers", {})
@@ -100,20 +151,52 @@ class DaskBackend:
         return f"{kind} ({len(workers)} workers, {threads} threads)"
 
     def run(self, tasks: list[CaseTask], fixed: FixedScan, on_done: OnDone, stop: StopRequest) -> None:
+        """Run ``tasks``; raises ``SchedulerLost`` (after handing on every case that finished) when
+        the scheduler goes away: Dask's own reconnect errors and tracebacks are not shown."""
         run = _DaskRun(self.client, fixed, on_done, tasks[0].run_id if tasks else "")
         owned = self.cluster is not None
-        try:
-            if tasks:
-                run.submit(tasks, limit=self._limit())
-            while run.waiting_or_running() and not stop.is_set():
-                run.take(timeout=0.2)
-                run.submit([], limit=self._limit())
-        finally:
-            if run.unreported():
-                run.stop(self.grace, stop)
+        lost = None
+        with _client_logs_quiet():
+            try:
+                if tasks:
+                    run.submit(tasks, limit=self._limit())
+                while run.waiting_or_running() and not stop.is_set() and not self._scheduler_gone():
+                    run.take(timeout=0.2)
+                    run.submit([], limit=self._limit())
+                if run.unreported() and not stop.is_set() and self._scheduler_gone():
+                    lost = self._lost("the connection to it closed")
+            except Exception as error:
+                if not self._scheduler_gone() and not _comm_error(error):
+                    raise
+                lost = self._lost(" ".join(str(error).split())[:200] or type(error).__name__)
+            finally:
+                if lost is not None:
+                    run.finished_on_disk()
+                else:
+                    if run.unreported():
+                        run.stop(self.grace, stop)
+                    self._close()
+                    if owned:
+                        run.sweep()
+        if lost is not None:
             self._close()
-            if owned:
-                run.sweep()
+            raise lost
+
+    def _scheduler_gone(self) -> bool:
+        """The client lost its scheduler. Reconnecting ("connecting") counts: Dask has cancelled every
+        future of the lost connection by then, so no result of this run can come back."""
+        return getattr(self.client, "status", "running") in ("connecting", "closing", "closed", "failed")
+
+    def _lost(self, why: str) -> SchedulerLost:
+        return SchedulerLost(f"lost the Dask scheduler at {self.address} ({why})")
+
+    def close_quietly(self) -> None:
+        """Close the client of a scheduler we did not start, whatever state it is in."""
+        with _client_logs_quiet():
+            try:
+                self.client.close(timeout=5)
+            except Exception:  # a scheduler that is gone: nothing to close politely
+                pass
 
     def _limit(self) -> Optional[int]:
         """On our local cluster, no more cases than worker threads: none waits on a worker behind
@@ -132,9 +215,34 @@ class DaskBackend:
         try:
             self.client.close()
             self.cluster.close()
+        except Exception:  # a cluster whose scheduler died: its processes are going anyway
+            pass
         finally:
             quiet.setLevel(level)
         self.cluster = None
+
+
+@contextmanager
+def _client_logs_quiet():
+    """Dask logs a lost scheduler as ERROR blocks with tracebacks; the run says it in one line."""
+    loggers = [logging.getLogger(name) for name in QUIET_LOGGERS]
+    levels = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.setLevel(logging.CRITICAL)
+    try:
+        yield
+    finally:
+        for logger, level in zip(loggers, levels):
+            logger.setLevel(level)
+
+
+def _comm_error(error: BaseException) -> bool:
+    """Whether ``error`` is Dask losing its connection (CommClosedError is an OSError)."""
+    return isinstance(error, (OSError, TimeoutError)) or type(error).__name__ in (
+        "CommClosedError",
+        "CancelledError",
+        "FutureCancelledError",
+    )
 
 
 class _DaskRun:
@@ -213,6 +321,17 @@ class _DaskRun:
             running = [future for future in running if future not in self.reported]
         self.client.cancel(self.unreported())
 
+    def finished_on_disk(self) -> None:
+        """After losing the scheduler: hand on the cases whose own report says this run finished
+        them (their result never came back); the others stay unfinished, to be rerun."""
+        for future, (task, _, _) in self.futures.items():
+            if future in self.reported:
+                continue
+            report, _ = read_case_report(task.paths()["report"])
+            if report and report.get("status") == "ok" and report.get("run_id") == task.run_id:
+                self.reported.add(future)
+                self.on_done(task, report)
+
     def sweep(self) -> None:
         """After our local cluster was closed: a case still marked "running" by this run is ours to
         clean (on a shared cluster a running case cleans up after itself when it sees the stop)."""
@@ -276,7 +395,8 @@ def _worker_setup_plugin(distributed, itk_threads: int):
             import SimpleITK as sitk
 
             if threading.current_thread() is threading.main_thread():
-                signal.signal(signal.SIGINT, signal.SIG_IGN)
+                for number in GROUP_SIGNALS:
+                    signal.signal(number, signal.SIG_IGN)
             sitk.ProcessObject.SetGlobalDefaultNumberOfThreads(itk_threads)  # our own worker process
 
     return WorkerSetup()

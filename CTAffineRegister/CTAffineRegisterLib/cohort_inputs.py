@@ -134,7 +134,9 @@ def inputs_from_root(root: PathLike, exclude: Optional[PathLike] = None) -> list
     ``a/b/scan.nii.gz`` becomes ``a__b__scan`` and a series folder ``p1/ct/`` becomes ``p1__ct``.
     Hidden files and folders are skipped, and so is ``exclude`` (the output folder, when it lies
     below the root), so a rerun does not take its own outputs for inputs. The walk is sorted, so
-    ids are the same on every run.
+    ids are the same on every run. Links to folders are followed like links to files (a root of
+    ``pA -> /data/p01/`` links is common), except a link back into a folder the walk is already
+    inside, which would never end.
     """
     root = os.fspath(root)
     if not os.path.isdir(root):
@@ -142,12 +144,17 @@ def inputs_from_root(root: PathLike, exclude: Optional[PathLike] = None) -> list
         raise InputError(root, f"{reason}; --moving-root takes a folder")
     excluded = os.path.realpath(os.fspath(exclude)) if exclude is not None else None
     cases = []
-    for folder, subfolders, files in os.walk(root):
-        subfolders[:] = sorted(
-            name
-            for name in subfolders
-            if not name.startswith(".") and os.path.realpath(os.path.join(folder, name)) != excluded
-        )
+    inside = {root: (os.path.realpath(root),)}  # each folder: the real folders the walk is inside
+    for folder, subfolders, files in os.walk(root, followlinks=True):
+        chain = inside.pop(folder, (os.path.realpath(folder),))
+        kept = []
+        for name in sorted(subfolders):
+            real = os.path.realpath(os.path.join(folder, name))
+            if name.startswith(".") or real == excluded or real in chain:
+                continue  # hidden, the output folder, or a link loop
+            inside[os.path.join(folder, name)] = chain + (real,)
+            kept.append(name)
+        subfolders[:] = kept
         visible = sorted(name for name in files if not name.startswith("."))
         images = [name for name in visible if _has_image_suffix(name) and not name.lower().endswith(".dcm")]
         for name in images:

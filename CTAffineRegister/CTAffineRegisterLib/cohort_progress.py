@@ -17,6 +17,7 @@ import shutil
 import sys
 import threading
 import time
+import unicodedata
 from typing import Optional, TextIO
 
 MODES = ("bar", "lines", "quiet", "silent")
@@ -120,6 +121,7 @@ class ProgressDisplay:
     # -- drawing ------------------------------------------------------------------------------
 
     def _print(self, message: str) -> None:
+        message = one_line(message)
         with self._lock:
             if self.mode == "bar" and self.to_run:
                 width = shutil.get_terminal_size((100, 20)).columns
@@ -139,6 +141,15 @@ class ProgressDisplay:
     def _tick(self) -> None:
         while not self._closed.wait(REDRAW_SECONDS):
             self._draw()
+
+
+def one_line(text: str) -> str:
+    """``text`` with control characters shown as escapes (``\\n``, ``\\t``, ``\\x1b``): a case id or
+    path holding a newline must not break the one-line-per-case log, nor a stray escape code
+    redraw the terminal."""
+    return "".join(
+        repr(char)[1:-1] if unicodedata.category(char) in ("Cc", "Zl", "Zp") else char for char in str(text)
+    )
 
 
 def _duration(seconds: float) -> str:

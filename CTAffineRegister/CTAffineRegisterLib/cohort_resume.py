@@ -4,7 +4,8 @@ Each case's ``ID_report.json`` says what this tool did for it. Before any work, 
 put in one of four groups:
 
 - **done**: its report says "ok", every output it lists is there with the size it recorded, and
-  the inputs (path, size and modification time of the moving scan, the fixed scan and the labels)
+  the inputs (path, size, modification time and a hash of the first and last MiB of the moving
+  scan, the fixed scan and the labels; see ``case_runner.input_fingerprint``)
   and the options are those of this run. It is skipped and reported as it was.
 - **run**: no trace of it (new), or this tool started it and did not finish (its report says
   "failed", "cancelled" or "running", or an output is missing or has another size). Its files
@@ -21,6 +22,7 @@ Pure module: the standard library only.
 
 from __future__ import annotations
 
+import datetime
 import json
 import os
 from dataclasses import dataclass
@@ -110,8 +112,9 @@ def _difference(
         "labels": input_fingerprint(case.labels),
     }
     for role in ("moving", "fixed", "labels"):
-        if _plain(recorded.get(role)) != _plain(current[role]):
-            return f"another {role} input ({_describe(recorded.get(role))}; now {_describe(current[role])})"
+        was, now = _plain(recorded.get(role)), _comparable(recorded.get(role), current[role])
+        if was != now:
+            return f"another {role} input ({_change(was, now)})"
     wanted, made = _plain(options.to_dict()), _plain(previous.get("options"))
     if made != wanted:
         made = made or {}
@@ -124,6 +127,47 @@ def _difference(
 def _plain(value):
     """The same value as it reads back from JSON, so a float written as -1000.0 compares equal."""
     return json.loads(json.dumps(value, sort_keys=True))
+
+
+def _comparable(recorded: Optional[dict], current: Optional[dict]) -> Optional[dict]:
+    """``current`` as an older report recorded it: one written before fingerprints had a content
+    ``sample`` is compared without it, so an upgrade does not turn finished cases into conflicts."""
+    current = _plain(current)
+    if isinstance(recorded, dict) and isinstance(current, dict) and "sample" not in recorded:
+        current.pop("sample", None)
+    return current
+
+
+def _change(was: Optional[dict], now: Optional[dict]) -> str:
+    """What changed between two fingerprints, in words: the path, or what differs at the same path."""
+    if (
+        not was
+        or not now
+        or was.get("path") != now.get("path")
+        or "missing" in (was.get("kind"), now.get("kind"))
+    ):
+        return f"{_describe(was)}; now {_describe(now)}"
+    changes = []
+    if was.get("kind") != now.get("kind"):
+        changes.append(f"was a {was.get('kind')}, now a {now.get('kind')}")
+    if was.get("files") != now.get("files"):
+        changes.append(f"{was.get('files')} files, now {now.get('files')}")
+    if was.get("bytes") != now.get("bytes"):
+        changes.append(f"{was.get('bytes')} bytes, now {now.get('bytes')}")
+    if was.get("mtime_ns") != now.get("mtime_ns"):
+        changes.append(f"modified {_when(was.get('mtime_ns'))}, now {_when(now.get('mtime_ns'))}")
+    if was.get("digest") != now.get("digest") and not changes:
+        changes.append("a file in it was renamed, resized or modified")
+    if was.get("sample") != now.get("sample"):
+        same = " (same size and modification time)" if not changes else ""
+        changes.append(f"its content changed{same}")
+    return f"{was.get('path')}: {', '.join(changes) or 'changed'}"
+
+
+def _when(mtime_ns) -> str:
+    if not isinstance(mtime_ns, int):
+        return "unknown"
+    return datetime.datetime.fromtimestamp(mtime_ns / 1e9).isoformat(sep=" ", timespec="microseconds")
 
 
 def _describe(fingerprint: Optional[dict]) -> str:
