@@ -101,7 +101,7 @@ def _exclusive_groups(parser: argparse.ArgumentParser) -> list[str]:
 
 
 def _command_section(name: str, parser: argparse.ArgumentParser) -> list[str]:
-    lines = [f"### `{name}`", "", "```text", _usage(parser), "```", ""]
+    lines = [f"### `{parser.prog}`", "", "```text", _usage(parser), "```", ""]
     if parser.description:
         lines += [_cell(parser.description), ""]
     lines += ["| option | value | default | what |", "|---|---|---|---|"]
