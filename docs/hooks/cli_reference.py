@@ -37,7 +37,9 @@ def find_parser() -> argparse.ArgumentParser:
             parser = factory()
             if isinstance(parser, argparse.ArgumentParser):
                 return parser
-    raise ImportError(f"CTAffineRegisterLib.cli has none of {', '.join(PARSER_FACTORIES)}: cannot document the CLI")
+    raise ImportError(
+        f"CTAffineRegisterLib.cli has none of {', '.join(PARSER_FACTORIES)}: cannot document the CLI"
+    )
 
 
 def subcommands(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
@@ -106,7 +108,9 @@ def _command_section(name: str, parser: argparse.ArgumentParser) -> list[str]:
         lines += [_cell(parser.description), ""]
     lines += ["| option | value | default | what |", "|---|---|---|---|"]
     for action in options(parser):
-        names = ", ".join(f"`{flag}`" for flag in action.option_strings) or f"`{action.metavar or action.dest}`"
+        names = (
+            ", ".join(f"`{flag}`" for flag in action.option_strings) or f"`{action.metavar or action.dest}`"
+        )
         lines.append(f"| {names} | {_value(action)} | {_default(action)} | {_help(parser, action)} |")
     lines.append("")
     lines += _exclusive_groups(parser)
@@ -126,7 +130,9 @@ def render_cli_reference(parser: Optional[argparse.ArgumentParser] = None) -> st
     lines = ["### `ct-affine-register`", "", "```text", _usage(parser), "```", ""]
     lines += ["| option | what |", "|---|---|"]
     for action in options(parser):
-        lines.append(f"| {', '.join(f'`{flag}`' for flag in action.option_strings)} | {_help(parser, action)} |")
+        lines.append(
+            f"| {', '.join(f'`{flag}`' for flag in action.option_strings)} | {_help(parser, action)} |"
+        )
     lines.append("")
     for name, subparser in subcommands(parser).items():
         lines += _command_section(name, subparser)
