@@ -178,6 +178,16 @@ def test_repository_paths_named_in_the_docs_exist():
     assert not missing, "paths named in the docs that do not exist:\n" + "\n".join(missing)
 
 
+def test_pictures_in_the_site_are_copies_of_the_drawn_ones():
+    """The site cannot show files outside docs/, so it holds copies; a redrawn picture must be copied."""
+    copies = sorted((DOCS / "assets").glob("*.png"))
+    assert copies
+    for copy in copies:
+        original = ROOT / "Resources" / "Screenshots" / copy.name
+        assert original.exists(), f"{copy.relative_to(ROOT)} has no original in Resources/Screenshots"
+        assert copy.read_bytes() == original.read_bytes(), f"copy {original.relative_to(ROOT)} to {copy}"
+
+
 def test_generated_cli_reference_documents_exactly_the_parsers_options():
     hook = _load_hook()
     parser = hook.find_parser()
