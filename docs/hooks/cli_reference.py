@@ -60,16 +60,17 @@ def options(parser: argparse.ArgumentParser) -> list[argparse.Action]:
 
 
 def _cell(text: str) -> str:
-    return " ".join(str(text).split()).replace("|", "\\|")
+    """One table cell: one line, no pipe to end the cell, no ``<word>`` taken for an HTML tag."""
+    text = " ".join(str(text).split())
+    return text.replace("|", "\\|").replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
 def _value(action: argparse.Action) -> str:
     if action.nargs == 0:
         return ""
     if action.choices:
-        shown = "\\|".join(str(choice) for choice in action.choices)
-    else:
-        shown = action.metavar or action.dest.upper()
+        return ", ".join(f"`{choice}`" for choice in action.choices)
+    shown = action.metavar or action.dest.upper()
     if action.nargs in ("+", "*"):
         shown += " ..."
     return f"`{shown}`"
