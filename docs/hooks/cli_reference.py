@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import argparse
 import functools
+import importlib
+import pkgutil
 from typing import Optional
 
 MARKER = "<!-- cli-options -->"
@@ -18,6 +20,13 @@ PAGE = "reference/cli.md"
 # Names the parser factory has had or may have; imported through CTAffineRegisterLib.cli, which stays valid
 # when cli becomes a package.
 PARSER_FACTORIES = ("build_parser", "_parser", "parser")
+
+
+def _cli_modules(cli):
+    """``cli`` itself, then, when it is a package, its modules one by one (imported only if needed)."""
+    yield cli
+    for info in pkgutil.iter_modules(getattr(cli, "__path__", [])):
+        yield importlib.import_module(f"{cli.__name__}.{info.name}")
 
 
 def find_parser() -> argparse.ArgumentParser:
@@ -31,12 +40,13 @@ def find_parser() -> argparse.ArgumentParser:
     """
     from CTAffineRegisterLib import cli
 
-    for name in PARSER_FACTORIES:
-        factory = getattr(cli, name, None)
-        if callable(factory):
-            parser = factory()
-            if isinstance(parser, argparse.ArgumentParser):
-                return parser
+    for module in _cli_modules(cli):
+        for name in PARSER_FACTORIES:
+            factory = getattr(module, name, None)
+            if callable(factory):
+                parser = factory()
+                if isinstance(parser, argparse.ArgumentParser):
+                    return parser
     raise ImportError(
         f"CTAffineRegisterLib.cli has none of {', '.join(PARSER_FACTORIES)}: cannot document the CLI"
     )
