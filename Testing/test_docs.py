@@ -278,7 +278,8 @@ def test_site_builds_strictly():
             cwd=ROOT,
             env=env,
             capture_output=True,
-            text=True,
+            encoding="utf-8",  # MkDocs prints UTF-8 whatever the locale (CI's may be ASCII)
+            errors="replace",
         )
         assert result.returncode == 0, result.stderr[-3000:]
         cli_page = (Path(site) / "reference" / "cli" / "index.html").read_text(encoding="utf-8")
