@@ -176,6 +176,8 @@ def _apply_one(path, target, fixed, transform, protected, labels, overwrite, fil
                 fill=fill,
                 interpolator=interpolator,
             )
+            if loaded.note:  # how it was read (NaN voxels, slices bridged, ...) belongs to its line
+                applied = dataclasses.replace(applied, summary=f"{applied.summary}; note: {loaded.note}")
         write_image(applied.image, target, overwrite)
     except (InputError, OutputExistsError) as error:  # these name their file already
         return _failed(path, str(error))

@@ -148,7 +148,9 @@ def analyze_background(image: sitk.Image, dicom_padding: Optional[DicomPadding] 
     )
     if kind == "air-background" and padding_range is not None:
         # air clipped to a constant without a field-of-view shape is air, not padding
-        valid_mask = _mask_like(np.ones(array.shape, np.uint8), image)
+        # (NaN/Inf voxels stay no data)
+        real = np.ones(array.shape, bool) if finite is None else finite
+        valid_mask = _mask_like(real.view(np.uint8), image)
         padding_value, padding_fraction, fov, padding_is_air, source = None, 0.0, None, False, None
     return BackgroundAnalysis(
         corner_median=corners,

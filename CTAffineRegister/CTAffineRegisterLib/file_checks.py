@@ -63,6 +63,9 @@ class FileFacts:
     prefix_crc: Optional[int] = None  # CRC-32 of the bytes before the voxels in that stream
     voxel_dtype: Optional[np.dtype] = None  # the voxels' type as stored, when SimpleITK keeps it as is
     voxel_bytes: int = 0
+    # Where a NIfTI file's float voxels lie, (dtype with byte order, offset, bytes, gzip-compressed):
+    # SimpleITK's NIfTI reader turns NaN and Inf into 0, so ``nonfinite`` looks at the stored values.
+    float_voxels: Optional[tuple[np.dtype, int, int, bool]] = None
 
 
 def check_file(path: str) -> FileFacts:
@@ -145,18 +148,26 @@ def _check_nifti(path: str) -> FileFacts:
     if header is None:
         return FileFacts()  # not a single-file NIfTI: SimpleITK says what it is
     notes = _negative_spacing_notes("pixdim", header.pixdim)
+    floats = None
+    if header.dtype is not None and header.dtype.kind == "f":
+        floats = (
+            header.dtype.newbyteorder(header.byte_order),
+            header.vox_offset,
+            header.data_bytes,
+            compressed,
+        )
     expected_total = header.vox_offset + header.data_bytes
     if not compressed:
         present = os.path.getsize(path) - header.vox_offset
         if present < header.data_bytes:
             raise InputError(path, _truncated_reason(max(present, 0), header.data_bytes, "NIfTI header"))
-        return FileFacts(notes)
+        return FileFacts(notes, float_voxels=floats)
     stream_crc, stored_size = _gzip_trailer(path)
     if stored_size != expected_total % 2**32:
         # Cut short (the "trailer" is then compressed data) or several gzip members: read it all.
         _raise_if_stream_damaged(path, header.data_bytes, header.vox_offset)
-        return FileFacts(notes)
-    facts = FileFacts(notes, stream_crc=stream_crc)
+        return FileFacts(notes, float_voxels=floats)
+    facts = FileFacts(notes, stream_crc=stream_crc, float_voxels=floats)
     usable = header.dtype is not None and not header.scaled and header.vox_offset <= MAX_NIFTI_PREFIX_BYTES
     if usable and header.byte_order == _native_order():
         prefix = head[: header.vox_offset]
