@@ -25,6 +25,7 @@ from typing import Optional
 import numpy as np
 import SimpleITK as sitk
 
+from .api_checks import check_image, check_image_type, check_transform_argument
 from .imageio import InputError
 from .transforms import affine_parts
 
@@ -77,8 +78,9 @@ def check_label_image(labels: sitk.Image) -> list[int]:
 
     A label map is a 3D image of one integer component with few distinct values: float images are
     refused (their values need not be whole), as are images with more than ``MAX_LABEL_COUNT`` values
-    or with values as low as air in HU.
+    or with values as low as air in HU. ``TypeError`` when ``labels`` is no SimpleITK image.
     """
+    check_image_type(labels, "labels")
     return [structure.value for structure in _checked_structures(labels)]
 
 
@@ -120,7 +122,10 @@ def check_labels_overlap(labels: sitk.Image, scan: sitk.Image) -> float:
     The label map's grid may differ from its scan's (another spacing, a crop, another orientation);
     only the physical space must be the same. Labels saved without their geometry (origin 0, spacing 1)
     or taken from another scan end up elsewhere and are refused here. An empty label map returns 1.0.
+    ``TypeError`` when either is no SimpleITK image.
     """
+    check_image_type(labels, "labels")
+    check_image(scan, "scan")
     array = sitk.GetArrayViewFromImage(labels)
     step = max(1, int(round((array.size / _OVERLAP_SAMPLE) ** (1 / 3))))
     labelled = np.argwhere(array[::step, ::step, ::step] != BACKGROUND) * step
@@ -155,8 +160,9 @@ def resample_labels(
     ``transform`` maps reference (fixed) physical points to label-map (moving) points: the ITK
     convention ``register`` writes. ``method`` "linear" is the volume-keeping share cut described in the
     module docstring; "nearest" is plain nearest neighbour (for comparison). Points outside the
-    label map get background (0).
+    label map get background (0). A wrong argument is a ``TypeError``/``ValueError`` naming it.
     """
+    _check_carry_arguments(labels, None, reference, "reference", transform)
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, not {method!r}")
     return _resample_structures(labels, _checked_structures(labels), reference, transform, method)
@@ -196,8 +202,10 @@ def carry_labels(
 
     The call a registration makes once it has ``transform`` (fixed → moving, as ``register_pair``
     returns it): ``labels`` may be on another grid than ``scan``, but must lie in its physical space.
-    Raises ``LabelError`` (no file name: callers add it).
+    Raises ``LabelError`` (no file name: callers add it); ``TypeError``/``ValueError`` naming a wrong
+    argument.
     """
+    _check_carry_arguments(labels, scan, fixed, "fixed", transform)
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, not {method!r}")
     structures = _checked_structures(labels)
@@ -238,6 +246,8 @@ def label_values(labels: sitk.Image) -> list[int]:
 
 def label_dice(first: sitk.Image, second: sitk.Image, values: Optional[list[int]] = None) -> dict[int, float]:
     """Dice of each label value between two label maps on the same grid (default: values in both)."""
+    check_image_type(first, "first")
+    check_image_type(second, "second")
     a, b = sitk.GetArrayViewFromImage(first), sitk.GetArrayViewFromImage(second)
     if a.shape != b.shape:
         raise ValueError(f"label maps have different sizes {first.GetSize()} and {second.GetSize()}")
@@ -249,6 +259,15 @@ def label_dice(first: sitk.Image, second: sitk.Image, values: Optional[list[int]
         total = int(np.count_nonzero(in_a)) + int(np.count_nonzero(in_b))
         dice[int(value)] = 2.0 * int(np.count_nonzero(in_a & in_b)) / total if total else float("nan")
     return dice
+
+
+def _check_carry_arguments(labels, scan, reference, reference_name: str, transform) -> None:
+    """The API's argument checks, before any work: images where images go, a usable 3D transform."""
+    check_image_type(labels, "labels")
+    if scan is not None or reference_name == "fixed":
+        check_image(scan, "scan")
+    check_image(reference, reference_name)
+    check_transform_argument(transform, "transform")
 
 
 def _structures(labels: sitk.Image) -> list[_Structure]:
