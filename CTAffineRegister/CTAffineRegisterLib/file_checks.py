@@ -18,6 +18,7 @@ from __future__ import annotations
 import gzip
 import os
 import re
+import stat
 import struct
 import sys
 import zlib
@@ -66,6 +67,29 @@ class FileFacts:
     # Where a NIfTI file's float voxels lie, (dtype with byte order, offset, bytes, gzip-compressed):
     # SimpleITK's NIfTI reader turns NaN and Inf into 0, so ``nonfinite`` looks at the stored values.
     float_voxels: Optional[tuple[np.dtype, int, int, bool]] = None
+
+
+def special_file_reason(path: str) -> Optional[str]:
+    """Why ``path`` is neither a regular file nor a folder (a named pipe, a device, a socket), or None.
+
+    Opening a named pipe waits for a writer forever, and Python's signal handlers cannot run while
+    ``open()`` waits, so Ctrl-C and SIGTERM would be ignored: such paths are refused before any open.
+    Raises ``OSError`` from ``os.stat`` (a missing path is the caller's to word).
+    """
+    mode = os.stat(path).st_mode
+    if stat.S_ISREG(mode) or stat.S_ISDIR(mode):
+        return None
+    if stat.S_ISFIFO(mode):
+        kind = "a named pipe (FIFO)"
+    elif stat.S_ISCHR(mode):
+        kind = "a character device"
+    elif stat.S_ISBLK(mode):
+        kind = "a block device"
+    elif stat.S_ISSOCK(mode):
+        kind = "a socket"
+    else:
+        kind = "a special file"
+    return f"is {kind}, not a regular file or folder; copy its contents to a file first"
 
 
 def check_file(path: str) -> FileFacts:

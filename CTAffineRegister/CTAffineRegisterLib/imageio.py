@@ -20,7 +20,13 @@ import SimpleITK as sitk
 
 from .dicom_series import read_dicom_folder
 from .errors import InputError
-from .file_checks import check_file, damage_behind_read_failure, reason_from_reader_error, verify_voxels
+from .file_checks import (
+    check_file,
+    damage_behind_read_failure,
+    reason_from_reader_error,
+    special_file_reason,
+    verify_voxels,
+)
 from .native_stderr import native_stderr_captured, notes_from_reader_output
 from .nonfinite import nonfinite_note, restore_nifti_nonfinite
 from .output_formats import format_of, write_volume
@@ -135,6 +141,9 @@ def _existing_kind(path: str) -> bool:
         raise InputError(path, "permission denied: a folder on the path cannot be entered") from None
     except OSError as error:
         raise InputError(path, f"cannot be reached ({error.strerror or error})") from None
+    special = special_file_reason(path)
+    if special is not None:
+        raise InputError(path, special)
     if os.path.isdir(path):
         try:
             os.listdir(path)

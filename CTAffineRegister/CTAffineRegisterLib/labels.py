@@ -26,6 +26,7 @@ import numpy as np
 import SimpleITK as sitk
 
 from .api_checks import check_image, check_image_type, check_transform_argument
+from .file_checks import special_file_reason
 from .imageio import InputError
 from .transforms import affine_parts
 
@@ -220,6 +221,8 @@ def read_label_map(path: str) -> sitk.Image:
     when the labels are carried, which reads them anyway (``LabelError``: add the file name).
     """
     path = str(path)
+    if os.path.exists(path) and special_file_reason(path) is not None:
+        raise InputError(path, special_file_reason(path))
     if not os.path.isfile(path):
         reason = "is a folder; a label map is one image file" if os.path.isdir(path) else "no such file"
         raise InputError(path, reason)

@@ -17,6 +17,7 @@ from typing import Optional
 import numpy as np
 import SimpleITK as sitk
 
+from .file_checks import special_file_reason
 from .imageio import InputError
 from .transforms import affine_about, affine_parts
 
@@ -41,6 +42,8 @@ TRANSFORM_SUFFIXES = (".tfm", ".txt", ".h5", ".hdf5", ".mat")
 def read_any_transform(path: str) -> sitk.Transform:
     """Any 3D fixed→moving transform, non-linear ones included (``apply`` resamples with them)."""
     path = str(path)
+    if os.path.exists(path) and special_file_reason(path) is not None:
+        raise InputError(path, special_file_reason(path))
     if not os.path.isfile(path):
         reason = "is a folder; a transform is one file" if os.path.isdir(path) else "no such file"
         raise InputError(path, reason)
