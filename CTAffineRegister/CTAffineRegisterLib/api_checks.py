@@ -143,7 +143,7 @@ def _check_fill(fill: Any, moving: sitk.Image) -> None:
         return
     if isinstance(fill, bool) or not isinstance(fill, numbers.Real):
         raise TypeError(f"fill must be a number or None, not {_what(fill)}")
-    value = float(fill)
+    value = int(fill) if isinstance(fill, numbers.Integral) else float(fill)  # whole numbers stay exact
     if not math.isfinite(value):
         raise ValueError(f"fill must be a finite number, not {value}")
     problem = fill_problem(value, moving.GetPixelID())
