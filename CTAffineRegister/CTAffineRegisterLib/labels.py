@@ -28,6 +28,7 @@ import SimpleITK as sitk
 from .api_checks import check_image, check_image_type, check_transform_argument
 from .file_checks import special_file_reason
 from .imageio import InputError
+from .label_regions import MappedBlocks
 from .transforms import affine_parts
 
 BACKGROUND = 0
@@ -183,7 +184,11 @@ def _resample_structures(
     shape = reference.GetSize()[::-1]
     array = sitk.GetArrayViewFromImage(labels)
     output = np.zeros(shape, dtype=array.dtype)
-    regions = [_fixed_region(labels, reference, transform, structure) for structure in structures]
+    if transform.IsLinear() or not structures:
+        regions = [_fixed_region(labels, reference, transform, structure) for structure in structures]
+    else:  # one evaluation of the transform over the grid, then each structure over its own region
+        blocks = MappedBlocks(labels, reference, transform)
+        regions = [blocks.region(*_moving_box(structure)) for structure in structures]
     placed = [(structure, region) for structure, region in zip(structures, regions) if region is not None]
     if placed:
         _arg_max_into(output, array, labels, reference, transform, placed)
@@ -296,7 +301,8 @@ def _fixed_region(
     """The part of the fixed grid (numpy slices) where the structure's interpolated share can be above 0.
 
     Linear interpolation reaches one voxel beyond the structure's box; that box's corners are mapped
-    back through the inverse transform. Non-linear or singular transforms get the whole grid.
+    back through the inverse transform (non-linear transforms: ``label_regions``). A singular
+    transform gets the whole grid.
     ``None`` when the structure lands outside the fixed grid.
     """
     full = tuple(slice(0, size) for size in reference.GetSize()[::-1])
@@ -305,8 +311,7 @@ def _fixed_region(
     matrix, translation = affine_parts(transform, (0.0, 0.0, 0.0))
     if abs(np.linalg.det(matrix)) < 1e-12:
         return full
-    lower = np.array(structure.lower[::-1], dtype=float) - 1.0
-    upper = np.array(structure.upper[::-1], dtype=float)  # last voxel + 1
+    lower, upper = _moving_box(structure)
     corners = np.array(
         [[(lower, upper)[bit][axis] for axis, bit in enumerate(bits)] for bits in np.ndindex(2, 2, 2)]
     )
@@ -319,6 +324,14 @@ def _fixed_region(
     if np.any(stop <= start):
         return None
     return tuple(slice(int(a), int(b)) for a, b in zip(start[::-1], stop[::-1]))
+
+
+def _moving_box(structure: _Structure) -> tuple[np.ndarray, np.ndarray]:
+    """The moving (x, y, z) index box where linear interpolation gives the structure a share above 0:
+    its bounding box widened by one voxel below (the last voxel + 1 is already its upper end)."""
+    lower = np.array(structure.lower[::-1], dtype=float) - 1.0
+    upper = np.array(structure.upper[::-1], dtype=float)
+    return lower, upper
 
 
 def _arg_max_into(
