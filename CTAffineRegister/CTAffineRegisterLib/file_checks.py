@@ -104,17 +104,22 @@ def check_file(path: str) -> FileFacts:
     return FileFacts()
 
 
-def verify_voxels(path: str, facts: FileFacts, image: sitk.Image) -> None:
-    """After SimpleITK's read of a .nii.gz: the voxels it returned must be the ones the CRC-32 vouches for."""
+def verify_voxels(path: str, facts: FileFacts, image: sitk.Image) -> bool:
+    """After SimpleITK's read of a .nii.gz: the voxels it returned must be the ones the CRC-32 vouches for.
+
+    Returns True when they are byte for byte the stored ones (so no NaN was turned into 0 either).
+    """
     if facts.stream_crc is None or facts.voxel_dtype is None:
-        return
+        return False
     array = sitk.GetArrayViewFromImage(image)
     if array.dtype != facts.voxel_dtype or array.nbytes != facts.voxel_bytes or not array.flags.c_contiguous:
-        return  # SimpleITK converted the voxels: the stream check below is the only judge
+        return False  # SimpleITK converted the voxels: the stream check below is the only judge
     if zlib.crc32(array, facts.prefix_crc) == facts.stream_crc:
-        return
-    # Either the stream is damaged or our idea of SimpleITK's buffer is wrong: the stream decides.
+        return True
+    # Either the stream is damaged or our idea of SimpleITK's buffer is wrong (or NaN read as 0):
+    # the stream decides.
     _raise_if_stream_damaged(path, facts.voxel_bytes, None)
+    return False
 
 
 def damage_behind_read_failure(path: str) -> Optional[str]:

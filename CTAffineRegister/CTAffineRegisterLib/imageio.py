@@ -171,8 +171,8 @@ def _read_file(path: str) -> LoadedImage:
         image = reader.Execute()
     except RuntimeError as error:
         raise InputError(path, damage_behind_read_failure(path) or _describe_read_error(error)) from None
-    verify_voxels(path, facts, image)
-    image = restore_nifti_nonfinite(image, path, facts.float_voxels)
+    if not verify_voxels(path, facts, image):  # identical to the stored bytes: no NaN was read as 0
+        image = restore_nifti_nonfinite(image, path, facts.float_voxels)
     tags = {key: reader.GetMetaData(key) for key in reader.GetMetaDataKeys()}
     return _loaded(image, tags, path, list(facts.notes))
 

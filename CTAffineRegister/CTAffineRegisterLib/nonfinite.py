@@ -3,8 +3,9 @@
 A float CT may mark voxels without data as NaN (a resampled or stitched scan). SimpleITK's NIfTI
 reader silently turns NaN and Inf into 0, which is water: those voxels would then be registered,
 resampled and marked valid as real tissue. So for a float NIfTI file the stored values are looked
-at again (only when the image SimpleITK returned has a voxel of exactly 0, which every replaced
-voxel is) and the non-finite ones are put back as NaN; the background analysis then treats every
+at again (only when the .nii.gz CRC-32 check could not vouch that the voxels are the stored bytes,
+and the image SimpleITK returned has a voxel of exactly 0, which every replaced voxel is) and the
+non-finite ones are put back as NaN; the background analysis then treats every
 non-finite voxel as padding (fill value in the output, validity mask 0), and the reader adds a note
 with their count.
 
