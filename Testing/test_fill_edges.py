@@ -11,7 +11,7 @@ import pytest
 import SimpleITK as sitk
 from small_pairs import TINY_PAIR
 
-from CTAffineRegisterLib.cli import main
+from CTAffineRegisterLib.cli import _fill_value, main
 from CTAffineRegisterLib.qc import qc_picture
 from CTAffineRegisterLib.resampling import fill_problem
 from CTAffineRegisterLib.synthetic import make_pair
@@ -92,3 +92,14 @@ def test_apply_refuses_a_fill_its_output_cannot_hold_instead_of_clamping_it(tmp_
     error = capsys.readouterr().err
     assert error.startswith(f"error: {files['moving']}: fill 40000 is outside the range of its 16-bit signed")
     assert not (tmp_path / "out" / "scan_applied.nii.gz").exists()
+
+
+def test_fill_text_becomes_an_exact_whole_number_only_where_an_integer_output_needs_it():
+    assert _fill_value("9007199254740993") == BEYOND_FLOAT and isinstance(
+        _fill_value("9007199254740993"), int
+    )
+    assert _fill_value("9007199254740993.0") == BEYOND_FLOAT
+    assert _fill_value("-1000") == -1000 and isinstance(_fill_value("-1000"), int)
+    assert _fill_value("-1000.5") == -1000.5
+    huge = _fill_value("1e300")  # a float64 fill, not a 301-digit integer a float cannot hold exactly
+    assert isinstance(huge, float) and fill_problem(huge, sitk.sitkFloat64) is None

@@ -188,7 +188,9 @@ def _fill_value(text: str):
     bits, which a float rounds: 9007199254740993 would be written as ...992)."""
     value = _finite_float(text)
     exact = decimal.Decimal(text.strip())
-    return int(exact) if exact == exact.to_integral_value() else value
+    if exact == exact.to_integral_value() and abs(exact) < 2**64:  # what an integer output can hold
+        return int(exact)
+    return value
 
 
 def _finite_float(text: str) -> float:

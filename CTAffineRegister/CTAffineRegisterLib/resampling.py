@@ -70,7 +70,8 @@ def fill_problem(fill: Optional[float], pixel_id: int) -> Optional[str]:
             return f"{shown} is outside the range of its {pixel_name} output"
         stored = _FLOAT_TYPES[pixel_id](fill)
         if isinstance(fill, int) and int(stored) != fill:
-            return f"{shown} cannot be stored exactly in its {pixel_name} output (it would be {int(stored)})"
+            became = _shown(int(stored))
+            return f"{shown} cannot be stored exactly in its {pixel_name} output (it would be {became})"
     return None
 
 
