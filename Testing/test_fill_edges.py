@@ -99,7 +99,8 @@ def test_fill_text_becomes_an_exact_whole_number_only_where_an_integer_output_ne
         _fill_value("9007199254740993"), int
     )
     assert _fill_value("9007199254740993.0") == BEYOND_FLOAT
-    assert _fill_value("-1000") == -1000 and isinstance(_fill_value("-1000"), int)
+    assert _fill_value("9223372036854775807") == INT64_MAX
+    assert _fill_value("-1000") == -1000.0 and isinstance(_fill_value("-1000"), float)  # as before
     assert _fill_value("-1000.5") == -1000.5
     huge = _fill_value("1e300")  # a float64 fill, not a 301-digit integer a float cannot hold exactly
     assert isinstance(huge, float) and fill_problem(huge, sitk.sitkFloat64) is None

@@ -184,12 +184,12 @@ def _whole_number(minimum: int):
 
 
 def _fill_value(text: str):
-    """A finite number; a whole number stays an exact ``int`` (an int64 scan's fill may need all 64
-    bits, which a float rounds: 9007199254740993 would be written as ...992)."""
+    """A finite number, as a float unless it is a whole number a float cannot hold: then an exact
+    ``int`` (an int64 scan's fill may need all 64 bits; 9007199254740993 would become ...992)."""
     value = _finite_float(text)
     exact = decimal.Decimal(text.strip())
-    if exact == exact.to_integral_value() and abs(exact) < 2**64:  # what an integer output can hold
-        return int(exact)
+    if exact == exact.to_integral_value() and abs(exact) < 2**64 and int(exact) != value:
+        return int(exact)  # a whole number a float would change, within what an integer output holds
     return value
 
 

@@ -69,7 +69,7 @@ def fill_problem(fill: Optional[float], pixel_id: int) -> Optional[str]:
         if abs(fill) > _FLOAT_LIMITS[pixel_id]:
             return f"{shown} is outside the range of its {pixel_name} output"
         stored = _FLOAT_TYPES[pixel_id](fill)
-        if isinstance(fill, int) and int(stored) != fill:
+        if float(fill).is_integer() and int(stored) != fill:
             became = _shown(int(stored))
             return f"{shown} cannot be stored exactly in its {pixel_name} output (it would be {became})"
     return None
