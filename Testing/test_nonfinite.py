@@ -10,6 +10,7 @@ import pytest
 import SimpleITK as sitk
 from small_pairs import TINY_PAIR
 
+from CTAffineRegisterLib.background import analyze_background
 from CTAffineRegisterLib.cli import main
 from CTAffineRegisterLib.imageio import read_image
 from CTAffineRegisterLib.synthetic import make_pair
@@ -94,3 +95,17 @@ def test_register_masks_nan_voxels_out_and_notes_their_count(tmp_path, pair, fil
     assert np.mean(valid[region] == 0) > 0.9
     report = json.loads((out / "nan_scan_report.json").read_text())
     assert any("NaN" in note for note in report["notes"])
+
+
+def test_nan_voxels_stay_no_data_when_clipped_air_is_taken_for_air_not_padding():
+    """Air clipped at a constant spikes like padding; called air, its mask must still leave NaN out."""
+    rng = np.random.default_rng(0)
+    values = rng.normal(-1000, 8, (30, 40, 40)).astype(np.float32)
+    values[:, 8:32, 8:32] = rng.normal(40, 10, (30, 24, 24))
+    values[:, 12:20, 12:20] = -700
+    values[values < -1000] = -1000
+    values[:3] = np.nan
+    analysis = analyze_background(sitk.GetImageFromArray(values))
+    assert analysis.kind == "air-background"
+    valid = sitk.GetArrayViewFromImage(analysis.valid_mask)
+    assert not valid[:3].any() and valid[3:].all()
