@@ -164,7 +164,7 @@ def resample_labels(
     module docstring; "nearest" is plain nearest neighbour (for comparison). Points outside the
     label map get background (0). A wrong argument is a ``TypeError``/``ValueError`` naming it.
     """
-    _check_carry_arguments(labels, None, reference, "reference", transform)
+    _check_carry_arguments(labels, reference, "reference", transform)
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, not {method!r}")
     return _resample_structures(labels, _checked_structures(labels), reference, transform, method)
@@ -211,7 +211,8 @@ def carry_labels(
     Raises ``LabelError`` (no file name: callers add it); ``TypeError``/``ValueError`` naming a wrong
     argument.
     """
-    _check_carry_arguments(labels, scan, fixed, "fixed", transform)
+    _check_carry_arguments(labels, fixed, "fixed", transform)
+    check_image(scan, "scan")
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, not {method!r}")
     structures = _checked_structures(labels)
@@ -269,11 +270,9 @@ def label_dice(first: sitk.Image, second: sitk.Image, values: Optional[list[int]
     return dice
 
 
-def _check_carry_arguments(labels, scan, reference, reference_name: str, transform) -> None:
+def _check_carry_arguments(labels, reference, reference_name: str, transform) -> None:
     """The API's argument checks, before any work: images where images go, a usable 3D transform."""
     check_image_type(labels, "labels")
-    if scan is not None or reference_name == "fixed":
-        check_image(scan, "scan")
     check_image(reference, reference_name)
     check_transform_argument(transform, "transform")
 
