@@ -108,3 +108,17 @@ def test_register_fails_a_named_pipe_moving_scan_and_runs_the_others(tmp_path, f
     assert f"{files['pipe']}: is a named pipe (FIFO)" in result.stderr
     assert (out / "moving_registered.nii.gz").is_file()
     assert Path(files["pipe"]).exists()  # inputs are never touched
+
+
+def test_a_named_pipe_as_moving_list_is_refused_and_one_below_moving_root_is_not_opened(tmp_path, files):
+    out = tmp_path / "out"
+    result = _run("register", "--fixed", files["fixed"], "--moving-list", files["pipe"], "--out", str(out))
+    assert result.returncode == 2
+    assert f"error: {files['pipe']}: is a named pipe (FIFO)" in result.stderr
+    root = tmp_path / "root"
+    (root / "sub").mkdir(parents=True)
+    os.mkfifo(root / "sub" / "slice_without_suffix")  # a sub-folder's files are looked at for DICOM
+    Path(root / "scan.nrrd").write_bytes(Path(files["moving"]).read_bytes())
+    result = _run("register", "--fixed", files["fixed"], "--moving-root", str(root), "--out", str(out))
+    assert result.returncode == 0, result.stderr
+    assert (out / "scan_registered.nii.gz").is_file()
