@@ -8,7 +8,9 @@ a series with missing, doubled or unevenly spaced slices is refused unless the c
 and then the slices are put at their true positions on an even grid at the usual slice step, the
 slices in a gap interpolated linearly from their neighbours.
 
-A folder with no series of its own is searched below (patient/study/series trees): one series
+A folder with several series gives the one with the most slices; two tied for the most (two
+reconstruction kernels of one exam) are refused and listed. A folder with no series of its own is
+searched below (patient/study/series trees): one series
 there is used and named; several are listed, and the user passes the one meant.
 
 Pure module: SimpleITK, numpy and the standard library.
@@ -54,7 +56,8 @@ class DicomRead:
 
 
 def read_dicom_folder(path: str, allow_slice_gaps: bool = False) -> DicomRead:
-    """Read the folder's series (the one with most slices when there are several); see the module doc."""
+    """Read the folder's series (the one with most slices when there are several, ``InputError`` for a
+    tie); see the module doc."""
     folder, series_ids, notes = _series_folder(path)
     files_by_series = {sid: sitk.ImageSeriesReader.GetGDCMSeriesFileNames(folder, sid) for sid in series_ids}
     _refuse_a_tie(path, files_by_series)
