@@ -10,8 +10,8 @@ slices in a gap interpolated linearly from their neighbours.
 
 A folder with several series gives the one with the most slices; two tied for the most (two
 reconstruction kernels of one exam) are refused and listed. A folder with no series of its own is
-searched below (patient/study/series trees): one series
-there is used and named; several are listed, and the user passes the one meant.
+searched below (patient/study/series trees): one series there is used and named; several are
+listed, and the user passes the one meant.
 
 Pure module: SimpleITK, numpy and the standard library.
 """
