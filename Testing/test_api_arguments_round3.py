@@ -106,3 +106,9 @@ def test_label_functions_still_work_with_good_arguments(pair, labels):
     assert carried.GetSize() == pair.fixed.GetSize()
     assert check_label_image(labels) == [1]
     assert label_dice(labels, labels) == {1: 1.0}
+
+
+def test_check_transform_still_judges_a_single_slice_scan(pair):
+    """The argument checks leave thin scans to the verdict's coverage check, as before."""
+    result = check_transform(pair.fixed[:, :, 10:11], pair.moving, pair.true_transform)
+    assert result["verdict"] in ("ok", "suspect", "failed") and "coverage" in result["checks"]

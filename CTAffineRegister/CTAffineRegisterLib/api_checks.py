@@ -72,7 +72,7 @@ def check_check_transform(arguments: dict[str, Any]) -> None:
     from .background import BackgroundAnalysis
 
     for role in ("fixed", "moving"):
-        check_image(arguments[role], role, volume=True)
+        check_image(arguments[role], role)  # a thin scan is judged (its coverage check says so)
         _check_instance(arguments[f"{role}_padding"], f"{role}_padding", DicomPadding, optional=True)
         _check_instance(arguments[f"{role}_analysis"], f"{role}_analysis", BackgroundAnalysis, optional=True)
     check_transform_argument(arguments["transform"], "transform", linear=True)
