@@ -67,6 +67,53 @@ def check_register_images(arguments: dict[str, Any]) -> None:
     _check_callbacks(arguments["progress"], arguments["cancel"])
 
 
+def check_check_transform(arguments: dict[str, Any]) -> None:
+    """``check.check_transform(fixed, moving, transform, ...)``: the CLI's refusals, as exceptions."""
+    from .background import BackgroundAnalysis
+
+    for role in ("fixed", "moving"):
+        check_image(arguments[role], role)  # a thin scan is judged (its coverage check says so)
+        _check_instance(arguments[f"{role}_padding"], f"{role}_padding", DicomPadding, optional=True)
+        _check_instance(arguments[f"{role}_analysis"], f"{role}_analysis", BackgroundAnalysis, optional=True)
+    check_transform_argument(arguments["transform"], "transform", linear=True)
+
+
+def check_transform_argument(value: Any, name: str = "transform", linear: bool = False) -> None:
+    """A 3D SimpleITK transform that maps points (finite parameters, linear part not singular).
+
+    Args:
+        value: the argument as given.
+        name: the argument's name, for the message.
+        linear: refuse non-linear transforms too (only linear ones can be judged).
+
+    Raises:
+        TypeError: not a SimpleITK transform (None, a path, a matrix).
+        ValueError: not 3D, non-linear when ``linear``, NaN/Inf parameters or a singular matrix.
+    """
+    from .transform_files import transform_problem
+
+    if not isinstance(value, sitk.Transform):
+        hint = ""
+        if isinstance(value, (str, os.PathLike)):
+            hint = "; read it first: transform_files.read_transform(path)"
+        raise TypeError(f"{name} must be a SimpleITK.Transform (fixed → moving), not {_what(value)}{hint}")
+    if value.GetDimension() != 3:
+        raise ValueError(f"{name} must be a 3D transform, not {value.GetDimension()}D ({value.GetName()})")
+    if linear and not value.IsLinear():
+        raise ValueError(
+            f"{name} is a non-linear transform ({value.GetName()}); only linear transforms can be checked"
+        )
+    problem = transform_problem(value)
+    if problem is not None:
+        raise ValueError(f"{name}: {problem}")
+
+
+def check_image_type(value: Any, name: str) -> None:
+    """Only that ``value`` is a SimpleITK image (what it holds is checked by its own function)."""
+    if not isinstance(value, sitk.Image):
+        raise TypeError(f"{name} must be a SimpleITK.Image, not {_what(value)}{_hint(value)}")
+
+
 def check_image(value: Any, name: str, volume: bool = False) -> None:
     """A 3D image with one real value per voxel and no empty axis; ``volume``: at least 2 voxels per axis."""
     if not isinstance(value, sitk.Image):
@@ -96,7 +143,7 @@ def _check_fill(fill: Any, moving: sitk.Image) -> None:
         return
     if isinstance(fill, bool) or not isinstance(fill, numbers.Real):
         raise TypeError(f"fill must be a number or None, not {_what(fill)}")
-    value = float(fill)
+    value = int(fill) if isinstance(fill, numbers.Integral) else float(fill)  # whole numbers stay exact
     if not math.isfinite(value):
         raise ValueError(f"fill must be a finite number, not {value}")
     problem = fill_problem(value, moving.GetPixelID())

@@ -38,7 +38,7 @@ from .labels import (
     read_label_map,
     resample_labels,
 )
-from .resampling import resample_to_fixed
+from .resampling import fill_problem, resample_to_fixed
 from .transform_files import read_any_transform
 from .transforms import affine_parts
 
@@ -74,6 +74,9 @@ def apply_to_scan(
     not CT-like its corner value). Raises ``LabelError`` for what looks like a label map and
     ``ValueError`` when no fixed point maps onto the scan's data.
     """
+    problem = fill_problem(fill, image.GetPixelID())
+    if problem is not None:  # before any work, instead of a silently clamped or rounded fill
+        raise ValueError(f"fill {problem}")
     analysis = analysis or analyze_background(image, dicom_padding)
     if analysis.kind == "not-ct":
         _refuse_label_like(image)
@@ -176,6 +179,8 @@ def _apply_one(path, target, fixed, transform, protected, labels, overwrite, fil
                 fill=fill,
                 interpolator=interpolator,
             )
+            if loaded.note:  # how it was read (NaN voxels, slices bridged, ...) belongs to its line
+                applied = dataclasses.replace(applied, summary=f"{applied.summary}; note: {loaded.note}")
         write_image(applied.image, target, overwrite)
     except (InputError, OutputExistsError) as error:  # these name their file already
         return _failed(path, str(error))

@@ -117,6 +117,8 @@ def analyze_background(image: sitk.Image, dicom_padding: Optional[DicomPadding] 
     padding = None
     if padding_range is not None:
         padding = _padding_region(array, padding_range)
+        if padding is None:  # the value is there, but no padded region is: not padding (no "0% of voxels")
+            padding_range, source = None, None
     if finite is not None and not finite.all():
         padding = ~finite if padding is None else (padding | ~finite)
     padding_fraction = 0.0 if padding is None else float(np.count_nonzero(padding)) / array.size
@@ -148,7 +150,9 @@ def analyze_background(image: sitk.Image, dicom_padding: Optional[DicomPadding] 
     )
     if kind == "air-background" and padding_range is not None:
         # air clipped to a constant without a field-of-view shape is air, not padding
-        valid_mask = _mask_like(np.ones(array.shape, np.uint8), image)
+        # (NaN/Inf voxels stay no data)
+        real = np.ones(array.shape, bool) if finite is None else finite
+        valid_mask = _mask_like(real.view(np.uint8), image)
         padding_value, padding_fraction, fov, padding_is_air, source = None, 0.0, None, False, None
     return BackgroundAnalysis(
         corner_median=corners,
@@ -485,7 +489,8 @@ def _classify(
         fov_text = "irregular padded region"
         if fov is not None and fov.shape == "circle":
             fov_text = f"circular FOV r={fov.radius_mm:.0f} mm"
-        share = f"{padding_fraction * 100:.0f}% of voxels"
+        percent = padding_fraction * 100
+        share = f"{percent:.1f}% of voxels" if percent < 1 else f"{percent:.0f}% of voxels"  # never "0%"
         if padding_is_air:
             if fov is None or fov.shape != "circle":
                 return "air-background", f"air background ({_plain_number(air_value)})"

@@ -11,6 +11,7 @@ from typing import Optional
 
 import SimpleITK as sitk
 
+from .api_checks import check_check_transform
 from .background import BackgroundAnalysis, analyze_background
 from .imageio import DicomPadding, InputError, read_image
 from .registration import RegistrationError, build_pyramids
@@ -30,8 +31,11 @@ def check_transform(
 ) -> dict:
     """Verdict, reason, figures and checks for ``transform`` (fixed physical point → moving point).
 
-    Raises ``RegistrationError`` when a scan cannot be judged at all (not CT, no valid data).
+    Raises ``RegistrationError`` when a scan cannot be judged at all (not CT, no valid data),
+    ``TypeError``/``ValueError`` naming a bad argument (not an image or transform, a non-linear, 2D,
+    singular or NaN transform) before any work.
     """
+    check_check_transform(locals())
     fixed_analysis = fixed_analysis or analyze_background(fixed, fixed_padding)
     moving_analysis = moving_analysis or analyze_background(moving, moving_padding)
     for role, analysis in (("fixed", fixed_analysis), ("moving", moving_analysis)):

@@ -8,6 +8,7 @@ started; ``register`` stopped by Ctrl-C gives 130, by SIGTERM 143, by SIGHUP (te
 from __future__ import annotations
 
 import argparse
+import decimal
 import json
 import math
 import os
@@ -129,7 +130,7 @@ def _add_registration_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--transform", choices=("affine", "rigid", "similarity"), default="affine")
     parser.add_argument(
         "--fill",
-        type=_finite_float,
+        type=_fill_value,
         default=None,
         help="value for output voxels without data (default: moving air)",
     )
@@ -180,6 +181,16 @@ def _whole_number(minimum: int):
         return value
 
     return parse
+
+
+def _fill_value(text: str):
+    """A finite number, as a float unless it is a whole number a float cannot hold: then an exact
+    ``int`` (an int64 scan's fill may need all 64 bits; 9007199254740993 would become ...992)."""
+    value = _finite_float(text)
+    exact = decimal.Decimal(text.strip())
+    if exact == exact.to_integral_value() and abs(exact) < 2**64 and int(exact) != value:
+        return int(exact)  # a whole number a float would change, within what an integer output holds
+    return value
 
 
 def _finite_float(text: str) -> float:
@@ -367,7 +378,10 @@ def _add_apply_parser(commands) -> None:
         "--labels", action="store_true", help="the inputs are label maps: label interpolation, values kept"
     )
     apply.add_argument(
-        "--fill", type=float, default=None, help="value for output voxels without data (default: input air)"
+        "--fill",
+        type=_fill_value,
+        default=None,
+        help="value for output voxels without data (default: input air)",
     )
     apply.add_argument("--interpolator", choices=("linear", "bspline"), default=None)
     apply.add_argument("--overwrite", action="store_true", help="replace existing outputs")

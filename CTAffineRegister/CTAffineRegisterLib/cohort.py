@@ -279,7 +279,7 @@ def _case_options(transform, fill, interpolator, output_format, options) -> Case
             raise TypeError(f"fill must be a number or None, not {type(fill).__name__}")
         if fill != fill or fill in (float("inf"), float("-inf")):
             raise ValueError(f"fill must be a finite number, not {fill}")
-        fill = float(fill)
+        fill = fill if isinstance(fill, int) else float(fill)  # whole numbers exact (int64 scans)
     if options is not None and not isinstance(options, RegistrationOptions):
         raise TypeError(f"options must be RegistrationOptions, not {type(options).__name__}")
     return CaseOptions(transform, fill, interpolator, output_format, options)

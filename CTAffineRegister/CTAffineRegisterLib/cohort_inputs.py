@@ -15,6 +15,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Optional, Union
 
+from .file_checks import special_file_reason
 from .imageio import IMAGE_SUFFIXES, InputError
 
 PathLike = Union[str, "os.PathLike[str]"]
@@ -113,6 +114,8 @@ def inputs_from_list_file(list_path: PathLike) -> list[MovingInput]:
     list_path = os.fspath(list_path)
     if os.path.isdir(list_path):
         raise InputError(list_path, "is a folder; --moving-list takes a text or CSV file")
+    if os.path.exists(list_path) and special_file_reason(list_path) is not None:  # a pipe: open() would hang
+        raise InputError(list_path, special_file_reason(list_path))
     try:
         with open(list_path, encoding="utf-8-sig", newline="") as handle:
             lines = handle.read().splitlines()
@@ -301,7 +304,7 @@ def _holds_dicom(folder: str, files: list[str]) -> bool:
     if any(name.lower().endswith(".dcm") for name in files):
         return True
     for name in files[:3]:  # series without suffixes: look at a few files, not all
-        if _has_image_suffix(name):
+        if _has_image_suffix(name) or not os.path.isfile(os.path.join(folder, name)):  # no pipes opened
             continue
         try:
             with open(os.path.join(folder, name), "rb") as handle:

@@ -8,8 +8,10 @@ a series with missing, doubled or unevenly spaced slices is refused unless the c
 and then the slices are put at their true positions on an even grid at the usual slice step, the
 slices in a gap interpolated linearly from their neighbours.
 
-A folder with no series of its own is searched below (patient/study/series trees): one series
-there is used and named; several are listed, and the user passes the one meant.
+A folder with several series gives the one with the most slices; two tied for the most (two
+reconstruction kernels of one exam) are refused and listed. A folder with no series of its own is
+searched below (patient/study/series trees): one series there is used and named; several are
+listed, and the user passes the one meant.
 
 Pure module: SimpleITK, numpy and the standard library.
 """
@@ -54,9 +56,11 @@ class DicomRead:
 
 
 def read_dicom_folder(path: str, allow_slice_gaps: bool = False) -> DicomRead:
-    """Read the folder's series (the one with most slices when there are several); see the module doc."""
+    """Read the folder's series (the one with most slices when there are several, ``InputError`` for a
+    tie); see the module doc."""
     folder, series_ids, notes = _series_folder(path)
     files_by_series = {sid: sitk.ImageSeriesReader.GetGDCMSeriesFileNames(folder, sid) for sid in series_ids}
+    _refuse_a_tie(path, files_by_series)
     chosen = max(series_ids, key=lambda sid: (len(files_by_series[sid]), sid))
     if len(series_ids) > 1:
         notes.append(
@@ -102,6 +106,35 @@ def read_dicom_folder(path: str, allow_slice_gaps: bool = False) -> DicomRead:
 
 
 # --- which folder, which series -----------------------------------------------------------------
+
+
+def _refuse_a_tie(path: str, files_by_series: dict[str, tuple[str, ...]]) -> None:
+    """Two series with the most slices (two reconstruction kernels of one exam, say): the user picks.
+
+    Taking the one whose UID sorts last would register the soft-tissue or the bone kernel by chance.
+    """
+    most = max(len(files) for files in files_by_series.values())
+    tied = sorted(sid for sid, files in files_by_series.items() if len(files) == most)
+    if len(tied) < 2:
+        return
+    described = [f"{sid}{_description(files_by_series[sid][0])}" for sid in tied]
+    raise InputError(
+        path,
+        f"folder holds {len(files_by_series)} DICOM series and {len(tied)} of them have the most slices "
+        f"({most} each): {_listing(described)}; put the series to use in a folder of its own",
+    )
+
+
+def _description(first_file: str) -> str:
+    """' (Series Description)' from a series' first file, or '' when it has none."""
+    reader = sitk.ImageFileReader()
+    reader.SetFileName(first_file)
+    try:
+        reader.ReadImageInformation()
+        text = reader.GetMetaData("0008|103e").strip() if reader.HasMetaDataKey("0008|103e") else ""
+    except RuntimeError:
+        return ""
+    return f" ({text})" if text else ""
 
 
 def _series_folder(path: str) -> tuple[str, tuple[str, ...], list[str]]:
@@ -219,6 +252,8 @@ def _parses(path: str) -> bool:
 
 def _looks_like_dicom(path: str) -> bool:
     """The DICM preamble at byte 128 (every DICOM Part 10 file has it), or a .dcm name."""
+    if not os.path.isfile(path):  # a named pipe would block the open below
+        return False
     if path.lower().endswith(".dcm"):
         return True
     try:

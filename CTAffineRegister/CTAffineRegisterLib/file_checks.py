@@ -18,6 +18,7 @@ from __future__ import annotations
 import gzip
 import os
 import re
+import stat
 import struct
 import sys
 import zlib
@@ -63,6 +64,32 @@ class FileFacts:
     prefix_crc: Optional[int] = None  # CRC-32 of the bytes before the voxels in that stream
     voxel_dtype: Optional[np.dtype] = None  # the voxels' type as stored, when SimpleITK keeps it as is
     voxel_bytes: int = 0
+    # Where a NIfTI file's float voxels lie, (dtype with byte order, offset, bytes, gzip-compressed):
+    # SimpleITK's NIfTI reader turns NaN and Inf into 0, so ``nonfinite`` looks at the stored values.
+    float_voxels: Optional[tuple[np.dtype, int, int, bool]] = None
+
+
+def special_file_reason(path: str) -> Optional[str]:
+    """Why ``path`` is neither a regular file nor a folder (a named pipe, a device, a socket), or None.
+
+    Opening a named pipe waits for a writer forever, and Python's signal handlers cannot run while
+    ``open()`` waits, so Ctrl-C and SIGTERM would be ignored: such paths are refused before any open.
+    Raises ``OSError`` from ``os.stat`` (a missing path is the caller's to word).
+    """
+    mode = os.stat(path).st_mode
+    if stat.S_ISREG(mode) or stat.S_ISDIR(mode):
+        return None
+    if stat.S_ISFIFO(mode):
+        kind = "a named pipe (FIFO)"
+    elif stat.S_ISCHR(mode):
+        kind = "a character device"
+    elif stat.S_ISBLK(mode):
+        kind = "a block device"
+    elif stat.S_ISSOCK(mode):
+        kind = "a socket"
+    else:
+        kind = "a special file"
+    return f"is {kind}, not a regular file or folder; copy its contents to a file first"
 
 
 def check_file(path: str) -> FileFacts:
@@ -77,17 +104,22 @@ def check_file(path: str) -> FileFacts:
     return FileFacts()
 
 
-def verify_voxels(path: str, facts: FileFacts, image: sitk.Image) -> None:
-    """After SimpleITK's read of a .nii.gz: the voxels it returned must be the ones the CRC-32 vouches for."""
+def verify_voxels(path: str, facts: FileFacts, image: sitk.Image) -> bool:
+    """After SimpleITK's read of a .nii.gz: the voxels it returned must be the ones the CRC-32 vouches for.
+
+    Returns True when they are byte for byte the stored ones (so no NaN was turned into 0 either).
+    """
     if facts.stream_crc is None or facts.voxel_dtype is None:
-        return
+        return False
     array = sitk.GetArrayViewFromImage(image)
     if array.dtype != facts.voxel_dtype or array.nbytes != facts.voxel_bytes or not array.flags.c_contiguous:
-        return  # SimpleITK converted the voxels: the stream check below is the only judge
+        return False  # SimpleITK converted the voxels: the stream check below is the only judge
     if zlib.crc32(array, facts.prefix_crc) == facts.stream_crc:
-        return
-    # Either the stream is damaged or our idea of SimpleITK's buffer is wrong: the stream decides.
+        return True
+    # Either the stream is damaged or our idea of SimpleITK's buffer is wrong (or NaN read as 0):
+    # the stream decides.
     _raise_if_stream_damaged(path, facts.voxel_bytes, None)
+    return False
 
 
 def damage_behind_read_failure(path: str) -> Optional[str]:
@@ -145,18 +177,26 @@ def _check_nifti(path: str) -> FileFacts:
     if header is None:
         return FileFacts()  # not a single-file NIfTI: SimpleITK says what it is
     notes = _negative_spacing_notes("pixdim", header.pixdim)
+    floats = None
+    if header.dtype is not None and header.dtype.kind == "f":
+        floats = (
+            header.dtype.newbyteorder(header.byte_order),
+            header.vox_offset,
+            header.data_bytes,
+            compressed,
+        )
     expected_total = header.vox_offset + header.data_bytes
     if not compressed:
         present = os.path.getsize(path) - header.vox_offset
         if present < header.data_bytes:
             raise InputError(path, _truncated_reason(max(present, 0), header.data_bytes, "NIfTI header"))
-        return FileFacts(notes)
+        return FileFacts(notes, float_voxels=floats)
     stream_crc, stored_size = _gzip_trailer(path)
     if stored_size != expected_total % 2**32:
         # Cut short (the "trailer" is then compressed data) or several gzip members: read it all.
         _raise_if_stream_damaged(path, header.data_bytes, header.vox_offset)
-        return FileFacts(notes)
-    facts = FileFacts(notes, stream_crc=stream_crc)
+        return FileFacts(notes, float_voxels=floats)
+    facts = FileFacts(notes, stream_crc=stream_crc, float_voxels=floats)
     usable = header.dtype is not None and not header.scaled and header.vox_offset <= MAX_NIFTI_PREFIX_BYTES
     if usable and header.byte_order == _native_order():
         prefix = head[: header.vox_offset]

@@ -20,8 +20,15 @@ import SimpleITK as sitk
 
 from .dicom_series import read_dicom_folder
 from .errors import InputError
-from .file_checks import check_file, damage_behind_read_failure, reason_from_reader_error, verify_voxels
+from .file_checks import (
+    check_file,
+    damage_behind_read_failure,
+    reason_from_reader_error,
+    special_file_reason,
+    verify_voxels,
+)
 from .native_stderr import native_stderr_captured, notes_from_reader_output
+from .nonfinite import nonfinite_note, restore_nifti_nonfinite
 from .output_formats import format_of, write_volume
 
 IMAGE_SUFFIXES = (".nii.gz", ".nii", ".nrrd", ".nhdr", ".mha", ".mhd", ".dcm")
@@ -116,6 +123,9 @@ def read_image(
         loaded = _read_dicom(path, allow_slice_gaps) if is_folder else _read_file(path)
     loaded.notes.extend(notes_from_reader_output(captured.text, EXPLAINED_READER_WARNINGS))
     _check_usable(loaded.image, path)
+    nonfinite = nonfinite_note(loaded.image)
+    if nonfinite is not None:
+        loaded.notes.append(nonfinite)
     return loaded
 
 
@@ -131,6 +141,9 @@ def _existing_kind(path: str) -> bool:
         raise InputError(path, "permission denied: a folder on the path cannot be entered") from None
     except OSError as error:
         raise InputError(path, f"cannot be reached ({error.strerror or error})") from None
+    special = special_file_reason(path)
+    if special is not None:
+        raise InputError(path, special)
     if os.path.isdir(path):
         try:
             os.listdir(path)
@@ -158,7 +171,8 @@ def _read_file(path: str) -> LoadedImage:
         image = reader.Execute()
     except RuntimeError as error:
         raise InputError(path, damage_behind_read_failure(path) or _describe_read_error(error)) from None
-    verify_voxels(path, facts, image)
+    if not verify_voxels(path, facts, image):  # identical to the stored bytes: no NaN was read as 0
+        image = restore_nifti_nonfinite(image, path, facts.float_voxels)
     tags = {key: reader.GetMetaData(key) for key in reader.GetMetaDataKeys()}
     return _loaded(image, tags, path, list(facts.notes))
 

@@ -25,7 +25,10 @@ from typing import Optional
 import numpy as np
 import SimpleITK as sitk
 
+from .api_checks import check_image, check_image_type, check_transform_argument
+from .file_checks import special_file_reason
 from .imageio import InputError
+from .label_regions import MappedBlocks
 from .transforms import affine_parts
 
 BACKGROUND = 0
@@ -77,8 +80,9 @@ def check_label_image(labels: sitk.Image) -> list[int]:
 
     A label map is a 3D image of one integer component with few distinct values: float images are
     refused (their values need not be whole), as are images with more than ``MAX_LABEL_COUNT`` values
-    or with values as low as air in HU.
+    or with values as low as air in HU. ``TypeError`` when ``labels`` is no SimpleITK image.
     """
+    check_image_type(labels, "labels")
     return [structure.value for structure in _checked_structures(labels)]
 
 
@@ -120,7 +124,10 @@ def check_labels_overlap(labels: sitk.Image, scan: sitk.Image) -> float:
     The label map's grid may differ from its scan's (another spacing, a crop, another orientation);
     only the physical space must be the same. Labels saved without their geometry (origin 0, spacing 1)
     or taken from another scan end up elsewhere and are refused here. An empty label map returns 1.0.
+    ``TypeError`` when either is no SimpleITK image.
     """
+    check_image_type(labels, "labels")
+    check_image(scan, "scan")
     array = sitk.GetArrayViewFromImage(labels)
     step = max(1, int(round((array.size / _OVERLAP_SAMPLE) ** (1 / 3))))
     labelled = np.argwhere(array[::step, ::step, ::step] != BACKGROUND) * step
@@ -155,8 +162,9 @@ def resample_labels(
     ``transform`` maps reference (fixed) physical points to label-map (moving) points: the ITK
     convention ``register`` writes. ``method`` "linear" is the volume-keeping share cut described in the
     module docstring; "nearest" is plain nearest neighbour (for comparison). Points outside the
-    label map get background (0).
+    label map get background (0). A wrong argument is a ``TypeError``/``ValueError`` naming it.
     """
+    _check_carry_arguments(labels, reference, "reference", transform)
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, not {method!r}")
     return _resample_structures(labels, _checked_structures(labels), reference, transform, method)
@@ -176,7 +184,11 @@ def _resample_structures(
     shape = reference.GetSize()[::-1]
     array = sitk.GetArrayViewFromImage(labels)
     output = np.zeros(shape, dtype=array.dtype)
-    regions = [_fixed_region(labels, reference, transform, structure) for structure in structures]
+    if transform.IsLinear() or not structures:
+        regions = [_fixed_region(labels, reference, transform, structure) for structure in structures]
+    else:  # one evaluation of the transform over the grid, then each structure over its own region
+        blocks = MappedBlocks(labels, reference, transform)
+        regions = [blocks.region(*_moving_box(structure)) for structure in structures]
     placed = [(structure, region) for structure, region in zip(structures, regions) if region is not None]
     if placed:
         _arg_max_into(output, array, labels, reference, transform, placed)
@@ -196,8 +208,11 @@ def carry_labels(
 
     The call a registration makes once it has ``transform`` (fixed → moving, as ``register_pair``
     returns it): ``labels`` may be on another grid than ``scan``, but must lie in its physical space.
-    Raises ``LabelError`` (no file name: callers add it).
+    Raises ``LabelError`` (no file name: callers add it); ``TypeError``/``ValueError`` naming a wrong
+    argument.
     """
+    _check_carry_arguments(labels, fixed, "fixed", transform)
+    check_image(scan, "scan")
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, not {method!r}")
     structures = _checked_structures(labels)
@@ -212,6 +227,8 @@ def read_label_map(path: str) -> sitk.Image:
     when the labels are carried, which reads them anyway (``LabelError``: add the file name).
     """
     path = str(path)
+    if os.path.exists(path) and special_file_reason(path) is not None:
+        raise InputError(path, special_file_reason(path))
     if not os.path.isfile(path):
         reason = "is a folder; a label map is one image file" if os.path.isdir(path) else "no such file"
         raise InputError(path, reason)
@@ -238,6 +255,8 @@ def label_values(labels: sitk.Image) -> list[int]:
 
 def label_dice(first: sitk.Image, second: sitk.Image, values: Optional[list[int]] = None) -> dict[int, float]:
     """Dice of each label value between two label maps on the same grid (default: values in both)."""
+    check_image_type(first, "first")
+    check_image_type(second, "second")
     a, b = sitk.GetArrayViewFromImage(first), sitk.GetArrayViewFromImage(second)
     if a.shape != b.shape:
         raise ValueError(f"label maps have different sizes {first.GetSize()} and {second.GetSize()}")
@@ -249,6 +268,13 @@ def label_dice(first: sitk.Image, second: sitk.Image, values: Optional[list[int]
         total = int(np.count_nonzero(in_a)) + int(np.count_nonzero(in_b))
         dice[int(value)] = 2.0 * int(np.count_nonzero(in_a & in_b)) / total if total else float("nan")
     return dice
+
+
+def _check_carry_arguments(labels, reference, reference_name: str, transform) -> None:
+    """The API's argument checks, before any work: images where images go, a usable 3D transform."""
+    check_image_type(labels, "labels")
+    check_image(reference, reference_name)
+    check_transform_argument(transform, "transform")
 
 
 def _structures(labels: sitk.Image) -> list[_Structure]:
@@ -274,7 +300,8 @@ def _fixed_region(
     """The part of the fixed grid (numpy slices) where the structure's interpolated share can be above 0.
 
     Linear interpolation reaches one voxel beyond the structure's box; that box's corners are mapped
-    back through the inverse transform. Non-linear or singular transforms get the whole grid.
+    back through the inverse transform (non-linear transforms: ``label_regions``). A singular
+    transform gets the whole grid.
     ``None`` when the structure lands outside the fixed grid.
     """
     full = tuple(slice(0, size) for size in reference.GetSize()[::-1])
@@ -283,8 +310,7 @@ def _fixed_region(
     matrix, translation = affine_parts(transform, (0.0, 0.0, 0.0))
     if abs(np.linalg.det(matrix)) < 1e-12:
         return full
-    lower = np.array(structure.lower[::-1], dtype=float) - 1.0
-    upper = np.array(structure.upper[::-1], dtype=float)  # last voxel + 1
+    lower, upper = _moving_box(structure)
     corners = np.array(
         [[(lower, upper)[bit][axis] for axis, bit in enumerate(bits)] for bits in np.ndindex(2, 2, 2)]
     )
@@ -297,6 +323,14 @@ def _fixed_region(
     if np.any(stop <= start):
         return None
     return tuple(slice(int(a), int(b)) for a, b in zip(start[::-1], stop[::-1]))
+
+
+def _moving_box(structure: _Structure) -> tuple[np.ndarray, np.ndarray]:
+    """The moving (x, y, z) index box where linear interpolation gives the structure a share above 0:
+    its bounding box widened by one voxel below (the last voxel + 1 is already its upper end)."""
+    lower = np.array(structure.lower[::-1], dtype=float) - 1.0
+    upper = np.array(structure.upper[::-1], dtype=float)
+    return lower, upper
 
 
 def _arg_max_into(

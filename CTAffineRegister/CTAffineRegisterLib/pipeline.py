@@ -73,7 +73,7 @@ def register_pair(
         if analysis.kind == "not-ct":
             raise RegistrationError(f"{role} image is {analysis.summary}")
     result = register_images(fixed, moving, fixed_analysis, moving_analysis, options, progress, cancel)
-    fill_value = float(moving_analysis.air_value if fill is None else fill)
+    fill_value = float(moving_analysis.air_value) if fill is None else fill  # an int stays exact
     registered, valid = resample_with_valid_mask(
         moving, fixed, result.transform, moving_analysis, fill_value, interpolator
     )

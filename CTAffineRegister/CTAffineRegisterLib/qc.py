@@ -73,8 +73,10 @@ def _middle_plane(size, spacing, origin, direction, numpy_axis: int) -> sitk.Ima
 
 
 def _windowed(image: sitk.Image) -> np.ndarray:
-    array = sitk.GetArrayViewFromImage(image).astype(np.float32)
+    """Clipped to the window in the image's own type first: a float64 value such as 1e300 (a fill)
+    would overflow float32."""
     low, high = WINDOW_HU
+    array = np.clip(sitk.GetArrayViewFromImage(image), low, high).astype(np.float32)
     return (np.clip((array - low) / (high - low), 0.0, 1.0) * 255.0).astype(np.uint8)
 
 

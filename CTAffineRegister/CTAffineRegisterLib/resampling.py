@@ -43,6 +43,7 @@ _INTEGER_RANGES = {
     sitk.sitkInt64: (-(2**63), 2**63 - 1),
     sitk.sitkUInt64: (0, 2**64 - 1),
 }
+_FLOAT_TYPES = {sitk.sitkFloat32: np.float32, sitk.sitkFloat64: np.float64}
 _FLOAT_LIMITS = {
     sitk.sitkFloat32: float(np.finfo(np.float32).max),
     sitk.sitkFloat64: float(np.finfo(np.float64).max),
@@ -57,15 +58,28 @@ def fill_problem(fill: Optional[float], pixel_id: int) -> Optional[str]:
     pixel_name = sitk.GetPixelIDValueAsString(pixel_id)
     if not math.isfinite(fill):
         return f"{fill} is not a finite number"
+    shown = _shown(fill)
     if pixel_id in _INTEGER_RANGES:
         low, high = _INTEGER_RANGES[pixel_id]
         if not low <= fill <= high:
-            return f"{fill:g} is outside the range of its {pixel_name} output ({low}..{high})"
+            return f"{shown} is outside the range of its {pixel_name} output ({low}..{high})"
         if not float(fill).is_integer():
-            return f"{fill:g} is not a whole number, and its output is {pixel_name}"
-    elif pixel_id in _FLOAT_LIMITS and abs(fill) > _FLOAT_LIMITS[pixel_id]:
-        return f"{fill:g} is outside the range of its {pixel_name} output"
+            return f"{shown} is not a whole number, and its output is {pixel_name}"
+    elif pixel_id in _FLOAT_LIMITS:
+        if abs(fill) > _FLOAT_LIMITS[pixel_id]:
+            return f"{shown} is outside the range of its {pixel_name} output"
+        stored = _FLOAT_TYPES[pixel_id](fill)
+        if float(fill).is_integer() and int(stored) != fill:
+            became = _shown(int(stored))
+            return f"{shown} cannot be stored exactly in its {pixel_name} output (it would be {became})"
     return None
+
+
+def _shown(value) -> str:
+    """Whole numbers as typed (all 64 bits), other values as %g."""
+    if isinstance(value, int) and abs(value) < 10**21:
+        return str(value)
+    return f"{float(value):g}"
 
 
 def replace_padding(image: sitk.Image, analysis, fill: Optional[float] = None) -> sitk.Image:
@@ -200,7 +214,9 @@ def _resample_in_tiles(
     resampler = sitk.ResampleImageFilter()
     resampler.SetTransform(transform)
     resampler.SetInterpolator(INTERPOLATORS[interpolator])
-    resampler.SetDefaultPixelValue(float(fill))
+    # Points outside the moving image are 0 in ``valid`` and get ``fill`` below; a default of 0 keeps a
+    # fill near an int64 limit (beyond float32) from overflowing the cast of the interpolated tile.
+    resampler.SetDefaultPixelValue(0.0)
     resampler.SetOutputPixelType(sitk.sitkFloat32 if integer or dtype.itemsize <= 4 else sitk.sitkFloat64)
     resampler.SetOutputSpacing(fixed.GetSpacing())
     resampler.SetOutputDirection(fixed.GetDirection())

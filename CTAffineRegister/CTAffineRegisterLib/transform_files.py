@@ -17,11 +17,22 @@ from typing import Optional
 import numpy as np
 import SimpleITK as sitk
 
+from .file_checks import special_file_reason
 from .imageio import InputError
-from .transforms import affine_about
+from .transforms import affine_about, affine_parts
 
 # elastix transform names with their parameter layout (see elastix's transform components).
 _ELASTIX_LINEAR = ("AffineTransform", "EulerTransform", "SimilarityTransform", "TranslationTransform")
+# How many TransformParameters each of them has in 3D.
+_ELASTIX_PARAMETER_COUNTS = {
+    "AffineTransform": 12,
+    "EulerTransform": 6,
+    "SimilarityTransform": 7,
+    "TranslationTransform": 3,
+}
+# A matrix whose smallest singular value is below this share of its largest is singular: it maps a
+# 500 mm scan onto less than a thousandth of a millimetre in some direction.
+_SINGULAR_RATIO = 1e-9
 
 
 # Files SimpleITK reads transforms from; named in the message when another file cannot be read.
@@ -31,6 +42,8 @@ TRANSFORM_SUFFIXES = (".tfm", ".txt", ".h5", ".hdf5", ".mat")
 def read_any_transform(path: str) -> sitk.Transform:
     """Any 3D fixed→moving transform, non-linear ones included (``apply`` resamples with them)."""
     path = str(path)
+    if os.path.exists(path) and special_file_reason(path) is not None:
+        raise InputError(path, special_file_reason(path))
     if not os.path.isfile(path):
         reason = "is a folder; a transform is one file" if os.path.isdir(path) else "no such file"
         raise InputError(path, reason)
@@ -39,7 +52,9 @@ def read_any_transform(path: str) -> sitk.Transform:
     if os.path.getsize(path) == 0:
         raise InputError(path, "file is empty")
     if _looks_like_elastix(path):
-        return _read_elastix(path, seen=())
+        transform = _read_elastix(path, seen=())
+        _refuse_unusable(transform, path)
+        return transform
     try:
         transform = sitk.ReadTransform(path)
     except RuntimeError as error:
@@ -51,7 +66,71 @@ def read_any_transform(path: str) -> sitk.Transform:
         raise InputError(path, f"not a readable transform file ({detail})") from None
     if transform.GetDimension() != 3:
         raise InputError(path, f"holds a {transform.GetDimension()}D transform; a 3D transform is needed")
+    _refuse_unusable(transform, path)
     return transform
+
+
+def transform_problem(transform: sitk.Transform) -> Optional[str]:
+    """Why ``transform`` cannot map points at all, or None.
+
+    A NaN or Inf parameter makes every mapped point NaN (numpy then warns, the verdict's linear algebra
+    fails); a linear transform whose matrix is singular (determinant 0, e.g. all zeros) squeezes the
+    whole fixed grid onto a plane, line or point, so a resampled image is one constant value. Both
+    are refused by name before any work instead of being judged or applied.
+
+    Args:
+        transform: any SimpleITK transform (composites are looked into).
+
+    Returns:
+        The reason in words, or None when the transform is usable.
+    """
+    for part in _parts(transform):
+        bad = _nonfinite_count(part)
+        if bad:
+            verb = "is" if bad == 1 else "are"
+            return f"{bad} of its parameters {verb} NaN or Inf, so it maps no point to a place"
+    if not transform.IsLinear():
+        return None
+    matrix, _ = affine_parts(transform, (0.0, 0.0, 0.0))
+    if not np.isfinite(matrix).all():
+        return "it maps points to NaN or Inf, so it maps no point anywhere"
+    singular = np.linalg.svd(matrix, compute_uv=False)
+    if singular[0] == 0 or singular[-1] <= _SINGULAR_RATIO * singular[0]:
+        return (
+            "its matrix is singular (determinant 0): it squeezes all of space onto a plane, a line or a "
+            "point, so it cannot be judged or resampled with"
+        )
+    return None
+
+
+def _parts(transform: sitk.Transform) -> list[sitk.Transform]:
+    """The transforms a composite is made of (nested composites flattened), or the transform itself."""
+    concrete = transform.Downcast() if hasattr(transform, "Downcast") else transform
+    if isinstance(concrete, sitk.CompositeTransform):
+        parts = []
+        for index in range(concrete.GetNumberOfTransforms()):
+            parts.extend(_parts(concrete.GetNthTransform(index)))
+        return parts
+    return [transform]
+
+
+def _nonfinite_count(part: sitk.Transform) -> int:
+    """NaN/Inf among a transform's parameters (a displacement field's vectors read as an array)."""
+    concrete = part.Downcast() if hasattr(part, "Downcast") else part
+    fixed = np.asarray(part.GetFixedParameters(), dtype=float)
+    if isinstance(concrete, sitk.DisplacementFieldTransform):
+        values = sitk.GetArrayViewFromImage(concrete.GetDisplacementField())
+    else:
+        values = np.asarray(part.GetParameters(), dtype=float)
+    return int(values.size - np.count_nonzero(np.isfinite(values))) + int(
+        fixed.size - np.count_nonzero(np.isfinite(fixed))
+    )
+
+
+def _refuse_unusable(transform: sitk.Transform, path: str) -> None:
+    problem = transform_problem(transform)
+    if problem is not None:
+        raise InputError(path, problem)
 
 
 def read_transform(path: str) -> sitk.AffineTransform:
@@ -100,6 +179,7 @@ def _read_elastix(path: str, seen: tuple[str, ...]) -> sitk.AffineTransform:
     kind = entries.get("Transform", ["?"])[0]
     if kind not in _ELASTIX_LINEAR:
         raise InputError(path, f"holds an elastix {kind}; only linear transforms can be checked")
+    _check_elastix_counts(entries, kind, path)
     try:
         parameters = [float(value) for value in entries["TransformParameters"]]
         center = [float(value) for value in entries.get("CenterOfRotationPoint", ["0", "0", "0"])]
@@ -116,6 +196,31 @@ def _read_elastix(path: str, seen: tuple[str, ...]) -> sitk.AffineTransform:
         )
     # elastix applies the initial transform first: T(x) = T_this(T_initial(x))
     return affine_about(sitk.CompositeTransform([transform, initial]), center)
+
+
+def _check_elastix_counts(entries: dict[str, list[str]], kind: str, path: str) -> None:
+    """elastix writes exactly so many parameters and a 3-value centre: anything else is another file's
+    (2D, another transform) or an edited one, and taking part of it would judge some other transform."""
+    expected = _ELASTIX_PARAMETER_COUNTS[kind]
+    parameters = entries.get("TransformParameters")
+    if parameters is None:
+        raise InputError(path, f"elastix {kind} without TransformParameters")
+    if len(parameters) != expected:
+        raise InputError(
+            path, f"elastix 3D {kind} has {expected} TransformParameters, this file gives {len(parameters)}"
+        )
+    declared = entries.get("NumberOfParameters")
+    if declared is not None and declared[:1] != [str(expected)]:
+        raise InputError(
+            path,
+            f"NumberOfParameters says {' '.join(declared) or 'nothing'}, "
+            f"but its {kind} has {len(parameters)} TransformParameters",
+        )
+    center = entries.get("CenterOfRotationPoint")
+    if center is not None and len(center) != 3:
+        raise InputError(
+            path, f"CenterOfRotationPoint has {len(center)} values; a 3D transform's centre has 3"
+        )
 
 
 def _elastix_linear(
