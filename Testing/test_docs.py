@@ -188,6 +188,43 @@ def test_pictures_in_the_site_are_copies_of_the_drawn_ones():
         assert copy.read_bytes() == original.read_bytes(), f"copy {original.relative_to(ROOT)} to {copy}"
 
 
+def _table_problems(text: str) -> list[str]:
+    """Tables (runs of lines starting with ``|`` outside code) whose first line is not a header row
+    followed by a ``|---|`` separator: Markdown then shows the whole table as one paragraph of pipes."""
+    problems, block, in_code = [], [], False
+    for number, line in enumerate([*text.splitlines(), ""], start=1):
+        if FENCE.match(line):
+            in_code = not in_code
+        if not in_code and line.lstrip().startswith("|"):
+            block.append((number, line))
+            continue
+        if block:
+            first, second = block[0][1], block[1][1] if len(block) > 1 else ""
+            if TABLE_SEPARATOR.match(first) or not TABLE_SEPARATOR.match(second):
+                problems.append(f"line {block[0][0]}: {first.strip()[:60]}")
+            block = []
+    return problems
+
+
+TABLE_SEPARATOR = re.compile(r"^\s*\|?\s*:?-{3,}:?\s*(\|\s*:?-{3,}:?\s*)*\|?\s*$")
+
+
+def test_every_table_has_a_header_row():
+    broken = [
+        f"{path.relative_to(ROOT)}: {problem}"
+        for path in _markdown_files()
+        for problem in _table_problems(path.read_text(encoding="utf-8"))
+    ]
+    assert not broken, "tables without a header row and separator:\n" + "\n".join(broken)
+
+
+def test_a_table_without_its_header_row_is_caught():
+    """The check above can fail: a table that starts at its separator is named."""
+    good = "| a | b |\n|---|---|\n| 1 | 2 |\n"
+    assert _table_problems(good) == []
+    assert _table_problems("## T\n\n|---|---|\n| 1 | 2 |\n") == ["line 3: |---|---|"]
+
+
 def test_generated_cli_reference_documents_exactly_the_parsers_options():
     hook = _load_hook()
     parser = hook.find_parser()
