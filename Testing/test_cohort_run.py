@@ -202,10 +202,13 @@ def test_existing_foreign_outputs_fail_only_their_case_before_registering(cohort
 
 
 def test_failed_verdict_keeps_outputs_marks_them_untrustworthy_and_fails_the_run(cohort, tmp_path):
-    """A start at an implausible scale with no room to recover: the result must be judged "failed"."""
+    """A start at an implausible scale with no room to recover (one iteration, no last stage: with it,
+    the probes carry even this start back): the result must be judged "failed"."""
     wrong = sitk.AffineTransform(3)
     wrong.SetMatrix([1.8, 0, 0, 0, 1.8, 0, 0, 0, 1.8])
-    options = RegistrationOptions(initial_transform=wrong, max_iterations_per_level=1, level_count=1)
+    options = RegistrationOptions(
+        initial_transform=wrong, max_iterations_per_level=1, level_count=1, refine_to_optimum=False
+    )
     out = tmp_path / "out"
     summary = run_cohort(cohort["fixed"], [cohort["moving"][0]], out, jobs=1, options=options)
     case = summary["cases"][0]
