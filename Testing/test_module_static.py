@@ -534,7 +534,6 @@ def test_batch_script_has_a_help_flag_the_slicer_launcher_leaves_alone(tmp_path)
     from CTAffineRegisterLib.slicer_batch import cli_arguments
 
     assert cli_arguments(["--tool-help"], serial=False) == ["register", "--help"]
-    readme = (ROOT / "README.md").read_text(encoding="utf-8")
-    batch_section = readme[readme.index("### Batch mode in Slicer") :]
+    batch_section = (ROOT / "docs" / "how-to" / "console-and-batch.md").read_text(encoding="utf-8")
     assert "slicer_batch.py -- --tool-help" in batch_section
     assert "launcher" in batch_section and "-- --help" in batch_section

@@ -24,6 +24,7 @@ import os
 import socket
 import time
 from dataclasses import dataclass, field
+from stat import S_ISREG
 from typing import Callable, Optional
 
 import SimpleITK as sitk
@@ -226,8 +227,12 @@ def input_fingerprint(path: Optional[str]) -> Optional[dict]:
 
 def _content_sample(digest, path: str, size: int, part: int):
     """Add the first and last ``part`` bytes of a file (all of it when it is small) to ``digest``;
-    a file that cannot be read adds a marker (its case fails on reading, naming why)."""
+    a file that cannot be read adds a marker (its case fails on reading, naming why), and so does
+    anything that is not a regular file: opening a named pipe would wait for a writer forever."""
     try:
+        if not S_ISREG(os.stat(path).st_mode):
+            digest.update(b"\0not a regular file\0")
+            return digest
         with open(path, "rb") as handle:
             if size <= 2 * part:
                 digest.update(handle.read())

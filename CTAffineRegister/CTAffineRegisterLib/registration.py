@@ -40,7 +40,16 @@ from .pyramid import (
     shrink_factors,
 )
 from .resampling import prepare_for_registration
-from .transforms import affine_about, affine_parts, as_type, center_of, copy_transform, is_rigid, mapping_key
+from .transforms import (
+    affine_about,
+    affine_parts,
+    as_type,
+    center_of,
+    copy_transform,
+    is_rigid,
+    mapping_key,
+    nearest_rotation,
+)
 from .verdict import MIN_COVERAGE_MM, PROBE_LEVEL_MM, SimilarityProbe, judge
 
 TRANSFORM_TYPES = ("rigid", "similarity", "affine")
@@ -464,7 +473,8 @@ def _best_initial(fixed_level: Level, moving_level: Level, fixed_analysis, movin
     """The candidate placement with the best coarse metric, weighted by overlap (little overlap must
     not look like a match: mutual information of a few samples is high by chance)."""
     scored = []
-    for name, transform in candidate_placements(fixed_analysis, moving_analysis, center).items():
+    allow_scale = options.transform != "rigid"
+    for name, transform in candidate_placements(fixed_analysis, moving_analysis, center, allow_scale).items():
         share = overlap_fraction(transform, fixed_level, moving_level)
         value = _dense_metric(transform, fixed_level, moving_level, options) if share >= MIN_OVERLAP else None
         if value is not None:
@@ -525,11 +535,20 @@ def _plan(options: RegistrationOptions, level_count: int, start: sitk.Transform)
         steps = [_Step("affine", level, "refine") for level in range(refine + 1)]
     else:
         kinds = TRANSFORM_TYPES[: TRANSFORM_TYPES.index(final) + 1]
-        steps = [_Step("rigid", 0, "search")] + [_Step(kind, 0, "refine") for kind in kinds[1:]]
+        # a start scaled to the bodies' size ratio keeps its scale: it searches as a similarity
+        first = "similarity" if final != "rigid" and _scaled(start) else "rigid"
+        steps = [_Step(first, 0, "search")]
+        steps += [_Step(kind, 0, "refine") for kind in kinds[kinds.index(first) + 1 :]]
         steps += [_Step(final, level, "refine") for level in range(1, refine + 1)]
     if fine != refine:
         steps.append(_Step(final, fine, "polish"))
     return steps
+
+
+def _scaled(transform: sitk.Transform) -> bool:
+    """True when a transform's mean scale differs from 1 (a placement scaled to the bodies' sizes)."""
+    matrix, _ = affine_parts(transform)
+    return abs(nearest_rotation(matrix)[1] - 1.0) > 1e-3
 
 
 def _sampling_percentage(level: Level, points: int) -> float:
