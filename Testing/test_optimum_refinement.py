@@ -14,7 +14,7 @@ import SimpleITK as sitk
 from conftest import shared_sample
 from small_pairs import SMALL_PATIENT
 
-from CTAffineRegisterLib import synthetic, verdict
+from CTAffineRegisterLib import initialization, synthetic, verdict
 from CTAffineRegisterLib.accuracy import target_registration_error
 from CTAffineRegisterLib.background import analyze_background
 from CTAffineRegisterLib.imageio import read_image
@@ -161,3 +161,38 @@ def _resized(image: sitk.Image, factors) -> sitk.Image:
     direction = np.array(image.GetDirection()).reshape(3, 3)
     grid.SetOrigin((np.array(center) - direction @ (spacing * (new_size - 1) / 2.0)).tolist())
     return sitk.Resample(image, grid, shrink, sitk.sitkLinear, -1024.0, image.GetPixelID())
+
+
+def test_bodies_of_very_different_size_start_from_a_placement_scaled_to_their_ratio(pair):
+    """A patient 0.65× the size of another (a child, or a small adult onto a large one): the initial
+    placements include the bodies' in-plane size ratio (not for a rigid registration, which cannot
+    keep it), the registration starts from one of them and lands on the truth."""
+    pair, fixed_analysis, _ = pair
+    small = _resized(pair.fixed, (0.65, 0.65, 0.65))
+    small_analysis = analyze_background(small)
+    ratio = initialization.body_size_ratio(fixed_analysis.body_mask, small_analysis.body_mask)
+    assert ratio == pytest.approx(0.65, abs=0.03)
+    _, _, center = build_pyramids(pair.fixed, small, fixed_analysis, small_analysis, 2.0, 3)
+    names = initialization.candidate_placements(fixed_analysis, small_analysis, center)
+    assert any(name.startswith("body-moments scaled 0.6") for name in names)
+    assert not any(
+        "scaled" in name
+        for name in initialization.candidate_placements(
+            fixed_analysis, small_analysis, center, allow_scale=False
+        )
+    )
+    truth = _scale_about_scan_center(pair.fixed, 0.65)
+    points = pair.body_points
+    result = register_images(pair.fixed, small, fixed_analysis, small_analysis)
+    assert "scaled" in result.initialization
+    assert target_registration_error(result.transform, truth, points)[0] < 2.0
+
+
+def _scale_about_scan_center(image: sitk.Image, factor: float) -> sitk.AffineTransform:
+    """fixed→moving truth of ``_resized(image, factor)``: points shrink toward the scan centre."""
+    size = np.array(image.GetSize())
+    center = image.TransformContinuousIndexToPhysicalPoint(((size - 1) / 2.0).tolist())
+    truth = sitk.AffineTransform(3)
+    truth.SetCenter(center)
+    truth.SetMatrix((np.eye(3) * factor).ravel().tolist())
+    return truth
