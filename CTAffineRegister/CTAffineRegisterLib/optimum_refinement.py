@@ -23,11 +23,11 @@ the correlation), so they are never touched:
 2. if the probes still find a better move, that move is taken and the descent runs again (at most
    ``REFINE_ROUNDS`` times);
 3. the best placement by the probes' correlation is kept, never one that fits worse than the start;
-4. that placement is polished once more on the finest level, as the registration's own last stage
-   does, and the polish is kept when the probes see no loss: on one patient this takes a refined
-   result from the ~4 mm level's 1.4-2 mm to a few tenths; between two patients, where mutual
-   information would pull back to where it stopped short, the probes see the loss and the
-   refined placement stays.
+4. on one patient (probes' correlation ``POLISH_MIN_CORRELATION`` or more), that placement is
+   polished once more on the finest level, as the registration's own last stage does, and the
+   polish is kept when the probes see no loss: it takes a refined result from the ~4 mm level's
+   1.4-2 mm to a few tenths. Between two patients mutual information would pull it back toward
+   where it stopped short, so the refined placement stays as it is.
 
 Pure module: SimpleITK, numpy and the standard library.
 """
@@ -56,6 +56,10 @@ from .verdict import (
 REFINE_ROUNDS = 3
 # A probe raising the correlation by more than this (in correlation units) is worth going on from.
 REFINE_MIN_GAIN = 0.005
+# The closing polish runs only from this correlation up: one patient's scans agree at 0.9 and more,
+# two patients' at 0.3-0.6, where mutual information pulled every closing polish of the development
+# set back toward where it had stopped short (each rejected, at a second a case).
+POLISH_MIN_CORRELATION = 0.8
 # The closing polish may lower the probes' correlation by at most this (correlation units): the
 # probes' own resolution on the ~4 mm level; a polish pulling back toward where the registration
 # stopped short loses more.
@@ -156,7 +160,7 @@ def refine_to_optimum(
             break
         candidate = _moved(candidate, found, probe.center, transform_type)
     polished = False
-    if polish is not None and best is not transform:
+    if polish is not None and best is not transform and best_correlation >= POLISH_MIN_CORRELATION:
         finished = polish(best)
         found = _probe(probe, finished, kinds)
         keeps = found.correlation is not None and found.correlation >= best_correlation - POLISH_TOLERANCE
