@@ -1,7 +1,8 @@
 """CT Affine Register: the Slicer module (metadata, panel, thin logic wrapper, self-test).
 
-This is the only file that knows Qt. The work is done by ``CTAffineRegisterLib``: ``mrml_bridge``
-converts nodes to SimpleITK images and results back to nodes; ``pipeline`` registers. Registration
+This is the only file that knows Qt. The work is done by ``CTAffineRegisterLib``: ``mrml.volume_nodes``
+(imported as ``mrml_bridge``) converts nodes to SimpleITK images and results back to nodes;
+``pair.register`` registers; ``panel`` holds the panel's Qt-free helpers. Registration
 runs in a worker thread that touches neither MRML nor Qt; its events are queued and drained on the
 GUI thread, where the result nodes are created (the SlicerSimpleFilters pattern).
 """
@@ -29,8 +30,10 @@ from slicer.ScriptedLoadableModule import (
 )
 from slicer.util import VTKObservationMixin
 
-from CTAffineRegisterLib import mrml_bridge, result_summary, volume_findings
-from CTAffineRegisterLib.scene_watch import SceneWatch
+from CTAffineRegisterLib.mrml import volume_nodes as mrml_bridge
+from CTAffineRegisterLib.panel import result_lines as result_summary
+from CTAffineRegisterLib.panel import volume_findings
+from CTAffineRegisterLib.panel.scene_watch import SceneWatch
 
 # The GUI thread holds Python's GIL while Qt runs, so a worker's Python code (progress callbacks,
 # numpy glue) only moves while the GUI thread sleeps: each queue check ends with a short sleep
@@ -108,7 +111,7 @@ class CTAffineRegisterWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
 
     The two node selectors are bound here, not by the parameter node wrapper: importing or closing a
     scene rebuilds their rows (unchecked, or back to "None"), and what they say then must not reach the
-    parameter node (``CTAffineRegisterLib/scene_watch.py``). The wrapper binds the other widgets, once
+    parameter node (``CTAffineRegisterLib/panel/scene_watch.py``). The wrapper binds the other widgets, once
     per parameter node for the panel's life: in Slicer 5.8 ``connectGui`` returns no tag to disconnect
     with, and every binding adds a parameter-node observer that nothing removes.
     """
