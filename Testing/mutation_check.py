@@ -69,7 +69,7 @@ class Mutant:
 M = Mutant
 MUTANTS = [
     # --- issue 15: the eleven bugs that survived the suite at commit 0578eca, on today's code -----
-    M("issue-moving-mask-not-valid-only", "registration/engine.py",
+    M("issue-moving-mask-not-valid-only", "registration/preparation.py",
       "moving_ready, None, moving_factors, erode_mask_voxels=1, limit_mask=_padded_only(moving_valid)",
       "moving_ready, None, moving_factors, erode_mask_voxels=1, limit_mask=None",
       "the metric samples air written over a moving FOV cut: results 1-5 mm off, still called ok",
@@ -120,7 +120,7 @@ MUTANTS = [
       "float(residual))",
       "the reported field-of-view radius is a voxel too small",
       ("padding/test_background.py",), True),
-    M("issue-fixed-region-not-valid-only", "registration/engine.py",
+    M("issue-fixed-region-not-valid-only", "registration/preparation.py",
       "region = grown & (sitk.GetArrayViewFromImage(region_valid) > 0)",
       "region = grown",
       "the fixed metric region takes in padding outside a fixed FOV that cuts the body",

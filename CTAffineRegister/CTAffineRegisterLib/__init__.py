@@ -35,7 +35,8 @@ from .padding.analysis import BackgroundAnalysis, analyze_background
 from .pair.apply import apply_files, apply_to_labels, apply_to_scan
 from .pair.check import check_files, check_transform
 from .pair.register import CaseResult, register_pair
-from .registration.engine import ProgressEvent, RegistrationOptions, RegistrationResult, register_images
+from .registration.engine import register_images
+from .registration.options import ProgressEvent, RegistrationOptions, RegistrationResult
 from .resample.labels import carry_labels, read_label_map, resample_labels
 from .resample.scans import resample_to_fixed, resample_with_valid_mask
 from .synthetic import SyntheticPair, make_pair, make_phantom

@@ -102,13 +102,19 @@ def import_moved(old: str):
 
 
 def _caller_level() -> int:
-    """``stacklevel`` that points the warning at the user's import, past importlib and this module."""
+    """``stacklevel`` that points the warning at the user's import, past this module and the package root.
+
+    ``warnings.warn`` itself steps over importlib's frames without counting them, so they are not counted.
+    """
+    own = (__file__, getattr(sys.modules.get(PACKAGE), "__file__", None))
     frame, level = sys._getframe(1), 1
-    while frame is not None and (
-        frame.f_code.co_filename == __file__
-        or frame.f_code.co_filename.startswith("<frozen importlib")
-        or frame.f_code.co_filename == getattr(sys.modules.get(PACKAGE), "__file__", None)
-    ):
+    while frame is not None:
+        name = frame.f_code.co_filename
+        if "importlib" in name and "_bootstrap" in name:
+            frame = frame.f_back
+            continue
+        if name not in own:
+            break
         frame, level = frame.f_back, level + 1
     return level
 

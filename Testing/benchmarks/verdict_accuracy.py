@@ -34,12 +34,13 @@ import SimpleITK as sitk
 
 from CTAffineRegisterLib import synthetic
 from CTAffineRegisterLib.core.affine import affine_parts
+from CTAffineRegisterLib.errors import RegistrationError
 from CTAffineRegisterLib.io.images import read_image
 from CTAffineRegisterLib.padding.analysis import analyze_background
 from CTAffineRegisterLib.pair.register import register_pair
 from CTAffineRegisterLib.quality import verdict
 from CTAffineRegisterLib.quality.accuracy import target_registration_error
-from CTAffineRegisterLib.registration.engine import RegistrationError, build_pyramids
+from CTAffineRegisterLib.registration.preparation import build_pyramids
 
 SHARED = Path(os.environ.get("CTAR_SHARED_DATA", Path(__file__).resolve().parents[3] / "shared" / "data"))
 FLIPS = {

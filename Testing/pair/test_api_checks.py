@@ -39,7 +39,7 @@ BAD_IMAGES = [
         TypeError,
         "not a numpy array of shape (4, 5, 6); make one with sitk.GetImageFromArray",
     ),
-    ("scan.nii.gz", TypeError, "not the path 'scan.nii.gz'; read it first: imageio.read_image(path).image"),
+    ("scan.nii.gz", TypeError, "not the path 'scan.nii.gz'; read it first: read_image(path).image"),
     (_image((16, 16)), ValueError, "must be a 3D image, not 2D"),
     (_image((8, 8, 8, 1)), ValueError, "not 4D (size (8, 8, 8, 1)) (take image[:, :, :, 0]"),
     (_image((8, 8, 8), components=3), ValueError, "must have one value per voxel, not 3"),
@@ -138,7 +138,7 @@ def test_an_image_that_is_not_ct_is_refused_before_registering(volume, role):
 
 
 def test_register_images_needs_analyses_and_images(volume, analysis):
-    with pytest.raises(TypeError, match="fixed_analysis is required: pass background.analyze_background"):
+    with pytest.raises(TypeError, match="fixed_analysis is required: pass analyze_background"):
         register_images(volume, volume, None, analysis)
     with pytest.raises(TypeError, match="moving must be a SimpleITK.Image, not a numpy array"):
         register_images(volume, sitk.GetArrayFromImage(volume), analysis, analysis)

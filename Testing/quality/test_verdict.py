@@ -17,10 +17,12 @@ from support.small_pairs import SMALL_PATIENT
 
 from CTAffineRegisterLib import synthetic
 from CTAffineRegisterLib.core.affine import affine_parts
+from CTAffineRegisterLib.errors import RegistrationError
 from CTAffineRegisterLib.padding.analysis import analyze_background
 from CTAffineRegisterLib.pair.check import check_transform
 from CTAffineRegisterLib.quality import verdict
-from CTAffineRegisterLib.registration.engine import RegistrationError, build_pyramids, register_images
+from CTAffineRegisterLib.registration.engine import register_images
+from CTAffineRegisterLib.registration.preparation import build_pyramids
 
 
 @dataclasses.dataclass

@@ -23,13 +23,12 @@ from CTAffineRegisterLib.registration.engine import (
     RegistrationCancelled,
     RegistrationError,
     RegistrationOptions,
-    _metric_region,
     _Outcome,
-    _pyramids,
     _Runner,
     _Step,
     register_images,
 )
+from CTAffineRegisterLib.registration.preparation import _metric_region, prepare_pyramids
 from CTAffineRegisterLib.resample.scans import resample_to_fixed
 
 PADDING_CASES = {  # name: (moving padding, fixed padding)
@@ -418,7 +417,7 @@ def test_the_metric_region_lies_inside_the_fixed_scans_real_data():
 
 def _default_runner(case) -> _Runner:
     """A registration runner with default options on the case's pyramids (for driving single stages)."""
-    fixed_levels, moving_levels, _ = _pyramids(
+    fixed_levels, moving_levels, _ = prepare_pyramids(
         case.pair.fixed, case.pair.moving, case.fixed_analysis, case.moving_analysis, RegistrationOptions()
     )
     return _Runner(fixed_levels, moving_levels, RegistrationOptions(), None, None, 1)

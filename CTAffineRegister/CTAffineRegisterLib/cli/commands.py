@@ -15,10 +15,15 @@ import sys
 from typing import Optional
 
 from .._version import __version__
+from ..cohort.inputs import inputs_from_list_file, inputs_from_paths, inputs_from_root
 from ..cohort.outputs import OUTPUT_FORMATS
+from ..cohort.run import exit_status, run_cohort
 from ..errors import InputError, OutputExistsError
 from ..io.images import read_image
 from ..padding.analysis import analyze_background
+from ..pair.apply import apply_files, describe_result
+from ..pair.check import check_files, format_check
+from .demo import run_demo
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
@@ -155,8 +160,6 @@ def _add_check_parser(commands) -> None:
 
 def _check(arguments: argparse.Namespace) -> int:
     """Exit 0 for "ok" and "suspect", 1 for "failed" (as ``register``), 2 when an input is bad."""
-    from ..pair.check import check_files, format_check
-
     try:
         result = check_files(arguments.fixed, arguments.moving, arguments.transform)
     except InputError as error:
@@ -245,8 +248,6 @@ def _print_table(rows: list[dict]) -> None:
 
 
 def _register(arguments: argparse.Namespace) -> int:
-    from ..cohort.run import exit_status, run_cohort
-
     problem = _moving_labels_problem(arguments)
     if problem is not None:
         print(f"error: {problem}", file=sys.stderr)
@@ -311,8 +312,6 @@ def _count(number: int, noun: str) -> str:
 
 
 def _moving_inputs(arguments: argparse.Namespace) -> list:
-    from ..cohort.inputs import inputs_from_list_file, inputs_from_paths, inputs_from_root
-
     if arguments.moving_list is not None:
         return inputs_from_list_file(arguments.moving_list)
     if arguments.moving_root is not None:
@@ -321,8 +320,6 @@ def _moving_inputs(arguments: argparse.Namespace) -> list:
 
 
 def _demo(arguments: argparse.Namespace) -> int:
-    from .demo import run_demo
-
     try:
         return run_demo(arguments.out, seed=arguments.seed, overwrite=arguments.overwrite)
     except (OutputExistsError, InputError) as error:
@@ -359,8 +356,6 @@ def _add_apply_parser(commands) -> None:
 
 
 def _apply(arguments: argparse.Namespace) -> int:
-    from ..pair.apply import apply_files, describe_result
-
     if arguments.labels and (arguments.fill is not None or arguments.interpolator is not None):
         print(
             "error: --fill and --interpolator are for scans; label maps get label interpolation",

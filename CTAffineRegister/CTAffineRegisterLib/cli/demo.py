@@ -13,7 +13,8 @@ import os
 import numpy as np
 import SimpleITK as sitk
 
-from ..cohort.batch import REPORT_NAME, BatchSettings, run_batch
+from ..cohort.outputs import SUMMARY_NAMES
+from ..cohort.run import run_cohort
 from ..io.images import write_image, write_transform
 from ..quality.accuracy import ring_voxels, target_registration_error
 from ..synthetic import make_pair
@@ -43,7 +44,7 @@ def run_demo(out_dir: str, seed: int = 0, overwrite: bool = False) -> int:
         print(f"generated {fixed_path} {pair.fixed.GetSize()} and {moving_path} {pair.moving.GetSize()}")
 
     replace = overwrite or (reused and _previous_report_is_ours(out_dir, fixed_path, moving_path))
-    report = run_batch(fixed_path, [moving_path], BatchSettings(out_dir=out_dir, overwrite=replace, jobs=1))
+    report = run_cohort(fixed_path, [moving_path], out_dir, jobs=1, overwrite=replace, progress="auto")
     case = report["cases"][0]
     if case["status"] != "ok":
         print(f"demo registration failed: {case['error']}")
@@ -104,7 +105,7 @@ def _same_image(found: sitk.Image, expected: sitk.Image) -> bool:
 
 def _previous_report_is_ours(out_dir: str, fixed_path: str, moving_path: str) -> bool:
     """No report.json yet, or one written by a demo run on these very inputs."""
-    report_path = os.path.join(out_dir, REPORT_NAME)
+    report_path = os.path.join(out_dir, SUMMARY_NAMES["json"])
     if not os.path.exists(report_path):
         return True
     try:

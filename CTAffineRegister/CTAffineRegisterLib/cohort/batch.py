@@ -10,7 +10,7 @@ import os
 from dataclasses import dataclass, field
 from typing import Optional
 
-from ..registration.engine import RegistrationOptions
+from ..registration.options import RegistrationOptions
 from .outputs import output_names
 from .run import run_cohort
 

@@ -40,7 +40,7 @@ from ..io.images import LoadedImage, read_image, write_atomically, write_image, 
 from ..padding.analysis import BackgroundAnalysis, analyze_background
 from ..pair.register import register_pair
 from ..quality.picture import qc_picture, thumbnail
-from ..registration.engine import RegistrationOptions
+from ..registration.options import RegistrationOptions
 from ..resample.labels import check_label_image, check_labels_overlap, read_label_map, resample_labels
 from ..resample.scans import fill_problem
 from .outputs import (

@@ -31,7 +31,7 @@ import SimpleITK as sitk
 
 from ..errors import InputError
 from ..io.images import IMAGE_SUFFIXES
-from ..registration.engine import TRANSFORM_TYPES, RegistrationOptions
+from ..registration.options import TRANSFORM_TYPES, RegistrationOptions
 from ..resample.scans import INTERPOLATORS, fill_problem
 from .backends import InProcessBackend, ProcessPoolBackend, StopRequest
 from .case import (
@@ -42,6 +42,7 @@ from .case import (
     load_fixed,
     now_text,
 )
+from .dask_backend import DaskBackend, connect, start_local_cluster
 from .inputs import (
     MovingInput,
     PathLike,
@@ -281,12 +282,8 @@ def _refuse_conflicts(plans: list[CasePlan]) -> None:
 def _backend(tasks: list[CaseTask], jobs, client, scheduler, in_process):
     from_jobs = jobs or (os.cpu_count() or 1)
     if client is not None:
-        from .dask_backend import DaskBackend
-
         return DaskBackend(client)
     if scheduler is not None:
-        from .dask_backend import DaskBackend, connect, start_local_cluster
-
         if scheduler == "local":
             local_client, cluster = start_local_cluster(min(from_jobs, len(tasks)))
             return DaskBackend(local_client, cluster)

@@ -19,7 +19,7 @@ import numpy as np
 import SimpleITK as sitk
 
 from ..core import morphology
-from ..io.arguments import check_analyze_background
+from ..io.arguments import check_image, check_instance
 from ..io.images import DicomPadding
 from . import region
 
@@ -108,7 +108,7 @@ def analyze_background(image: sitk.Image, dicom_padding: Optional[DicomPadding] 
     once its step is done: on a 512×512×300 scan this takes about as long as reading the scan from
     a .nii.gz file, not several times that.
     """
-    check_analyze_background(locals())  # TypeError/ValueError naming a bad argument, before any work
+    _check_arguments(locals())  # TypeError/ValueError naming a bad argument, before any work
     array = sitk.GetArrayViewFromImage(image)
     corners = corner_median(image)
     finite = np.isfinite(array) if array.dtype.kind == "f" else None
@@ -164,6 +164,12 @@ def analyze_background(image: sitk.Image, dicom_padding: Optional[DicomPadding] 
         padding_is_air=bool(padding_is_air),
         padding_source=source,
     )
+
+
+def _check_arguments(arguments: dict) -> None:
+    """``analyze_background(image, dicom_padding)``: a 3D scalar image, and a DicomPadding or None."""
+    check_image(arguments["image"], "image")
+    check_instance(arguments["dicom_padding"], "dicom_padding", DicomPadding, optional=True)
 
 
 def _is_constant(array: np.ndarray, finite: Optional[np.ndarray]) -> bool:

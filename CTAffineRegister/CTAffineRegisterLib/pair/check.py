@@ -16,7 +16,7 @@ from ..io.images import DicomPadding, read_image
 from ..io.transform_files import read_transform
 from ..padding.analysis import BackgroundAnalysis, analyze_background
 from ..quality.verdict import PROBE_LEVEL_MM, judge
-from ..registration.engine import build_pyramids
+from ..registration.preparation import build_pyramids
 
 
 def check_transform(

@@ -7,6 +7,8 @@ Pure module: SimpleITK, numpy and the standard library.
 
 from __future__ import annotations
 
+import math
+import numbers
 import time
 from dataclasses import dataclass
 from typing import Optional
@@ -14,11 +16,12 @@ from typing import Optional
 import SimpleITK as sitk
 
 from ..errors import RegistrationError
-from ..io.arguments import check_register_pair
+from ..io.arguments import check_callbacks, check_choice, check_image, check_instance, describe
 from ..io.images import DicomPadding
 from ..padding.analysis import BackgroundAnalysis, analyze_background
-from ..registration.engine import CancelCheck, ProgressCallback, RegistrationOptions, register_images
-from ..resample.scans import resample_with_valid_mask
+from ..registration.engine import register_images
+from ..registration.options import TRANSFORM_TYPES, CancelCheck, ProgressCallback, RegistrationOptions
+from ..resample.scans import INTERPOLATORS, fill_problem, resample_with_valid_mask
 
 
 @dataclass
@@ -59,7 +62,7 @@ def register_pair(
     so it is analysed once. ``options`` (all registration knobs) wins over ``transform`` when given.
     Raises ``RegistrationError``, ``RegistrationCancelled`` or ``ValueError``.
     """
-    check_register_pair(locals())  # TypeError/ValueError naming a bad argument, before any work
+    _check_arguments(locals())  # TypeError/ValueError naming a bad argument, before any work
     started = time.perf_counter()
     options = options or RegistrationOptions(transform=transform)
     fixed_analysis = fixed_analysis or analyze_background(fixed, fixed_padding)
@@ -87,6 +90,34 @@ def register_pair(
         "seconds": round(time.perf_counter() - started, 3),
     }
     return CaseResult(registered=registered, valid_mask=valid, transform=result.transform, report=report)
+
+
+def _check_arguments(arguments: dict) -> None:
+    """``register_pair``'s arguments: two scan volumes, their paddings and analyses, the choices, fill,
+    options and callbacks."""
+    for role in ("fixed", "moving"):
+        check_image(arguments[role], role, volume=True)
+        check_instance(arguments[f"{role}_padding"], f"{role}_padding", DicomPadding, optional=True)
+        check_instance(arguments[f"{role}_analysis"], f"{role}_analysis", BackgroundAnalysis, optional=True)
+    check_choice(arguments["transform"], "transform", TRANSFORM_TYPES)
+    check_choice(arguments["interpolator"], "interpolator", tuple(sorted(INTERPOLATORS)))
+    _check_fill(arguments["fill"], arguments["moving"])
+    check_instance(arguments["options"], "options", RegistrationOptions, optional=True)
+    check_callbacks(arguments["progress"], arguments["cancel"])
+
+
+def _check_fill(fill, moving: sitk.Image) -> None:
+    """None (the moving scan's air), or a finite number the output's pixel type (the moving one's) holds."""
+    if fill is None:
+        return
+    if isinstance(fill, bool) or not isinstance(fill, numbers.Real):
+        raise TypeError(f"fill must be a number or None, not {describe(fill)}")
+    value = float(fill)
+    if not math.isfinite(value):
+        raise ValueError(f"fill must be a finite number, not {value}")
+    problem = fill_problem(value, moving.GetPixelID())
+    if problem is not None:
+        raise ValueError(f"fill {problem} (the moving image's pixel type)")
 
 
 def _plain(value: float):

@@ -1,9 +1,11 @@
-"""The affine registration: its options and results, the inputs it prepares, the initial placements
-and the engine (``register_images``). Most callers want ``CTAffineRegisterLib.register_pair`` instead."""
+"""The affine registration: its options and results (``options``), the inputs it prepares
+(``preparation``), the initial placements (``initialization``) and the engine (``engine``:
+``register_images``). Most callers want ``CTAffineRegisterLib.register_pair`` instead."""
 
 from __future__ import annotations
 
-from .engine import (
+from .engine import register_images
+from .options import (
     TRANSFORM_TYPES,
     CancelCheck,
     ProgressCallback,
@@ -11,7 +13,6 @@ from .engine import (
     RegistrationOptions,
     RegistrationResult,
     StageInfo,
-    register_images,
 )
 
 __all__ = [

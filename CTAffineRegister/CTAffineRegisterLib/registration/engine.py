@@ -9,22 +9,22 @@ the finest refines with a line-searched conjugate gradient, the finest level is 
 by side on independent sample sets and the mean kept. A stage that makes the coarse metric clearly
 worse is undone.
 
+Options and results are in ``options``, the input preparation (pyramids) in ``preparation``.
 Pure module: SimpleITK, numpy and the standard library. Analyses are
-``background.BackgroundAnalysis`` objects (``valid_mask``, ``body_mask``, ``air_value`` are used).
+``padding.analysis.BackgroundAnalysis`` objects (``valid_mask``, ``body_mask``, ``air_value`` are used).
 """
 
 from __future__ import annotations
 
 import threading
 import time
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass
 from functools import partial
-from typing import Callable, Optional, Union
+from typing import Callable, Optional
 
 import numpy as np
 import SimpleITK as sitk
 
-from ..core import morphology
 from ..core.affine import (
     affine_about,
     affine_parts,
@@ -36,177 +36,29 @@ from ..core.affine import (
 )
 from ..core.pyramid import (
     Level,
-    as_mask,
-    build_levels,
-    centroid,
-    coarse_grid,
     count,
-    crop_to,
-    resample_mask,
-    shrink_factors,
 )
 from ..errors import RegistrationCancelled, RegistrationError
-from ..io.arguments import check_register_images
-from ..quality.verdict import MIN_COVERAGE_MM, PROBE_LEVEL_MM, judge
-from ..resample.scans import prepare_for_registration
+from ..io.arguments import check_callbacks, check_image, check_instance
+from ..padding.analysis import BackgroundAnalysis
+from ..quality.verdict import PROBE_LEVEL_MM, judge
 from .initialization import candidate_placements, mask_points, overlap_fraction
+from .options import (
+    TRANSFORM_TYPES,
+    CancelCheck,
+    ProgressCallback,
+    ProgressEvent,
+    RegistrationOptions,
+    RegistrationResult,
+    StageInfo,
+)
+from .preparation import check_inputs, closest_level, prepare_pyramids
 
-TRANSFORM_TYPES = ("rigid", "similarity", "affine")
 # A stage whose result worsens the coarse metric by more than this share is undone (runaway steps
 # worsen it by tens of percent; a good refinement changes the coarse value by well under one).
 GUARD_TOLERANCE = 0.03
 # Below this share of the fixed body landing on valid moving data there is nothing to register.
 MIN_OVERLAP = 0.02
-
-
-@dataclass
-class RegistrationOptions:
-    """Every knob with its default in one place; the comments say why the default is what it is."""
-
-    # Final transform type; rigid and similarity runs stop after their own stage.
-    transform: str = "affine"
-    # fixed→moving starting transform; when given, no initial placement is searched.
-    initial_transform: Optional[sitk.Transform] = None
-    # Finest pyramid voxel size (mm; never below the scan's own). Thousands of samples on a 2 mm grid
-    # pin a CT's anatomy well below a millimetre; finer levels cost time and do not change the answer.
-    finest_spacing_mm: float = 2.0
-    # Pyramid levels, each twice as coarse as the next (2, 4, 8 mm by default).
-    level_count: int = 3
-    # Metric samples per level: the cost of an iteration is proportional to this, not to scan size.
-    sampling_points: int = 5000
-    # The finest level decides the last tenths of a millimetre. A fixed sample set makes the metric
-    # ripple and a descent stops in a ripple, so each round runs two polishes on independent sample
-    # sets side by side and keeps their mean. Real anatomy is rich enough that the two agree within
-    # polish_agreement_mm after one round; smooth phantoms end 0.3-0.8 mm apart, and a second round
-    # from the mean (fresh samples, shorter steps) brings them closer. Measured on 14 pairs: one
-    # polish on 15 000 samples 0.32 mm mean TRE (worst 0.81), on 45 000 samples 0.23 (0.64), these
-    # two rounds 0.20 (worst 0.47 over two seeds), at about the time of one 45 000-sample polish.
-    polish_sampling_points: int = 15000
-    polish_agreement_mm: float = 0.15
-    polish_rounds: int = 2
-    # Mattes histogram bins. Measured on 23 pairs: 48 gives 0.28 mm mean TRE, 32 blurs soft-tissue
-    # contrast (0.36 mm), 64 is too noisy for a few thousand samples (0.40 mm, one 1.7 mm outlier).
-    histogram_bins: int = 48
-    # Iteration cap per level; regular-step descent usually converges well before it.
-    max_iterations_per_level: int = 150
-    # First steps, in voxels of the level (about mm of physical shift per voxel): one voxel everywhere;
-    # on the finest level a smaller first step cannot leave the refine level's answer far enough.
-    search_step_voxels: float = 1.0
-    refine_step_voxels: float = 1.0
-    polish_step_voxels: float = 1.0
-    # Regular-step descent shrinks its step by this on every turn; 0.5 stops too soon on a noisy metric.
-    relaxation: float = 0.7
-    # Polishing stops when the step falls below this (mm): a tenth of the accuracy reached; smaller
-    # only adds iterations (0.01 costs 20% more time for the same TRE).
-    min_step_mm: float = 0.03
-    # Line-searched refinement stops when the metric changed less than this over the window.
-    convergence_value: float = 1e-5
-    convergence_window: int = 5
-    # Golden-section line search evaluations per refinement iteration.
-    line_search_iterations: int = 5
-    # Fixed random seed for the metric's sample positions: identical inputs give identical results.
-    seed: int = 20240611
-    # Threads (and work units) of each registration method and its metric. 1 gives bit-identical
-    # results on every machine: with several work units the Mattes metric adds its per-unit histograms
-    # and derivatives in an order that depends on timing (1e-8 differences that line searches grow to
-    # 0.1 mm), and with a few thousand samples one thread is about as fast. Set on each method object,
-    # never process-wide: in Slicer every other module shares ITK's global default. None = the global
-    # default (may be faster on a large idle machine; not bit-reproducible).
-    number_of_threads: Optional[int] = 1
-    # How far the fixed body mask is grown (mm) so the skin-air edge, a strong feature, is sampled.
-    body_margin_mm: float = 8.0
-
-    def to_dict(self) -> dict:
-        """Plain values for a JSON report; the initial transform is summarised by its type."""
-        values = {item.name: getattr(self, item.name) for item in fields(self)}
-        initial = values.pop("initial_transform")
-        values["initial_transform"] = None if initial is None else initial.GetName()
-        return values
-
-    def __post_init__(self) -> None:
-        if self.transform not in TRANSFORM_TYPES:
-            raise ValueError(f"transform must be one of {TRANSFORM_TYPES}, not {self.transform!r}")
-        if self.level_count < 1:
-            raise ValueError("level_count must be at least 1")
-        if self.sampling_points < 100:
-            raise ValueError("sampling_points below 100 cannot estimate mutual information")
-
-
-@dataclass
-class ProgressEvent:
-    """One optimizer iteration: ``iteration`` counts over the whole run, so it only increases."""
-
-    stage: str
-    level: int
-    iteration: int
-    metric: float
-    fraction: float = 0.0  # rough share of the run done, for a progress bar
-
-
-@dataclass
-class StageInfo:
-    """What one stage did at one pyramid level."""
-
-    stage: str
-    level: int
-    spacing_mm: tuple[float, ...]
-    iterations: int
-    metric: float
-    stop_reason: str
-    seconds: float
-    reverted: bool = False  # the result made the coarse metric worse and was undone
-
-    def to_dict(self) -> dict:
-        return {
-            "stage": self.stage,
-            "level": self.level,
-            "spacing_mm": [round(s, 3) for s in self.spacing_mm],
-            "iterations": self.iterations,
-            "metric": round(self.metric, 6),
-            "stop_reason": self.stop_reason,
-            "seconds": round(self.seconds, 3),
-            "reverted": self.reverted,
-        }
-
-
-@dataclass
-class RegistrationResult:
-    """The fixed→moving transform and how it was reached."""
-
-    transform: sitk.Transform
-    metric: float
-    stop_reason: str
-    iterations: int
-    stages: list[StageInfo]
-    seconds: float
-    quality: dict
-    initialization: str = ""
-    options: Optional[RegistrationOptions] = field(default=None, repr=False)
-    # How far apart (mm, mean over the fixed body) two polishes on independent sample sets ended: an
-    # estimate of how much the sampling alone moves the answer. None when there was no polish.
-    polish_spread_mm: Optional[float] = None
-
-    def to_dict(self) -> dict:
-        matrix, translation = affine_parts(self.transform)
-        return {
-            "transform_type": self.transform.GetName(),
-            "matrix": [round(float(v), 8) for v in matrix.ravel()],
-            "translation_mm": [round(float(v), 6) for v in translation],
-            "center_mm": [round(float(v), 6) for v in center_of(self.transform)],
-            "metric": round(self.metric, 6),
-            "stop_reason": self.stop_reason,
-            "iterations": self.iterations,
-            "seconds": round(self.seconds, 3),
-            "initialization": self.initialization,
-            "polish_spread_mm": None if self.polish_spread_mm is None else round(self.polish_spread_mm, 3),
-            "quality": dict(self.quality),
-            "stages": [stage.to_dict() for stage in self.stages],
-            "options": None if self.options is None else self.options.to_dict(),
-        }
-
-
-ProgressCallback = Callable[[ProgressEvent], None]
-CancelCheck = Union[Callable[[], bool], threading.Event]
 
 
 def register_images(
@@ -225,20 +77,34 @@ def register_images(
     also called from a helper thread, so a callable must be thread-safe (an Event is). ``progress`` is
     only ever called from the calling thread.
     """
-    check_register_images(locals())  # TypeError/ValueError naming a bad argument, before any work
+    _check_arguments(locals())  # TypeError/ValueError naming a bad argument, before any work
     options = options or RegistrationOptions()
     should_stop = _cancel_check(cancel)
-    _check_input(fixed, "fixed")
-    _check_input(moving, "moving")
-    _check_analysis(fixed, fixed_analysis, "fixed")
-    _check_analysis(moving, moving_analysis, "moving")
+    check_inputs(fixed, moving, fixed_analysis, moving_analysis)
     return _register(fixed, moving, fixed_analysis, moving_analysis, options, progress, should_stop)
+
+
+def _check_arguments(arguments: dict) -> None:
+    """``register_images``' arguments: scan volumes, their analyses (required here), options, callbacks."""
+    for role in ("fixed", "moving"):
+        check_image(arguments[role], role, volume=True)
+        analysis = arguments[f"{role}_analysis"]
+        if analysis is None:
+            raise TypeError(
+                f"{role}_analysis is required: pass analyze_background({role}) "
+                "(or use register_pair, which makes it)"
+            )
+        check_instance(analysis, f"{role}_analysis", BackgroundAnalysis)
+    check_instance(arguments["options"], "options", RegistrationOptions, optional=True)
+    check_callbacks(arguments["progress"], arguments["cancel"])
 
 
 def _register(fixed, moving, fixed_analysis, moving_analysis, options, progress, should_stop):
     started = time.perf_counter()
 
-    fixed_levels, moving_levels, center = _pyramids(fixed, moving, fixed_analysis, moving_analysis, options)
+    fixed_levels, moving_levels, center = prepare_pyramids(
+        fixed, moving, fixed_analysis, moving_analysis, options
+    )
     _raise_if_cancelled(should_stop)
     if options.initial_transform is not None:
         start, initialization = affine_about(options.initial_transform, center), "user"
@@ -255,7 +121,7 @@ def _register(fixed, moving, fixed_analysis, moving_analysis, options, progress,
         transform = runner.run(as_type(transform, step.stage), step)
         if runner.stages[-1].reverted and step.role == "refine":
             transform = runner.run(transform, step, step_scale=0.25)  # once more, with shorter steps
-    probe_level = _closest_level(fixed_levels, PROBE_LEVEL_MM)
+    probe_level = closest_level(fixed_levels, PROBE_LEVEL_MM)
     quality = judge(
         transform,
         fixed,
@@ -279,140 +145,6 @@ def _register(fixed, moving, fixed_analysis, moving_analysis, options, progress,
         options=options,
         polish_spread_mm=runner.polish_spread_mm,
     )
-
-
-# ---------------------------------------------------------------------------------------------
-# Inputs and pyramid
-
-
-def _check_input(image: sitk.Image, role: str) -> None:
-    if image.GetDimension() != 3:
-        raise RegistrationError(f"{role} image is {image.GetDimension()}D; registration needs a 3D volume")
-    if image.GetNumberOfComponentsPerPixel() != 1:
-        raise RegistrationError(
-            f"{role} image has {image.GetNumberOfComponentsPerPixel()} components per voxel"
-        )
-    if min(image.GetSize()) < 2:
-        raise RegistrationError(f"{role} image is too thin to register (size {image.GetSize()})")
-    extent = min(n * s for n, s in zip(image.GetSize(), image.GetSpacing()))
-    if extent < MIN_COVERAGE_MM:
-        raise RegistrationError(
-            f"{role} image is a slab {extent:.0f} mm thick ({min(image.GetSize())} slices): at least "
-            f"{MIN_COVERAGE_MM:.0f} mm are needed to place a scan along every axis"
-        )
-
-
-def _check_analysis(image: sitk.Image, analysis, role: str) -> None:
-    """The background analysis must describe this very image (same grid), or its masks mean nothing."""
-    for name in ("valid_mask", "body_mask"):
-        mask = getattr(analysis, name)
-        same_grid = (
-            mask.GetSize() == image.GetSize()
-            and np.allclose(mask.GetSpacing(), image.GetSpacing(), rtol=1e-4)
-            and np.allclose(mask.GetOrigin(), image.GetOrigin(), atol=1e-3 * max(image.GetSpacing()))
-        )
-        if not same_grid:
-            raise RegistrationError(
-                f"the {role} background analysis was made for another image: its {name.replace('_', ' ')} is "
-                f"{mask.GetSize()} voxels at {_spacing_text(mask.GetSpacing())} mm, the image "
-                f"{image.GetSize()} at {_spacing_text(image.GetSpacing())} mm"
-            )
-
-
-def _pyramids(fixed, moving, fixed_analysis, moving_analysis, options):
-    """Prepared, cropped, shrunk images and metric masks for both scans, plus the rotation centre."""
-    fixed_ready = prepare_for_registration(fixed, fixed_analysis, compact=True)
-    moving_ready = prepare_for_registration(moving, moving_analysis, compact=True)
-    _check_not_constant(fixed_ready, fixed_analysis, "fixed")
-    _check_not_constant(moving_ready, moving_analysis, "moving")
-
-    fixed_valid = as_mask(fixed_analysis.valid_mask)
-    moving_valid = as_mask(moving_analysis.valid_mask)
-    region = _metric_region(fixed_analysis, fixed_valid, options)
-    if count(region) < 50:
-        raise RegistrationError("fixed image has too few valid body voxels to register")
-    center = centroid(region)
-    fixed_ready, fixed_valid = crop_to(region, fixed_ready, fixed_valid)
-
-    targets = _level_targets(fixed.GetSpacing(), options)
-    fixed_factors = [shrink_factors(fixed.GetSpacing(), target, fixed_ready.GetSize()) for target in targets]
-    moving_factors = [
-        shrink_factors(moving.GetSpacing(), target, moving_ready.GetSize()) for target in targets
-    ]
-    fixed_levels = build_levels(
-        fixed_ready, region, fixed_factors, erode_mask_voxels=1, limit_mask=_padded_only(fixed_valid)
-    )
-    moving_levels = build_levels(
-        moving_ready, None, moving_factors, erode_mask_voxels=1, limit_mask=_padded_only(moving_valid)
-    )
-    for level in fixed_levels:
-        if level.mask is not None and count(level.mask) < 200:
-            raise RegistrationError(
-                f"fixed image has too few valid body voxels to register ({count(level.mask)} at "
-                f"{_spacing_text(level.spacing)} mm; at least 200 are needed)"
-            )
-    return fixed_levels, moving_levels, center
-
-
-def build_pyramids(
-    fixed, moving, fixed_analysis, moving_analysis, finest_spacing_mm: float, level_count: int
-):
-    """Prepared pyramids of both scans (coarse first) and the fixed body centre, as the registration
-    builds them: the verdict of ``check`` samples the same images as the one of ``register``."""
-    options = RegistrationOptions(finest_spacing_mm=finest_spacing_mm, level_count=level_count)
-    return _pyramids(fixed, moving, fixed_analysis, moving_analysis, options)
-
-
-def _closest_level(levels: list[Level], target_mm: float) -> int:
-    """Index of the level whose mean voxel size is closest to ``target_mm``."""
-    return min(range(len(levels)), key=lambda index: abs(float(np.mean(levels[index].spacing)) - target_mm))
-
-
-def _level_targets(spacing, options: RegistrationOptions) -> list[float]:
-    """Voxel sizes (mm) of the pyramid, coarse first, each level twice the next, finest not below native."""
-    finest = max(options.finest_spacing_mm, min(spacing))
-    return [finest * 2.0**level for level in reversed(range(options.level_count))]
-
-
-def _padded_only(valid: sitk.Image) -> Optional[sitk.Image]:
-    """The valid mask when some voxels are padding; None (no masking work) when all are real."""
-    return None if sitk.GetArrayViewFromImage(valid).all() else valid
-
-
-def _spacing_text(spacing) -> str:
-    return "×".join(f"{s:.3g}" for s in spacing)
-
-
-def _check_not_constant(image: sitk.Image, analysis, role: str) -> None:
-    """Refuse scans without enough real voxels, or whose real voxels all hold one value."""
-    values = sitk.GetArrayViewFromImage(image)
-    valid = sitk.GetArrayViewFromImage(analysis.valid_mask) > 0
-    valid_count = int(np.count_nonzero(valid))
-    if valid_count < 1000:
-        raise RegistrationError(f"{role} image has too few valid (non-padding) voxels ({valid_count})")
-    step = 4 if min(values.shape) >= 16 else 1  # a strided look settles almost every real scan
-    for stride in sorted({step, 1}, reverse=True):
-        real = values[::stride, ::stride, ::stride][valid[::stride, ::stride, ::stride]]
-        if real.size and float(real.max()) - float(real.min()) >= 1.0:
-            return
-    low = float(values[valid].min())
-    raise RegistrationError(f"{role} image is constant (every valid voxel is {low:g}); nothing to align")
-
-
-def _metric_region(analysis, valid: sitk.Image, options: RegistrationOptions) -> sitk.Image:
-    """Where the metric samples, on a ~4 mm grid: the fixed body grown by a margin (the skin-air edge is
-    a strong feature) inside the valid data; the valid data alone when no body was found."""
-    grid = coarse_grid(valid, 4.0)
-    region_valid = resample_mask(valid, grid, sitk.Transform())
-    body = resample_mask(analysis.body_mask, grid, sitk.Transform())
-    if count(body) < 20:
-        return region_valid
-    radius = [max(1, int(round(options.body_margin_mm / s))) for s in grid.GetSpacing()]
-    grown = morphology.dilate_box(sitk.GetArrayViewFromImage(body), radius)
-    region = grown & (sitk.GetArrayViewFromImage(region_valid) > 0)
-    result = sitk.GetImageFromArray(region.view(np.uint8))
-    result.CopyInformation(grid)
-    return result
 
 
 # ---------------------------------------------------------------------------------------------
