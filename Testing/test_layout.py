@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import ast
 import builtins
+import dataclasses
 import importlib
+import inspect
 import os
 import shutil
 import subprocess
 import sys
+import textwrap
 import warnings
 from collections import Counter
 from pathlib import Path
@@ -281,3 +284,53 @@ def test_an_upward_import_or_a_gui_import_breaks_a_contract(tmp_path, module, li
     done = _lint_imports(tmp_path, tmp_path)
     assert done.returncode == 1, done.stdout + done.stderr
     assert f"{contract}" in done.stdout and "BROKEN" in done.stdout
+
+
+# ---------------------------------------------------------------------------------------------
+# Docstrings that generate the reference
+
+
+def _public_function(name: str):
+    if name == "register_volume_nodes":
+        pytest.importorskip("slicer", reason="the MRML modules need the slicer-core wheel")
+        from CTAffineRegisterLib.mrml.volume_nodes import register_volume_nodes
+
+        return register_volume_nodes
+    return getattr(CTAffineRegisterLib, name)
+
+
+@pytest.mark.parametrize(
+    "name",
+    sorted(
+        name
+        for name in CTAffineRegisterLib.__all__
+        if name == "register_volume_nodes" or inspect.isfunction(getattr(CTAffineRegisterLib, name, None))
+    ),
+)
+def test_every_public_function_documents_its_arguments_and_result(name):
+    """Google style, as the API reference is generated from it: the "why" paragraph first, then
+    ``Args:`` naming every parameter, ``Returns:`` unless it returns None, ``Raises:`` when it raises."""
+    function = _public_function(name)
+    doc = inspect.getdoc(function) or ""
+    summary, _, sections = doc.partition("\nArgs:\n")
+    assert summary.strip() and sections, f"{name}: no why paragraph, or no Args: section"
+    for parameter in inspect.signature(function).parameters:
+        assert f"\n    {parameter}: " in f"\n{sections}", f"{name}: Args: does not describe {parameter}"
+    returns_none = inspect.signature(function).return_annotation in (None, "None")
+    assert returns_none or "\nReturns:\n" in doc, f"{name}: no Returns: section"
+    raises = any(
+        isinstance(node, ast.Raise)
+        for node in ast.walk(ast.parse(textwrap.dedent(inspect.getsource(function))))
+    )
+    assert not raises or "\nRaises:\n" in doc, f"{name}: raises, but has no Raises: section"
+
+
+@pytest.mark.parametrize(
+    "name", ["CaseResult", "DicomPadding", "LoadedImage", "MovingInput", "ProgressEvent", "SyntheticPair"]
+)
+def test_public_data_classes_document_their_attributes(name):
+    cls = getattr(CTAffineRegisterLib, name)
+    doc = inspect.getdoc(cls) or ""
+    assert "\nAttributes:\n" in doc, name
+    for field in dataclasses.fields(cls):
+        assert f"\n    {field.name}: " in doc, f"{name}: Attributes: does not describe {field.name}"

@@ -26,7 +26,16 @@ SLAB_SLICES = 16
 
 @dataclass
 class SyntheticPair:
-    """A fixed and a moving scan of the same anatomy and the exact fixed→moving transform."""
+    """A fixed and a moving scan of the same anatomy and the exact fixed→moving transform.
+
+    Attributes:
+        fixed: the fixed scan (air background).
+        moving: the moving scan (other grid, field-of-view padding).
+        true_transform: the exact fixed→moving transform.
+        body_points: fixed physical points inside the body, for target registration errors.
+        fixed_valid_mask: 1 where the fixed scan has real data.
+        moving_valid_mask: 1 where the moving scan has real data.
+    """
 
     fixed: sitk.Image
     moving: sitk.Image
@@ -200,6 +209,20 @@ def make_phantom(
     the inverse of the true fixed→moving transform so both scans show the same continuous anatomy.
     The couch belongs to the scanner, not the patient: it is drawn in this image's own frame under
     the body, as in two real scans where the patient moved on the table.
+
+    Args:
+        size: voxels.
+        spacing: voxel size (mm).
+        origin: the grid's origin; None: the grid's centre at the physical origin.
+        direction: the grid's direction cosines; None: identity.
+        seed: the random seed of the noise.
+        noise_hu: noise standard deviation (HU).
+        blur_mm: blur of the anatomy's edges (mm).
+        couch: draw the scanner couch.
+        anatomy_transform: this image's physical points → anatomy points; None: identity.
+
+    Returns:
+        The phantom, int16 HU.
     """
     image, _ = _render(size, spacing, origin, direction, seed, noise_hu, blur_mm, couch, anatomy_transform)
     return image
@@ -362,6 +385,32 @@ def make_pair(
     transform is exact. FOV radii default to the circle inscribed in each scan's axial extent.
     ``true_transform`` (any linear fixed→moving transform) replaces the random one; an
     ``anatomy_scale`` below 1 makes a smaller patient, for small test images.
+
+    Args:
+        seed: the random seed (the random affine and both scans' noise).
+        fixed_size: voxels of the fixed scan.
+        fixed_spacing: its voxel size (mm).
+        moving_spacing: the moving scan's voxel size (mm).
+        moving_size: its voxels; None: the fixed scan's extent on the moving spacing.
+        moving_offset_mm: shift of the moving grid from the centred position (mm).
+        moving_direction: the moving grid's direction cosines; None: identity.
+        moving_padding: the moving scan's padding value outside its field of view; None: no padding.
+        fixed_padding: the fixed scan's one (default None: air background).
+        moving_fov_radius_mm: the moving field-of-view radius; None: the inscribed circle.
+        fixed_fov_radius_mm: the fixed one.
+        max_rotation_deg: bound of the random affine's rotation about each axis.
+        max_translation_mm: bound of its translation along each axis.
+        scale_range: range of its scales.
+        max_shear: bound of its shears.
+        noise_hu: noise standard deviation (HU).
+        couch: draw the scanner couch.
+        point_count: body points sampled for target registration errors.
+        true_transform: a linear fixed→moving transform to use instead of the random one.
+        anatomy_scale: below 1, a smaller patient (for small test images).
+
+    Returns:
+        A ``SyntheticPair``: both scans, the exact fixed→moving transform, body points and the
+        valid masks.
     """
     rng = np.random.default_rng(seed)
     truth = random_affine(rng, max_rotation_deg, max_translation_mm, scale_range, max_shear)

@@ -1,7 +1,7 @@
 """Where the cases of a cohort run: in this process, or in local worker processes.
 
 A backend takes the cases to run and hands each finished case's report to ``on_done`` in the
-calling thread, as soon as it is finished. It knows nothing of registration: ``case_runner`` does
+calling thread, as soon as it is finished. It knows nothing of registration: ``cohort.case`` does
 the work. All backends obey one ``StopRequest``: once it is set, no queued case starts, running
 ones are asked to stop (they end as "cancelled", removing what they wrote) and, after a grace
 period or a second request, their processes are killed and what they left is removed.
@@ -10,7 +10,7 @@ The process pool is this project's own, not ``concurrent.futures``: there one de
 the whole pool and fails every queued case. Here a worker that dies (killed by the out-of-memory
 killer, say) fails only the case it was running, and a new worker takes its place. Each worker
 also retires after a number of cases, so memory stays flat over a long cohort whatever a library
-keeps. The Dask backend is in ``cohort_dask``. Pure module: SimpleITK and the standard library.
+keeps. The Dask backend is in ``cohort.dask_backend``. Pure module: SimpleITK and the standard library.
 """
 
 from __future__ import annotations

@@ -30,7 +30,13 @@ UNNAMED_ID = "unnamed"
 
 @dataclass(frozen=True)
 class MovingInput:
-    """One case of the cohort: the moving scan, the stem of its outputs, an optional label map."""
+    """One case of the cohort: the moving scan, the stem of its outputs, an optional label map.
+
+    Attributes:
+        path: the moving scan (image file or DICOM series folder).
+        case_id: the stem of the case's outputs, unique in the cohort.
+        labels: its label map, or None.
+    """
 
     path: str
     case_id: str
@@ -60,6 +66,18 @@ def inputs_from_paths(
     character, so it is refused (``TypeError`` naming ``argument``) before any work. ``labels``, when
     given, holds one label map per path in the same order (``--moving-labels``); another count is a
     ``ValueError`` (pairing them some other way would carry one scan's labels with another's transform).
+
+    Args:
+        paths: the moving scans (files or DICOM series folders).
+        argument: the argument's name for messages ("moving", "--moving").
+        labels: one label map per path, in the same order, or None.
+
+    Returns:
+        One ``MovingInput`` per path, ids unique.
+
+    Raises:
+        TypeError: ``paths`` is a single path (a string) rather than a collection.
+        ValueError: ``labels`` does not hold one label map per path.
     """
     paths = _path_list(paths, argument)
     if labels is None:
@@ -110,6 +128,16 @@ def inputs_from_list_file(list_path: PathLike) -> list[MovingInput]:
 
     Relative paths are relative to the list file's folder, so a list travels with its data.
     An ``id`` given in the CSV is used as it is; two equal ids are an error, not renamed.
+
+    Args:
+        list_path: the list file (plain text or CSV).
+
+    Returns:
+        One ``MovingInput`` per line or row, in file order.
+
+    Raises:
+        InputError: the file is missing, a folder or unreadable, lists no scan, has a row without a path
+            or an id used twice; names the file (and the line).
     """
     list_path = os.fspath(list_path)
     if os.path.isdir(list_path):
@@ -136,6 +164,16 @@ def inputs_from_root(root: PathLike, exclude: Optional[PathLike] = None) -> list
     Hidden files and folders are skipped, and so is ``exclude`` (the output folder, when it lies
     below the root), so a rerun does not take its own outputs for inputs. The walk is sorted, so
     ids are the same on every run.
+
+    Args:
+        root: the folder to walk.
+        exclude: a folder below it to leave out (the output folder).
+
+    Returns:
+        One ``MovingInput`` per image file or series folder, sorted, ids unique.
+
+    Raises:
+        InputError: ``root`` is not a usable folder, or it holds no image files or DICOM series.
     """
     root = os.fspath(root)
     if not os.path.isdir(root):

@@ -5,10 +5,10 @@
 1. check everything that can be checked before any work (arguments, label maps that are scans,
    output folder, summary files, the fixed scan, inputs that outputs would replace, ``fill`` against
    the outputs' pixel types);
-2. plan each case: done by an earlier run (skipped), to run, or refused (``cohort_resume``);
+2. plan each case: done by an earlier run (skipped), to run, or refused (``cohort.resume``);
 3. run the cases on a backend (this process, local worker processes, or Dask), writing each
-   case's outputs and ``ID_report.json`` as soon as it finishes (``case_runner``);
-4. rebuild report.json, report.csv and report.html from the case reports (``cohort_report``).
+   case's outputs and ``ID_report.json`` as soon as it finishes (``cohort.case``);
+4. rebuild report.json, report.csv and report.html from the case reports (``cohort.summary``).
 
 Ctrl-C and SIGTERM stop it cleanly: queued cases do not start, running ones are cancelled and
 remove what they wrote, and the summary lists them as "cancelled". Pure module (Dask is imported
@@ -88,7 +88,7 @@ def run_cohort(
 ) -> dict:
     """Register every ``moving`` scan onto ``fixed`` into ``out_dir``; returns the cohort summary.
 
-    ``moving``: paths (named after their files) or ``MovingInput`` (see ``cohort_inputs`` for list
+    ``moving``: paths (named after their files) or ``MovingInput`` (see ``cohort.inputs`` for list
     files and folders). Where cases run: ``client`` (a ``distributed.Client``) or ``scheduler``
     ("tcp://HOST:PORT", or "local" for a local Dask cluster of ``jobs`` workers) sends them to Dask;
     otherwise ``jobs`` local worker processes (default one per core), or this process when
@@ -101,6 +101,35 @@ def run_cohort(
     Raises ``InputError`` (names the file) when nothing can start, ``TypeError``/``ValueError`` for
     bad arguments, ``ImportError`` when Dask is asked for but missing. Problems of single cases never
     raise: they are in the summary (``cases[i]["status"]`` "failed", ``error``).
+
+    Args:
+        fixed: the fixed scan (image file or DICOM series folder).
+        moving: the moving scans: paths or ``MovingInput`` items.
+        out_dir: the output folder (created if needed).
+        jobs: local worker processes (default one per core), or Dask workers with "local".
+        client: a ``distributed.Client`` to run the cases on.
+        scheduler: "tcp://HOST:PORT" or "local" (a local Dask cluster).
+        transform: "rigid", "similarity" or "affine".
+        fill: the value where a result has no real moving data; None: each moving scan's air level.
+        interpolator: "linear", "bspline" or "nearest".
+        output_format: "nii.gz", "nii", "nrrd" or "mha".
+        overwrite: redo cases whose outputs exist instead of refusing them.
+        options: every registration knob (``RegistrationOptions``).
+        progress: None, "auto", "bar", "lines" or "quiet".
+        in_process: run the cases in this process.
+        stop: a ``StopRequest`` another thread can set to stop the run.
+        allow_slice_gaps: read DICOM series with missing or uneven slices onto an even grid.
+        capture_reader_warnings: turn ITK's stderr warnings into report notes (not in Slicer).
+
+    Returns:
+        The cohort summary (also written as report.json/.csv/.html): ``cases`` (one dict per case,
+        with ``status``, ``error``, verdict and figures), counts and the run's settings.
+
+    Raises:
+        InputError: nothing can start (unreadable fixed scan, unusable output folder); names the file.
+        TypeError: ``moving`` is one path instead of a collection, or another argument is wrong.
+        ValueError: an argument has an unusable value.
+        ImportError: Dask is asked for but not installed.
     """
     started, started_wall = time.perf_counter(), now_text()
     cases = _cohort_inputs(moving)
@@ -188,7 +217,14 @@ def run_cohort(
 
 def exit_status(summary: dict) -> int:
     """0: every case registered with no "failed" verdict; 1: a case failed, or its verdict is
-    "failed", or the summary could not be written; 130/143: stopped by Ctrl-C / SIGTERM."""
+    "failed", or the summary could not be written; 130/143: stopped by Ctrl-C / SIGTERM.
+
+    Args:
+        summary: what ``run_cohort`` returned.
+
+    Returns:
+        The process exit status for that run.
+    """
     stopped_by = (summary.get("run") or {}).get("stopped_by")
     if stopped_by in EXIT_BY_SIGNAL:
         return EXIT_BY_SIGNAL[stopped_by]

@@ -2,7 +2,7 @@
 
 Each case's own ``ID_report.json`` is the record; the summary is a view of all of them, built
 again on every run, so a run killed at case 999 of 1000 loses nothing a rerun cannot rebuild.
-Here each registered case is also judged against the rest of the cohort (``cohort_review``),
+Here each registered case is also judged against the rest of the cohort (``cohort.review``),
 which may lower an "ok" outlier to "suspect" in the summary; the case's own file keeps its own
 verdict. Pure module: the standard library only (the HTML page has its own module).
 """

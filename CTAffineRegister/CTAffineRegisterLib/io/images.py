@@ -3,7 +3,7 @@
 Pure module: SimpleITK, numpy and the standard library. Every failure is an
 ``InputError`` naming the file and the problem, so callers never show a traceback from
 deep inside SimpleITK. What the file's header hides from SimpleITK (truncation, negative
-spacing) is checked in ``file_checks``; DICOM folders are read by ``dicom_series``.
+spacing) is checked in ``io.file_integrity``; DICOM folders are read by ``io.dicom``.
 """
 
 from __future__ import annotations
@@ -42,7 +42,12 @@ EXPLAINED_READER_WARNINGS = ("Non uniform sampling or missing slices", "No Serie
 
 @dataclass
 class DicomPadding:
-    """Pixel Padding Value (and Range Limit) from DICOM, already converted to HU."""
+    """Pixel Padding Value (and Range Limit) from DICOM, already converted to HU.
+
+    Attributes:
+        value_hu: the Pixel Padding Value, in HU.
+        range_limit_hu: the Pixel Padding Range Limit in HU, or None.
+    """
 
     value_hu: float
     range_limit_hu: Optional[float] = None
@@ -61,6 +66,15 @@ class LoadedImage:
     folder, a series taken from a sub-folder, slice gaps bridged, a negative spacing read as a flip,
     reader warnings). ``slice_problem`` is set when a DICOM series has missing or uneven slices
     (only ever returned when ``allow_slice_gaps`` was given).
+
+    Attributes:
+        image: the 3D scalar image, in HU.
+        path: the path it was read from.
+        name: a short name for messages and output stems.
+        dicom_padding: the series' Pixel Padding Value, or None.
+        reconstruction_diameter_mm: the DICOM Reconstruction Diameter, or None.
+        notes: what the user should know about the read.
+        slice_problem: missing or uneven slices that were bridged, or None.
     """
 
     image: sitk.Image
@@ -78,7 +92,14 @@ class LoadedImage:
 
 
 def output_stem(path: str) -> str:
-    """The name outputs are derived from: file name without image suffix, or the DICOM folder's name."""
+    """The name outputs are derived from: file name without image suffix, or the DICOM folder's name.
+
+    Args:
+        path: an input's path.
+
+    Returns:
+        The stem.
+    """
     base = os.path.basename(os.path.normpath(str(path)))
     lower = base.lower()
     for suffix in IMAGE_SUFFIXES:
@@ -97,6 +118,17 @@ def read_image(
     grid and the gap is filled by interpolation, with a note. ``capture_itk_warnings``: catch what
     ITK/GDCM print on stderr during the read and turn it into notes; for command-line processes
     only, since it redirects the process's file descriptor 2 for the duration (never inside Slicer).
+
+    Args:
+        path: an image file (NIfTI, NRRD, MetaImage, DICOM file...) or a DICOM series folder.
+        allow_slice_gaps: read a series with missing or uneven slices onto an even grid.
+        capture_itk_warnings: turn ITK's stderr output during the read into notes (CLI only).
+
+    Returns:
+        A ``LoadedImage``: the image in HU, the DICOM padding, notes and the file's name.
+
+    Raises:
+        InputError: the file or folder cannot be read as a 3D scan; the message names it and says why.
     """
     if not isinstance(path, (str, os.PathLike)):
         raise TypeError(
@@ -265,7 +297,15 @@ def _float_tag(tags: dict[str, str], key: str) -> Optional[float]:
 
 
 def ensure_writable(path: str, overwrite: bool) -> None:
-    """Refuse to replace an existing file unless the user asked for it."""
+    """Refuse to replace an existing file unless the user asked for it.
+
+    Args:
+        path: the output to write.
+        overwrite: the user allows replacing it.
+
+    Raises:
+        OutputExistsError: ``path`` exists and ``overwrite`` is False.
+    """
     if os.path.exists(path) and not overwrite:
         raise OutputExistsError(path)
 
@@ -313,7 +353,16 @@ def _commit(temporary: str, path: str, overwrite: bool) -> None:
 
 
 def write_atomically(path: str, writer, overwrite: bool = False) -> None:
-    """Call ``writer(temporary_path)`` then move the result into place, so no half-written file is left."""
+    """Call ``writer(temporary_path)`` then move the result into place, so no half-written file is left.
+
+    Args:
+        path: the output.
+        writer: writes the content to the path it is given.
+        overwrite: replace an existing file.
+
+    Raises:
+        OutputExistsError: ``path`` exists and ``overwrite`` is False.
+    """
     path = str(path)
     ensure_writable(path, overwrite)
     handle, temporary = _atomic_target(path)
@@ -329,16 +378,46 @@ def write_atomically(path: str, writer, overwrite: bool = False) -> None:
 
 def write_image(image: sitk.Image, path: str, overwrite: bool = False) -> None:
     """Write an image atomically in the format its suffix names: .nii.gz (default for outputs),
-    .nii, .nrrd or .mha fast through ``output_formats``; other suffixes through SimpleITK."""
+    .nii, .nrrd or .mha fast through ``io.volume_writers``; other suffixes through SimpleITK.
+
+    Args:
+        image: the image to write.
+        path: where; the suffix chooses the format.
+        overwrite: replace an existing file.
+
+    Raises:
+        OutputExistsError: ``path`` exists and ``overwrite`` is False.
+    """
     image_format = format_of(str(path))
     write_atomically(path, lambda temporary: write_volume(image, temporary, image_format), overwrite)
 
 
 def write_transform(transform: sitk.Transform, path: str, overwrite: bool = False) -> None:
+    """Write a transform atomically, in the format its suffix names (.tfm, .txt, .h5, .mat).
+
+    Args:
+        transform: the transform to write.
+        path: where.
+        overwrite: replace an existing file.
+
+    Raises:
+        OutputExistsError: ``path`` exists and ``overwrite`` is False.
+    """
     write_atomically(path, lambda temporary: sitk.WriteTransform(transform, temporary), overwrite)
 
 
 def write_text(text: str, path: str, overwrite: bool = False) -> None:
+    """Write UTF-8 text atomically (reports, CSV, HTML): no half-written file is ever left.
+
+    Args:
+        text: the content.
+        path: the output.
+        overwrite: replace an existing file.
+
+    Raises:
+        OutputExistsError: ``path`` exists and ``overwrite`` is False.
+    """
+
     def _write(temporary: str) -> None:
         with open(temporary, "w", encoding="utf-8") as handle:
             handle.write(text)

@@ -29,7 +29,17 @@ TRANSFORM_SUFFIXES = (".tfm", ".txt", ".h5", ".hdf5", ".mat")
 
 
 def read_any_transform(path: str) -> sitk.Transform:
-    """Any 3D fixed→moving transform, non-linear ones included (``apply`` resamples with them)."""
+    """Any 3D fixed→moving transform, non-linear ones included (``apply`` resamples with them).
+
+    Args:
+        path: an ITK/Slicer/ANTs transform file, or elastix parameters (TransformParameters.0.txt).
+
+    Returns:
+        The transform, fixed physical point → moving point.
+
+    Raises:
+        InputError: the file cannot be read as a 3D transform; names the file.
+    """
     path = str(path)
     if not os.path.isfile(path):
         reason = "is a folder; a transform is one file" if os.path.isdir(path) else "no such file"
@@ -55,7 +65,17 @@ def read_any_transform(path: str) -> sitk.Transform:
 
 
 def read_transform(path: str) -> sitk.AffineTransform:
-    """A linear fixed→moving transform, as one affine: what the verdict can judge."""
+    """A linear fixed→moving transform, as one affine: what the verdict can judge.
+
+    Args:
+        path: an ITK/Slicer/ANTs transform file, or elastix parameters.
+
+    Returns:
+        One ``AffineTransform`` (composites of linear transforms are multiplied out).
+
+    Raises:
+        InputError: the file cannot be read, or the transform is not linear; names the file.
+    """
     return _as_linear(read_any_transform(path), str(path))
 
 

@@ -10,7 +10,7 @@ its points moved. The copy is named "<name> registered" and takes the fixed volu
 geometry; the original is not changed.
 
 Works only through methods of the MRML nodes it is given (checked in Slicer's source at v5.8.0 and
-v5.10.0): it imports neither ``slicer`` nor ``vtk`` and runs wherever ``mrml_bridge`` runs.
+v5.10.0): it imports neither ``slicer`` nor ``vtk`` and runs wherever ``mrml.volume_nodes`` runs.
 """
 
 from __future__ import annotations

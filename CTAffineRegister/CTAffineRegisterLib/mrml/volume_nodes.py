@@ -273,7 +273,7 @@ def remove_nodes(scene, nodes: Sequence) -> None:
 
 
 def analyze_volume_node(volume_node) -> dict:
-    """Background findings of a volume (``pipeline.analyze``): kind, summary, padding_value, air_value.
+    """Background findings of a volume (``pair.register.analyze``): kind, summary, padding_value, air_value.
     Runs here and now; the panel uses ``volume_findings`` to keep it off the GUI thread."""
     return pair_register.analyze(image_from_volume_node(volume_node))
 
@@ -335,7 +335,7 @@ def add_case_nodes(
     """Put one registration result into the scene: all of its nodes, or (on error) none of them.
 
     With ``carry_segmentations``, every segmentation whose reference geometry is the moving volume
-    gets a hardened copy in the fixed space (``mrml_segmentations``); the report lists them.
+    gets a hardened copy in the fixed space (``mrml.segmentations``); the report lists them.
     """
     name = moving_node.GetName()
     report = dict(result.report)
@@ -392,6 +392,22 @@ def register_volume_nodes(
     volume that fails gets a report with status "failed" and its error, and no nodes; the others
     still run. After a cancel (``cancel.set()``), the current and the remaining volumes are reported
     "cancelled". Input nodes are never changed. Raises ``VolumeNodeError`` when the fixed volume is unusable.
+
+    Args:
+        fixed_node: the fixed scalar volume node.
+        moving_nodes: the moving scalar volume nodes.
+        transform: "rigid", "similarity" or "affine".
+        fill: the value where a result has no real moving data; None: each moving volume's air level.
+        progress: called with a ``ProgressEvent`` per optimizer iteration.
+        cancel: a ``threading.Event``; set it to stop.
+        create_mask: also add each validity mask as a volume node.
+        carry_segmentations: carry each moving volume's segmentations along.
+
+    Returns:
+        One ``NodeResult`` per moving volume, in order.
+
+    Raises:
+        VolumeNodeError: the fixed volume cannot be used (no voxels, not scalar, ...).
     """
     scene = fixed_node.GetScene() if fixed_node is not None else None
     if scene is None:

@@ -95,7 +95,14 @@ class BackgroundAnalysis:
 
 
 def corner_median(image: sitk.Image) -> float:
-    """Slicer's background value: the lower median (sorted index 3) of the 8 corner voxels."""
+    """Slicer's background value: the lower median (sorted index 3) of the 8 corner voxels.
+
+    Args:
+        image: a 3D image.
+
+    Returns:
+        The corner value, as Slicer computes it.
+    """
     array = sitk.GetArrayViewFromImage(image)
     corners = [float(array[k, j, i]) for k in (0, -1) for j in (0, -1) for i in (0, -1)]
     return sorted(corners)[3]
@@ -107,6 +114,19 @@ def analyze_background(image: sitk.Image, dicom_padding: Optional[DicomPadding] 
     Every full-size step is one numpy pass or one SimpleITK filter, and a full-size buffer is reused
     once its step is done: on a 512×512×300 scan this takes about as long as reading the scan from
     a .nii.gz file, not several times that.
+
+    Args:
+        image: a 3D CT volume with one value per voxel (any pixel type, any grid).
+        dicom_padding: the DICOM Pixel Padding Value of the series it was read from
+            (``LoadedImage.dicom_padding``), or None.
+
+    Returns:
+        The ``BackgroundAnalysis``: kind and summary, padding value and share, field of view, air
+        level, and the valid and body masks on the image's grid.
+
+    Raises:
+        TypeError: ``image`` is not a SimpleITK image (a path, an array, a ``LoadedImage``...).
+        ValueError: ``image`` is not 3D, has several components, is complex or empty.
     """
     _check_arguments(locals())  # TypeError/ValueError naming a bad argument, before any work
     array = sitk.GetArrayViewFromImage(image)

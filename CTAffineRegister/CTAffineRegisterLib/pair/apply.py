@@ -59,6 +59,22 @@ def apply_to_scan(
     ``fill`` is the value where the scan has no data (default: its air level, or for an image that is
     not CT-like its corner value). Raises ``LabelError`` for what looks like a label map and
     ``ValueError`` when no fixed point maps onto the scan's data.
+
+    Args:
+        image: the scan, in the moving space.
+        fixed: the scan whose grid the result is on.
+        transform: fixed physical point → moving point.
+        dicom_padding: the scan's DICOM Pixel Padding Value, or None.
+        analysis: the scan's ``analyze_background`` result, if already made.
+        fill: the value where the scan has no data; None: its air level (or corner value).
+        interpolator: "linear", "bspline" or "nearest".
+
+    Returns:
+        An ``AppliedImage``: the image on the fixed grid and a one-line summary.
+
+    Raises:
+        LabelError: the image looks like a label map (use ``apply_to_labels``).
+        ValueError: no fixed point maps onto the scan's data.
     """
     analysis = analysis or analyze_background(image, dicom_padding)
     if analysis.kind == "not-ct":
@@ -92,6 +108,17 @@ def apply_to_labels(labels: sitk.Image, fixed: sitk.Image, transform: sitk.Trans
 
     Raises ``LabelError`` when it is no label map, or when none of its structures reaches the fixed
     grid (wrong transform, or its inverse); structures that do not reach it are named in the summary.
+
+    Args:
+        labels: the label map, in the moving space.
+        fixed: the scan whose grid the result is on.
+        transform: fixed physical point → moving point.
+
+    Returns:
+        An ``AppliedImage``: the label map on the fixed grid and a summary naming lost structures.
+
+    Raises:
+        LabelError: it is no label map, or none of its structures reaches the fixed grid.
     """
     values = check_label_image(labels)
     resampled = resample_labels(labels, fixed, transform)
@@ -109,7 +136,16 @@ def apply_to_labels(labels: sitk.Image, fixed: sitk.Image, transform: sitk.Trans
 
 
 def output_path(out_dir: str, stem: str, labels: bool) -> str:
-    """``<stem>_labels.nii.gz`` for a label map, ``<stem>_applied.nii.gz`` for anything else."""
+    """``<stem>_labels.nii.gz`` for a label map, ``<stem>_applied.nii.gz`` for anything else.
+
+    Args:
+        out_dir: the output folder.
+        stem: the input's output stem.
+        labels: the input is a label map.
+
+    Returns:
+        The output's path.
+    """
     return os.path.join(out_dir, stem + (LABELS_SUFFIX if labels else SCAN_SUFFIX))
 
 
@@ -129,6 +165,24 @@ def apply_files(
 
     Raises ``InputError`` when the fixed scan or the transform cannot be read (nothing can start).
     ``on_result`` receives each input's dict as soon as that input is done (``describe_result`` words it).
+
+    Args:
+        fixed_path: the scan whose grid the outputs are on.
+        transform_path: fixed→moving transform file (ITK, Slicer, ANTs, elastix parameters).
+        input_paths: scans (or label maps, with ``labels``) in the moving space.
+        out_dir: where the outputs go (``<stem>_applied.nii.gz`` / ``<stem>_labels.nii.gz``).
+        labels: the inputs are label maps (carried with label interpolation).
+        overwrite: replace existing outputs instead of failing the input.
+        fill: the value where an input has no data; None: its air level.
+        interpolator: "linear", "bspline" or "nearest" (scans only).
+        on_result: called with each input's dict as soon as it is done.
+
+    Returns:
+        One dict per input: ``input``, ``status`` ("ok" or "failed"), ``output`` or ``error``,
+        and what was done.
+
+    Raises:
+        InputError: the fixed scan or the transform cannot be read (nothing can start).
     """
     fixed = read_image(fixed_path)
     transform = read_any_transform(transform_path)
@@ -185,7 +239,14 @@ def _failed(path: str, message: str) -> dict:
 
 
 def describe_result(result: dict) -> str:
-    """One line per input: where its output went and what was done, or the error."""
+    """One line per input: where its output went and what was done, or the error.
+
+    Args:
+        result: one of ``apply_files``' dicts.
+
+    Returns:
+        The line.
+    """
     if result["status"] != "ok":
         return f"error: {result['error']}"
     share = f"{result['coverage']:.0%} of the fixed grid has data"

@@ -32,6 +32,23 @@ def check_transform(
     """Verdict, reason, figures and checks for ``transform`` (fixed physical point → moving point).
 
     Raises ``RegistrationError`` when a scan cannot be judged at all (not CT, no valid data).
+
+    Args:
+        fixed: the fixed scan.
+        moving: the moving scan.
+        transform: fixed physical point → moving point (what ``register`` writes; any linear ITK
+            transform).
+        fixed_padding: the fixed scan's DICOM Pixel Padding Value, or None.
+        moving_padding: the moving scan's one.
+        fixed_analysis: the fixed scan's ``analyze_background`` result, to analyse it only once.
+        moving_analysis: the moving scan's one.
+
+    Returns:
+        A JSON-able dict: ``verdict`` ("ok", "suspect", "failed"), ``reason``, the figures and
+        ``checks`` (one entry per check, with its level and sentence).
+
+    Raises:
+        RegistrationError: a scan cannot be judged at all (not CT, no valid data).
     """
     fixed_analysis = fixed_analysis or analyze_background(fixed, fixed_padding)
     moving_analysis = moving_analysis or analyze_background(moving, moving_padding)
@@ -47,7 +64,19 @@ def check_transform(
 
 
 def check_files(fixed_path: str, moving_path: str, transform_path: str) -> dict:
-    """``check_transform`` on files; every input problem is an ``InputError`` naming its file."""
+    """``check_transform`` on files; every input problem is an ``InputError`` naming its file.
+
+    Args:
+        fixed_path: the fixed scan (image file or DICOM series folder).
+        moving_path: the moving scan.
+        transform_path: the fixed→moving transform (ITK, Slicer, ANTs file or elastix parameters).
+
+    Returns:
+        ``check_transform``'s dict, with the three paths added.
+
+    Raises:
+        InputError: an input cannot be read or judged; the message names the file.
+    """
     transform = read_transform(transform_path)
     loaded = {"fixed": read_image(fixed_path), "moving": read_image(moving_path)}
     analyses = {}
@@ -70,7 +99,14 @@ def check_files(fixed_path: str, moving_path: str, transform_path: str) -> dict:
 
 
 def format_check(result: dict) -> str:
-    """The verdict as a person reads it: the verdict and its reason, then one line per check."""
+    """The verdict as a person reads it: the verdict and its reason, then one line per check.
+
+    Args:
+        result: what ``check_transform`` or ``check_files`` returned.
+
+    Returns:
+        The lines, joined with newlines.
+    """
     lines = [f"verdict: {result['verdict']}", f"reason: {result['reason']}"]
     width = max(len(name) for name in result["checks"])
     for name, check in result["checks"].items():

@@ -1,6 +1,6 @@
 """One case from images to results: analyse → register → resample, with a JSON-able report.
 
-This is the Python API a notebook, the Slicer console (through ``mrml_bridge``) and the batch
+This is the Python API a notebook, the Slicer console (through ``mrml.volume_nodes``) and the batch
 runner share, so every entry point gets the same padding handling and the same report.
 Pure module: SimpleITK, numpy and the standard library.
 """
@@ -26,7 +26,14 @@ from ..resample.scans import INTERPOLATORS, fill_problem, resample_with_valid_ma
 
 @dataclass
 class CaseResult:
-    """Everything one moving scan produces: the image on the fixed grid, its validity, the transform."""
+    """Everything one moving scan produces: the image on the fixed grid, its validity, the transform.
+
+    Attributes:
+        registered: the moving scan on the fixed grid, in its pixel type.
+        valid_mask: UInt8 on the fixed grid, 1 where there is real moving data.
+        transform: fixed physical point → moving point.
+        report: JSON-able: status, findings, fill, metric, stop reason, seconds, quality.
+    """
 
     registered: sitk.Image  # moving resampled onto the fixed grid, moving pixel type, fill where no data
     valid_mask: sitk.Image  # UInt8 on the fixed grid, 1 = real moving data, 0 = fill
@@ -35,7 +42,15 @@ class CaseResult:
 
 
 def analyze(image: sitk.Image, dicom_padding: Optional[DicomPadding] = None) -> dict:
-    """Background findings of one image as plain data (kind, summary, padding_value, air_value, ...)."""
+    """Background findings of one image as plain data (kind, summary, padding_value, air_value, ...).
+
+    Args:
+        image: a 3D CT volume.
+        dicom_padding: its DICOM Pixel Padding Value, or None.
+
+    Returns:
+        ``analyze_background(image, dicom_padding).to_dict()``.
+    """
     return analyze_background(image, dicom_padding).to_dict()
 
 
@@ -61,6 +76,31 @@ def register_pair(
     moving scan's own air level). Pass ``fixed_analysis`` when registering many scans to one fixed scan,
     so it is analysed once. ``options`` (all registration knobs) wins over ``transform`` when given.
     Raises ``RegistrationError``, ``RegistrationCancelled`` or ``ValueError``.
+
+    Args:
+        fixed: the scan whose grid the result is on (3D, one value per voxel).
+        moving: the scan that is moved onto it.
+        transform: "rigid", "similarity" or "affine".
+        fill: the value where the result has no real moving data; None: the moving scan's air level.
+        fixed_padding: the fixed scan's DICOM Pixel Padding Value (``LoadedImage.dicom_padding``).
+        moving_padding: the moving scan's one.
+        interpolator: "linear", "bspline" or "nearest".
+        options: every registration knob (``RegistrationOptions``); wins over ``transform``.
+        fixed_analysis: the fixed scan's ``analyze_background`` result, to analyse it only once.
+        moving_analysis: the moving scan's one.
+        progress: called with a ``ProgressEvent`` per optimizer iteration, on the calling thread.
+        cancel: a ``threading.Event`` or a callable returning True to stop.
+
+    Returns:
+        A ``CaseResult``: ``registered`` (moving pixel type, on the fixed grid), ``valid_mask``,
+        ``transform`` (fixed physical point → moving point) and a JSON-able ``report``.
+
+    Raises:
+        TypeError: an argument is of the wrong kind (named in the message).
+        ValueError: an argument has an unusable value (a 2D image, an unknown choice, a fill the
+            moving pixel type cannot hold).
+        RegistrationError: a scan cannot be registered (not CT, too thin, too little overlap...).
+        RegistrationCancelled: ``cancel`` asked to stop.
     """
     _check_arguments(locals())  # TypeError/ValueError naming a bad argument, before any work
     started = time.perf_counter()

@@ -7,7 +7,7 @@ the calling thread, one copy at a time) and analyses the copy in a worker thread
 per node and volume content (the voxel array's modification time and the spacing), so an unchanged
 volume is never analysed twice; a volume without voxels (still loading, say) is never cached.
 
-Pure module: the node copy is a function the caller passes in (``mrml_bridge.image_from_volume_node``).
+Pure module: the node copy is a function the caller passes in (``mrml.volume_nodes.image_from_volume_node``).
 """
 
 from __future__ import annotations

@@ -15,7 +15,19 @@ RING_THRESHOLD_HU = -1100.0
 def target_registration_error(
     estimated: sitk.Transform, truth: sitk.Transform, points: np.ndarray
 ) -> tuple[float, float]:
-    """Mean and max distance (mm) between where the estimate and the truth send each fixed point."""
+    """Mean and max distance (mm) between where the estimate and the truth send each fixed point.
+
+    Args:
+        estimated: the fixed→moving transform found.
+        truth: the true one.
+        points: fixed physical points, N×3.
+
+    Returns:
+        (mean, max) distance in mm.
+
+    Raises:
+        ValueError: no points.
+    """
     points = np.asarray(points, dtype=np.float64).reshape(-1, 3)
     if points.shape[0] == 0:
         raise ValueError("no points to measure the target registration error at")
@@ -30,7 +42,19 @@ def target_registration_error(
 def ring_voxels(
     output_image: sitk.Image, fixed_valid_mask: sitk.Image, threshold: float = RING_THRESHOLD_HU
 ) -> int:
-    """Number of output voxels darker than ``threshold`` inside the fixed scan's valid region."""
+    """Number of output voxels darker than ``threshold`` inside the fixed scan's valid region.
+
+    Args:
+        output_image: a registered scan on the fixed grid.
+        fixed_valid_mask: the fixed scan's valid mask (same grid).
+        threshold: HU below which a voxel counts as a ring voxel.
+
+    Returns:
+        The number of such voxels.
+
+    Raises:
+        ValueError: the two images differ in size.
+    """
     values = sitk.GetArrayViewFromImage(output_image)
     valid = sitk.GetArrayViewFromImage(fixed_valid_mask)
     if values.shape != valid.shape:

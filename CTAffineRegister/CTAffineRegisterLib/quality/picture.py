@@ -23,6 +23,13 @@ def qc_picture(fixed: sitk.Image, registered: sitk.Image) -> sitk.Image:
 
     Only the three planes are resampled (onto the isotropic grid's middle planes), not the whole
     isotropic volumes: the same pixels for a hundredth of the work on a 512×512×300 scan.
+
+    Args:
+        fixed: the fixed scan.
+        registered: the moving scan on the fixed grid.
+
+    Returns:
+        The RGB picture: a checkerboard row over a colour-fusion row (fixed magenta, registered green).
     """
     size, spacing, origin, direction = _isotropic_grid(fixed)
     checker_row, fusion_row = [], []
@@ -43,7 +50,13 @@ def qc_picture(fixed: sitk.Image, registered: sitk.Image) -> sitk.Image:
 
 
 def write_qc_picture(fixed: sitk.Image, registered: sitk.Image, path: str) -> None:
-    """Write the QC picture as PNG (the caller makes it atomic)."""
+    """Write the QC picture as PNG (the caller makes it atomic).
+
+    Args:
+        fixed: the fixed scan.
+        registered: the moving scan on the fixed grid.
+        path: the PNG to write.
+    """
     sitk.WriteImage(qc_picture(fixed, registered), path, imageIO="PNGImageIO")
 
 
@@ -112,7 +125,15 @@ def _row(panels: list[np.ndarray]) -> np.ndarray:
 
 
 def thumbnail(picture: sitk.Image, factor: int = THUMBNAIL_FACTOR) -> sitk.Image:
-    """The QC picture ``factor`` times smaller (block means), for a cohort page of hundreds of rows."""
+    """The QC picture ``factor`` times smaller (block means), for a cohort page of hundreds of rows.
+
+    Args:
+        picture: the QC picture.
+        factor: how many times smaller.
+
+    Returns:
+        The smaller picture.
+    """
     array = sitk.GetArrayViewFromImage(picture)
     height, width = (array.shape[0] // factor) * factor, (array.shape[1] // factor) * factor
     blocks = array[:height, :width].reshape(height // factor, factor, width // factor, factor, -1)

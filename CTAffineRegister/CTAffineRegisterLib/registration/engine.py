@@ -76,6 +76,25 @@ def register_images(
     checked every iteration and a stop raises ``RegistrationCancelled``. During the final polish it is
     also called from a helper thread, so a callable must be thread-safe (an Event is). ``progress`` is
     only ever called from the calling thread.
+
+    Args:
+        fixed: the fixed scan (3D, one value per voxel).
+        moving: the moving scan.
+        fixed_analysis: ``analyze_background(fixed)`` (required here; ``register_pair`` makes it).
+        moving_analysis: ``analyze_background(moving)``.
+        options: every registration knob; None: the defaults.
+        progress: called with a ``ProgressEvent`` per iteration, on the calling thread.
+        cancel: a ``threading.Event`` or a thread-safe callable returning True to stop.
+
+    Returns:
+        A ``RegistrationResult``: the transform, metric, stages, verdict (``quality``) and timings.
+
+    Raises:
+        TypeError: an argument is of the wrong kind (named in the message).
+        ValueError: an argument has an unusable value.
+        RegistrationError: the scans cannot be registered (a slab too thin, too little overlap,
+            an analysis made for another image, a failure inside SimpleITK).
+        RegistrationCancelled: ``cancel`` asked to stop.
     """
     _check_arguments(locals())  # TypeError/ValueError naming a bad argument, before any work
     options = options or RegistrationOptions()

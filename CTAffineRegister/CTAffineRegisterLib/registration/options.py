@@ -94,7 +94,15 @@ class RegistrationOptions:
 
 @dataclass
 class ProgressEvent:
-    """One optimizer iteration: ``iteration`` counts over the whole run, so it only increases."""
+    """One optimizer iteration: ``iteration`` counts over the whole run, so it only increases.
+
+    Attributes:
+        stage: "rigid", "similarity" or "affine".
+        level: the pyramid level (0 the coarsest).
+        iteration: iterations so far, over the whole run.
+        metric: the metric's current value (lower is better).
+        fraction: rough share of the run done.
+    """
 
     stage: str
     level: int

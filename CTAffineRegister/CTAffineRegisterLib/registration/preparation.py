@@ -81,7 +81,22 @@ def _check_analysis(image: sitk.Image, analysis, role: str) -> None:
 
 
 def prepare_pyramids(fixed, moving, fixed_analysis, moving_analysis, options):
-    """Prepared, cropped, shrunk images and metric masks for both scans, plus the rotation centre."""
+    """Prepared, cropped, shrunk images and metric masks for both scans, plus the rotation centre.
+
+    Args:
+        fixed: the fixed scan.
+        moving: the moving scan.
+        fixed_analysis: its ``BackgroundAnalysis``.
+        moving_analysis: the moving scan's one.
+        options: the ``RegistrationOptions`` (finest spacing, level count, body margin).
+
+    Returns:
+        (fixed levels, moving levels, centre): the pyramids, coarse first, and the fixed body's
+        centre (the rotation centre).
+
+    Raises:
+        RegistrationError: too few valid or body voxels, or a scan whose valid voxels are constant.
+    """
     fixed_ready = prepare_for_registration(fixed, fixed_analysis, compact=True)
     moving_ready = prepare_for_registration(moving, moving_analysis, compact=True)
     _check_not_constant(fixed_ready, fixed_analysis, "fixed")
@@ -119,13 +134,36 @@ def build_pyramids(
     fixed, moving, fixed_analysis, moving_analysis, finest_spacing_mm: float, level_count: int
 ):
     """Prepared pyramids of both scans (coarse first) and the fixed body centre, as the registration
-    builds them: the verdict of ``check`` samples the same images as the one of ``register``."""
+    builds them: the verdict of ``check`` samples the same images as the one of ``register``.
+
+    Args:
+        fixed: the fixed scan.
+        moving: the moving scan.
+        fixed_analysis: its ``BackgroundAnalysis``.
+        moving_analysis: the moving scan's one.
+        finest_spacing_mm: the finest level's voxel size (mm).
+        level_count: the number of levels.
+
+    Returns:
+        (fixed levels, moving levels, centre), as ``prepare_pyramids``.
+
+    Raises:
+        RegistrationError: as ``prepare_pyramids``.
+    """
     options = RegistrationOptions(finest_spacing_mm=finest_spacing_mm, level_count=level_count)
     return prepare_pyramids(fixed, moving, fixed_analysis, moving_analysis, options)
 
 
 def closest_level(levels: list[Level], target_mm: float) -> int:
-    """Index of the level whose mean voxel size is closest to ``target_mm``."""
+    """Index of the level whose mean voxel size is closest to ``target_mm``.
+
+    Args:
+        levels: pyramid levels.
+        target_mm: the voxel size wanted (mm).
+
+    Returns:
+        The index into ``levels``.
+    """
     return min(range(len(levels)), key=lambda index: abs(float(np.mean(levels[index].spacing)) - target_mm))
 
 

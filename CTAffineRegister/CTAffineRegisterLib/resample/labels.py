@@ -148,6 +148,18 @@ def resample_labels(
     convention ``register`` writes. ``method`` "linear" is the volume-keeping share cut described in the
     module docstring; "nearest" is plain nearest neighbour (for comparison). Points outside the
     label map get background (0).
+
+    Args:
+        labels: the label map.
+        reference: the image whose grid the result is on (the fixed scan).
+        transform: reference physical point → label-map point.
+        method: "linear" or "nearest".
+
+    Returns:
+        The label map on ``reference``'s grid.
+
+    Raises:
+        ValueError: ``method`` is unknown.
     """
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, not {method!r}")
@@ -189,6 +201,19 @@ def carry_labels(
     The call a registration makes once it has ``transform`` (fixed → moving, as ``register_pair``
     returns it): ``labels`` may be on another grid than ``scan``, but must lie in its physical space.
     Raises ``LabelError`` (no file name: callers add it).
+
+    Args:
+        labels: the moving scan's label map (integer values, 0 background).
+        scan: the moving scan it belongs to.
+        fixed: the scan whose grid the result is on.
+        transform: fixed physical point → moving point.
+        method: "linear" (volume-keeping share cut) or "nearest".
+
+    Returns:
+        The label map on the fixed grid, in its own pixel type, holding only its own values.
+
+    Raises:
+        LabelError: it is no label map, or it does not lie on the scan.
     """
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, not {method!r}")
@@ -202,6 +227,15 @@ def read_label_map(path: str) -> sitk.Image:
 
     Only what the header tells is checked here (one integer component, 3D); the values are checked
     when the labels are carried, which reads them anyway (``LabelError``: add the file name).
+
+    Args:
+        path: the label map file.
+
+    Returns:
+        The label map as read.
+
+    Raises:
+        InputError: the file cannot be read, or its header says it is no label map.
     """
     path = str(path)
     if not os.path.isfile(path):

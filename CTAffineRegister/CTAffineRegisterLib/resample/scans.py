@@ -6,7 +6,7 @@ default value only fills points that map outside the moving image, so it cannot 
 the padding by the scan's own air level first removes the ring at its source.
 
 Pure module: SimpleITK, numpy and the standard library. ``analysis`` arguments are
-``background.BackgroundAnalysis`` objects (only ``valid_mask`` and ``air_value`` are used).
+``padding.analysis.BackgroundAnalysis`` objects (only ``valid_mask`` and ``air_value`` are used).
 """
 
 from __future__ import annotations
@@ -51,7 +51,15 @@ _FLOAT_LIMITS = {
 
 def fill_problem(fill: Optional[float], pixel_id: int) -> Optional[str]:
     """Why ``fill`` cannot be stored as given in an output of this pixel type (the moving scan's),
-    or None. Checked before any work, so that a report never names a fill that was not used."""
+    or None. Checked before any work, so that a report never names a fill that was not used.
+
+    Args:
+        fill: the fill value, or None (always fine).
+        pixel_id: the output's SimpleITK pixel type.
+
+    Returns:
+        A sentence saying why, or None.
+    """
     if fill is None:
         return None
     pixel_name = sitk.GetPixelIDValueAsString(pixel_id)
@@ -72,6 +80,14 @@ def replace_padding(image: sitk.Image, analysis, fill: Optional[float] = None) -
     """The image with every non-valid (padding) voxel set to ``fill`` (default: the scan's air level).
 
     Keeps the pixel type; an image without padding is returned unchanged.
+
+    Args:
+        image: a scan.
+        analysis: its ``BackgroundAnalysis``.
+        fill: the value for padding voxels; None: its air level.
+
+    Returns:
+        The image with its padding replaced.
     """
     valid = sitk.GetArrayViewFromImage(analysis.valid_mask)
     if valid.all():
@@ -86,6 +102,14 @@ def prepare_for_registration(image: sitk.Image, analysis, compact: bool = False)
     One numpy pass instead of cast, replace and clamp filters: a 512² scan is copied once, not thrice.
     ``compact`` keeps integer scans as int16 (which holds the whole CT range) at half the memory,
     for callers that shrink the image before converting it to float.
+
+    Args:
+        image: a scan.
+        analysis: its ``BackgroundAnalysis``.
+        compact: keep integer scans as int16.
+
+    Returns:
+        The prepared image (Float32, or Int16 with ``compact``).
     """
     values = sitk.GetArrayViewFromImage(image)
     dtype = np.int16 if compact and values.dtype.kind in "iu" else np.float32
@@ -125,6 +149,18 @@ def resample_with_valid_mask(
     (a continuous index within [-0.5, size - 0.5)), so outside the mask no interpolated value is lost
     and inside it none is missing. The mask is worked out first and shared: tiles it marks 0
     throughout are filled without interpolating, the others are resampled one by one (see TILE_VOXELS).
+
+    Args:
+        moving: the moving scan.
+        fixed: the scan whose grid the results are on.
+        transform: fixed physical point → moving point.
+        moving_analysis: the moving scan's ``analyze_background`` result.
+        fill: the value where there is no real moving data; None: its air level.
+        interpolator: "linear", "bspline" or "nearest".
+
+    Returns:
+        (registered, valid mask): the moving scan on the fixed grid in its pixel type, and the UInt8
+        mask (1 real moving data, 0 fill).
     """
     check_interpolator(interpolator)
     value = _fit_to_type(moving_analysis.air_value if fill is None else fill, moving.GetPixelID())
@@ -142,7 +178,19 @@ def resample_to_fixed(
     fill: Optional[float] = None,
     interpolator: str = "linear",
 ) -> sitk.Image:
-    """The moving scan on the fixed grid: ``resample_with_valid_mask`` without the mask."""
+    """The moving scan on the fixed grid: ``resample_with_valid_mask`` without the mask.
+
+    Args:
+        moving: the moving scan.
+        fixed: the scan whose grid the result is on.
+        transform: fixed physical point → moving point.
+        moving_analysis: the moving scan's ``analyze_background`` result.
+        fill: the value where there is no real moving data; None: its air level.
+        interpolator: "linear", "bspline" or "nearest".
+
+    Returns:
+        The moving scan on the fixed grid, in its pixel type.
+    """
     return resample_with_valid_mask(moving, fixed, transform, moving_analysis, fill, interpolator)[0]
 
 
@@ -150,13 +198,28 @@ def resample_valid_mask(moving_analysis, fixed: sitk.Image, transform: sitk.Tran
     """UInt8 on the fixed grid: 1 where the point maps onto real moving data (not padding, not outside).
 
     ITK's nearest-neighbour resampling of the moving valid mask, worked out on blocks and only along
-    the mask's edges voxel by voxel (``mask_mapping``): several times faster, same voxels.
+    the mask's edges voxel by voxel (``resample.valid_mask``): several times faster, same voxels.
+
+    Args:
+        moving_analysis: the moving scan's ``BackgroundAnalysis``.
+        fixed: the scan whose grid the mask is on.
+        transform: fixed physical point → moving point.
+
+    Returns:
+        The UInt8 mask on the fixed grid.
     """
     return map_valid_mask(moving_analysis.valid_mask, fixed, transform)
 
 
 def check_interpolator(interpolator: str) -> None:
-    """Refuse an unknown interpolator name before any work is done."""
+    """Refuse an unknown interpolator name before any work is done.
+
+    Args:
+        interpolator: "linear", "bspline" or "nearest".
+
+    Raises:
+        ValueError: any other name.
+    """
     if interpolator not in INTERPOLATORS:
         raise ValueError(f"interpolator must be one of {sorted(INTERPOLATORS)}, not {interpolator!r}")
 
