@@ -12,6 +12,7 @@ from CTAffineRegisterLib import synthetic
 from CTAffineRegisterLib.cli.commands import main
 from CTAffineRegisterLib.io.images import InputError
 from CTAffineRegisterLib.io.transform_files import read_transform
+from CTAffineRegisterLib.pair.check import check_transform
 
 SMALL = dict(
     fixed_size=(80, 80, 56),
@@ -164,3 +165,26 @@ def test_an_elastix_bspline_is_refused(tmp_path):
     path.write_text('(Transform "BSplineTransform")\n(TransformParameters 0 0 0)\n')
     with pytest.raises(InputError, match="elastix BSplineTransform; only linear"):
         read_transform(str(path))
+
+
+@pytest.mark.parametrize(
+    ("change", "error", "message"),
+    [
+        (
+            {"fixed": "fixed.nii.gz"},
+            TypeError,
+            "fixed must be a SimpleITK.Image, not the path 'fixed.nii.gz'",
+        ),
+        ({"moving": np.zeros((4, 4, 4))}, TypeError, "moving must be a SimpleITK.Image, not a numpy array"),
+        ({"transform": np.eye(4)}, TypeError, "transform must be a Transform, not a numpy array"),
+        ({"transform": sitk.AffineTransform(2)}, ValueError, "transform must be 3D, not 2D"),
+        ({"fixed_analysis": "air"}, TypeError, "fixed_analysis must be a BackgroundAnalysis or None"),
+    ],
+)
+def test_check_transform_names_a_bad_argument_before_any_work(files, change, error, message):
+    """``check_transform`` is an entry point like ``register_pair``: its own argument check, first."""
+    _, pair = files
+    arguments = {"fixed": pair.fixed, "moving": pair.moving, "transform": pair.true_transform, **change}
+    transform = arguments.pop("transform")
+    with pytest.raises(error, match=message):
+        check_transform(arguments.pop("fixed"), arguments.pop("moving"), transform, **arguments)

@@ -12,6 +12,7 @@ from typing import Optional
 import SimpleITK as sitk
 
 from ..errors import InputError, RegistrationError
+from ..io.arguments import check_image, check_instance
 from ..io.images import DicomPadding, read_image
 from ..io.transform_files import read_transform
 from ..padding.analysis import BackgroundAnalysis, analyze_background
@@ -48,8 +49,11 @@ def check_transform(
         ``checks`` (one entry per check, with its level and sentence).
 
     Raises:
+        TypeError: an argument is of the wrong kind (named in the message).
+        ValueError: an argument has an unusable value (a 2D image or transform, an empty image).
         RegistrationError: a scan cannot be judged at all (not CT, no valid data).
     """
+    _check_arguments(locals())  # TypeError/ValueError naming a bad argument, before any work
     fixed_analysis = fixed_analysis or analyze_background(fixed, fixed_padding)
     moving_analysis = moving_analysis or analyze_background(moving, moving_padding)
     for role, analysis in (("fixed", fixed_analysis), ("moving", moving_analysis)):
@@ -61,6 +65,18 @@ def check_transform(
     return judge(
         transform, fixed, moving, fixed_analysis, moving_analysis, fixed_levels[-1], moving_levels[-1], center
     )
+
+
+def _check_arguments(arguments: dict) -> None:
+    """``check_transform``'s arguments: two scan volumes, a 3D SimpleITK transform, paddings, analyses."""
+    for role in ("fixed", "moving"):
+        check_image(arguments[role], role, volume=True)
+        check_instance(arguments[f"{role}_padding"], f"{role}_padding", DicomPadding, optional=True)
+        check_instance(arguments[f"{role}_analysis"], f"{role}_analysis", BackgroundAnalysis, optional=True)
+    transform = arguments["transform"]
+    check_instance(transform, "transform", sitk.Transform)
+    if transform.GetDimension() != 3:
+        raise ValueError(f"transform must be 3D, not {transform.GetDimension()}D ({transform.GetName()})")
 
 
 def check_files(fixed_path: str, moving_path: str, transform_path: str) -> dict:
