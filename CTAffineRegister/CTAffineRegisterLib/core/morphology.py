@@ -16,7 +16,14 @@ import numpy as np
 
 
 def ellipsoid_offsets(radius: Sequence[int]) -> list[tuple[int, int, int]]:
-    """(dz, dy, dx) offsets inside the ellipsoid with per-axis radii (x, y, z); radius 0 = flat axis."""
+    """(dz, dy, dx) offsets inside the ellipsoid with per-axis radii (x, y, z); radius 0 = flat axis.
+
+    Args:
+        radius: radii in voxels along x, y, z.
+
+    Returns:
+        The offsets, as (dz, dy, dx) tuples.
+    """
     rx, ry, rz = (max(0, int(r)) for r in radius)
     offsets = []
     for dz in range(-rz, rz + 1):
@@ -30,7 +37,15 @@ def ellipsoid_offsets(radius: Sequence[int]) -> list[tuple[int, int, int]]:
 
 
 def dilate(mask: np.ndarray, radius: Sequence[int]) -> np.ndarray:
-    """Voxels within the ellipsoid of any mask voxel (outside the array counts as background)."""
+    """Voxels within the ellipsoid of any mask voxel (outside the array counts as background).
+
+    Args:
+        mask: a boolean z-y-x array.
+        radius: radii in voxels along x, y, z.
+
+    Returns:
+        The dilated mask.
+    """
     source = mask.astype(bool, copy=False)
     result = np.zeros_like(source)
     for offset in ellipsoid_offsets(radius):
@@ -41,7 +56,15 @@ def dilate(mask: np.ndarray, radius: Sequence[int]) -> np.ndarray:
 
 def erode(mask: np.ndarray, radius: Sequence[int]) -> np.ndarray:
     """Voxels whose whole ellipsoid is in the mask; outside the array counts as mask, so a body cut
-    by the scan's edge keeps its cut face (as ITK's erosion does)."""
+    by the scan's edge keeps its cut face (as ITK's erosion does).
+
+    Args:
+        mask: a boolean z-y-x array.
+        radius: radii in voxels along x, y, z.
+
+    Returns:
+        The eroded mask.
+    """
     source = mask.astype(bool, copy=False)
     result = source.copy()
     for offset in ellipsoid_offsets(radius):
@@ -51,7 +74,15 @@ def erode(mask: np.ndarray, radius: Sequence[int]) -> np.ndarray:
 
 
 def close(mask: np.ndarray, radius: Sequence[int]) -> np.ndarray:
-    """Dilate then erode on a margin of background, so gaps near the array edge close too."""
+    """Dilate then erode on a margin of background, so gaps near the array edge close too.
+
+    Args:
+        mask: a boolean z-y-x array.
+        radius: radii in voxels along x, y, z.
+
+    Returns:
+        The closed mask.
+    """
     margin = [(r, r) for r in reversed([max(0, int(r)) for r in radius])]
     padded = np.pad(mask.astype(bool, copy=False), margin)
     closed = erode(dilate(padded, radius), radius)
@@ -60,12 +91,28 @@ def close(mask: np.ndarray, radius: Sequence[int]) -> np.ndarray:
 
 
 def open_(mask: np.ndarray, radius: Sequence[int]) -> np.ndarray:
-    """Erode then dilate: removes parts thinner than the kernel (a couch) and keeps the rest's shape."""
+    """Erode then dilate: removes parts thinner than the kernel (a couch) and keeps the rest's shape.
+
+    Args:
+        mask: a boolean z-y-x array.
+        radius: radii in voxels along x, y, z.
+
+    Returns:
+        The opened mask.
+    """
     return dilate(erode(mask, radius), radius)
 
 
 def dilate_box(mask: np.ndarray, radius: Sequence[int]) -> np.ndarray:
-    """Box-kernel dilation as one-axis passes: cost grows with the radius, not its cube."""
+    """Box-kernel dilation as one-axis passes: cost grows with the radius, not its cube.
+
+    Args:
+        mask: a boolean z-y-x array.
+        radius: half-widths in voxels along x, y, z.
+
+    Returns:
+        The dilated mask.
+    """
     result = mask.astype(bool, copy=True)
     for axis, r in zip((2, 1, 0), radius):
         for _ in range(max(0, int(r))):
@@ -74,7 +121,14 @@ def dilate_box(mask: np.ndarray, radius: Sequence[int]) -> np.ndarray:
 
 
 def dilate_faces(mask: np.ndarray) -> np.ndarray:
-    """Add every voxel with a face neighbour in the mask (the 6-neighbourhood); the border adds none."""
+    """Add every voxel with a face neighbour in the mask (the 6-neighbourhood); the border adds none.
+
+    Args:
+        mask: a boolean z-y-x array.
+
+    Returns:
+        The grown mask.
+    """
     source = mask.astype(bool, copy=False)
     result = source.copy()
     for axis in range(3):
@@ -83,7 +137,14 @@ def dilate_faces(mask: np.ndarray) -> np.ndarray:
 
 
 def erode_faces(mask: np.ndarray) -> np.ndarray:
-    """Remove voxels with a face neighbour outside the mask; the array border counts as inside."""
+    """Remove voxels with a face neighbour outside the mask; the array border counts as inside.
+
+    Args:
+        mask: a boolean z-y-x array.
+
+    Returns:
+        The shrunk mask.
+    """
     source = mask.astype(bool, copy=False)
     result = source.copy()
     for axis in range(3):

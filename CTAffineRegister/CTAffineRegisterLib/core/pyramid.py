@@ -40,6 +40,14 @@ def shrink_factors(
 
     With ``size``, an axis keeps at least four voxels (or all it has), so a scan of a few slices
     is shrunk in-plane only instead of vanishing.
+
+    Args:
+        spacing: the image's voxel size (mm).
+        target_mm: the voxel size wanted (mm).
+        size: the image's size in voxels, or None.
+
+    Returns:
+        The block size along x, y, z.
     """
     factors = [max(1, int(round(target_mm / s))) for s in spacing]
     if size is not None:
@@ -60,6 +68,17 @@ def build_levels(
     The mask at each level is the full-resolution mask on that level's grid, optionally dilated
     (to take in the skin-air edge) and then limited to ``limit_mask`` eroded by
     ``erode_mask_voxels`` (to keep away from a field-of-view edge the interpolator would blur).
+
+    Args:
+        image: the full-resolution image.
+        mask: its metric mask, or None.
+        factor_list: block sizes of the levels (any order: they are sorted).
+        erode_mask_voxels: erosion of ``limit_mask`` on each level (voxels).
+        dilate_mask_voxels: dilation of ``mask`` on each level (voxels).
+        limit_mask: the region the mask must stay in (valid data), or None.
+
+    Returns:
+        The levels, coarse first.
     """
     levels: list[Level] = []
     current, current_factors = image, (1, 1, 1)
@@ -106,6 +125,12 @@ def erode_once(mask: sitk.Image) -> sitk.Image:
     """Remove mask voxels with a face neighbour outside the mask; the image border counts as inside.
 
     Six shifted comparisons in numpy: several times faster than a morphological filter for one voxel.
+
+    Args:
+        mask: a UInt8 mask.
+
+    Returns:
+        The eroded mask.
     """
     eroded = morphology.erode_faces(sitk.GetArrayViewFromImage(mask) > 0)
     result = sitk.GetImageFromArray(eroded.view(np.uint8))
@@ -123,18 +148,40 @@ def _nearest(mask: sitk.Image, grid: sitk.Image) -> sitk.Image:
 
 
 def as_mask(image: sitk.Image) -> sitk.Image:
-    """UInt8 0/1 mask; analysis masks already are, so this usually costs nothing."""
+    """UInt8 0/1 mask; analysis masks already are, so this usually costs nothing.
+
+    Args:
+        image: a binary image.
+
+    Returns:
+        The UInt8 0/1 mask.
+    """
     if image.GetPixelID() == sitk.sitkUInt8 and float(sitk.GetArrayViewFromImage(image).max(initial=0)) <= 1:
         return image
     return sitk.Cast(image > 0, sitk.sitkUInt8)
 
 
 def count(mask: sitk.Image) -> int:
+    """How many voxels a mask holds: the size checks of the registration read it.
+
+    Args:
+        mask: a mask.
+
+    Returns:
+        Its number of non-zero voxels.
+    """
     return int(np.count_nonzero(sitk.GetArrayViewFromImage(mask)))
 
 
 def centroid(mask: sitk.Image) -> tuple[float, float, float]:
-    """Physical centre of mass of a mask's voxels (the image centre for an empty mask)."""
+    """Physical centre of mass of a mask's voxels (the image centre for an empty mask).
+
+    Args:
+        mask: a mask.
+
+    Returns:
+        The centre, in physical coordinates.
+    """
     array = sitk.GetArrayViewFromImage(mask) > 0
     total = np.count_nonzero(array)
     if total == 0:
@@ -147,11 +194,27 @@ def centroid(mask: sitk.Image) -> tuple[float, float, float]:
 
 
 def image_center(image: sitk.Image) -> np.ndarray:
+    """The physical centre of an image's grid: the geometric initial placement, an empty mask's centroid.
+
+    Args:
+        image: an image.
+
+    Returns:
+        The physical point at the centre of its grid.
+    """
     return np.array(image.TransformContinuousIndexToPhysicalPoint([(n - 1) / 2.0 for n in image.GetSize()]))
 
 
 def coarse_grid(image: sitk.Image, target_mm: float) -> sitk.Image:
-    """An empty UInt8 image on the BinShrink grid of ``image`` with voxels of about ``target_mm``."""
+    """An empty UInt8 image on the BinShrink grid of ``image`` with voxels of about ``target_mm``.
+
+    Args:
+        image: the image whose grid is shrunk.
+        target_mm: the voxel size wanted (mm).
+
+    Returns:
+        The empty image on the coarse grid.
+    """
     factors = shrink_factors(image.GetSpacing(), target_mm, image.GetSize())
     size = [max(1, n // f) for n, f in zip(image.GetSize(), factors)]
     grid = sitk.Image(size, sitk.sitkUInt8)
@@ -163,11 +226,29 @@ def coarse_grid(image: sitk.Image, target_mm: float) -> sitk.Image:
 
 
 def resample_mask(mask: sitk.Image, grid: sitk.Image, transform: sitk.Transform) -> sitk.Image:
+    """A mask on another grid by nearest neighbour: masks stay 0/1, never blurred into fractions.
+
+    Args:
+        mask: a mask.
+        grid: the image whose grid the result is on.
+        transform: grid physical point → mask point.
+
+    Returns:
+        The mask on ``grid`` (nearest neighbour, 0 outside).
+    """
     return sitk.Resample(as_mask(mask), grid, transform, sitk.sitkNearestNeighbor, 0, sitk.sitkUInt8)
 
 
 def crop_to(region: sitk.Image, *images: sitk.Image) -> list[sitk.Image]:
-    """Images on one grid, cut to the physical bounding box of ``region`` plus one region voxel."""
+    """Images on one grid, cut to the physical bounding box of ``region`` plus one region voxel.
+
+    Args:
+        region: a mask on the images' grid.
+        *images: images on that grid.
+
+    Returns:
+        The cropped images, in order (uncut when the box covers them).
+    """
     array = sitk.GetArrayViewFromImage(region)
     reference = images[0]
     present = [np.nonzero(array.any(axis=tuple(a for a in range(3) if a != axis)))[0] for axis in (2, 1, 0)]

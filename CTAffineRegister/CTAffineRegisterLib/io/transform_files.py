@@ -103,7 +103,14 @@ def _looks_like_elastix(path: str) -> bool:
 
 
 def read_elastix_parameters(path: str) -> dict[str, list[str]]:
-    """Parse elastix's ``(Key value value ...)`` text format into strings."""
+    """Parse elastix's ``(Key value value ...)`` text format into strings.
+
+    Args:
+        path: an elastix parameter file.
+
+    Returns:
+        Each key's values, as strings.
+    """
     entries: dict[str, list[str]] = {}
     with open(path, encoding="utf-8", errors="replace") as handle:
         for line in handle:

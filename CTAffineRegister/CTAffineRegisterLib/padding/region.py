@@ -46,7 +46,14 @@ UNEXPLAINED_FACE_SHARE = 0.002
 
 
 def border_region(candidate: np.ndarray) -> Optional[np.ndarray]:
-    """Voxels of ``candidate`` (bool, z-y-x) in regions reaching two faces, or None when there are none."""
+    """Voxels of ``candidate`` (bool, z-y-x) in regions reaching two faces, or None when there are none.
+
+    Args:
+        candidate: voxels with a padding value (bool, z-y-x).
+
+    Returns:
+        The padded region, or None.
+    """
     candidate = np.ascontiguousarray(candidate, dtype=bool)
     factors = block_factors(candidate.shape)
     full, partial = block_stats(candidate, factors)
@@ -63,7 +70,14 @@ def border_region(candidate: np.ndarray) -> Optional[np.ndarray]:
 
 
 def border_region_exact(candidate: np.ndarray) -> Optional[np.ndarray]:
-    """The same region by labelling every component at full resolution (reference and fallback)."""
+    """The same region by labelling every component at full resolution (reference and fallback).
+
+    Args:
+        candidate: voxels with a padding value (bool, z-y-x).
+
+    Returns:
+        The padded region, or None.
+    """
     components = sitk.ConnectedComponent(sitk.GetImageFromArray(candidate.view(np.uint8)))
     labels = sitk.GetArrayViewFromImage(components)
     border_labels = labels_on_two_faces(labels)
@@ -82,6 +96,12 @@ def labels_on_two_faces(labels: np.ndarray) -> np.ndarray:
     Padding outside a field of view runs along the slice axis, so it reaches several faces; a few
     tissue voxels that happen to read the padding value on the first slice reach only one.
     Faces across an axis one voxel thick are the whole image, so they do not count.
+
+    Args:
+        labels: connected-component labels (z-y-x).
+
+    Returns:
+        The labels of those regions.
     """
     faces = []
     for numpy_axis in range(3):
@@ -100,6 +120,12 @@ def block_factors(shape: tuple[int, ...]) -> tuple[int, int, int]:
     """Block size per numpy axis (z, y, x): a divisor of the axis near BLOCK_VOXELS, 1 for short axes.
 
     Dividing the size exactly leaves no partial block at the far faces, where padding always is.
+
+    Args:
+        shape: the array's shape (z, y, x).
+
+    Returns:
+        The block size per axis.
     """
     factors = []
     for length in shape:
@@ -121,6 +147,13 @@ def block_stats(candidate: np.ndarray, factors: tuple[int, int, int]) -> tuple[n
 
     Each block row of 1, 2 or 4 voxels along x is read as one integer (booleans are bytes 0/1), so
     the two reductions run over a quarter of the elements; other widths reduce the plain booleans.
+
+    Args:
+        candidate: a C-ordered boolean array (z, y, x).
+        factors: the block size per axis (``block_factors``).
+
+    Returns:
+        (full, partial): boolean arrays with one value per block.
     """
     fz, fy, fx = factors
     nz, ny, nx = candidate.shape

@@ -70,6 +70,15 @@ def check_label_image(labels: sitk.Image) -> list[int]:
     A label map is a 3D image of one integer component with few distinct values: float images are
     refused (their values need not be whole), as are images with more than ``MAX_LABEL_COUNT`` values
     or with values as low as air in HU.
+
+    Args:
+        labels: the image to check.
+
+    Returns:
+        The label values present.
+
+    Raises:
+        LabelError: it is no label map.
     """
     return [structure.value for structure in _checked_structures(labels)]
 
@@ -112,6 +121,16 @@ def check_labels_overlap(labels: sitk.Image, scan: sitk.Image) -> float:
     The label map's grid may differ from its scan's (another spacing, a crop, another orientation);
     only the physical space must be the same. Labels saved without their geometry (origin 0, spacing 1)
     or taken from another scan end up elsewhere and are refused here. An empty label map returns 1.0.
+
+    Args:
+        labels: the label map.
+        scan: the scan it should belong to.
+
+    Returns:
+        The share, between 0 and 1.
+
+    Raises:
+        LabelError: less than half of the labelled voxels lie on the scan.
     """
     array = sitk.GetArrayViewFromImage(labels)
     step = max(1, int(round((array.size / _OVERLAP_SAMPLE) ** (1 / 3))))
@@ -258,12 +277,31 @@ def read_label_map(path: str) -> sitk.Image:
 
 
 def label_values(labels: sitk.Image) -> list[int]:
-    """The label values present in an integer image, background (0) left out; one threaded pass."""
+    """The label values present in an integer image, background (0) left out; one threaded pass.
+
+    Args:
+        labels: an integer image.
+
+    Returns:
+        The values present.
+    """
     return [structure.value for structure in _structures(labels)]
 
 
 def label_dice(first: sitk.Image, second: sitk.Image, values: Optional[list[int]] = None) -> dict[int, float]:
-    """Dice of each label value between two label maps on the same grid (default: values in both)."""
+    """Dice of each label value between two label maps on the same grid (default: values in both).
+
+    Args:
+        first: a label map.
+        second: another on the same grid.
+        values: the values to compare; None: those in both.
+
+    Returns:
+        Dice per value.
+
+    Raises:
+        ValueError: the two maps differ in size.
+    """
     a, b = sitk.GetArrayViewFromImage(first), sitk.GetArrayViewFromImage(second)
     if a.shape != b.shape:
         raise ValueError(f"label maps have different sizes {first.GetSize()} and {second.GetSize()}")

@@ -42,7 +42,16 @@ AFFINE_TOLERANCE_MM = 1e-6
 
 
 def map_valid_mask(moving_valid: sitk.Image, reference: sitk.Image, transform: sitk.Transform) -> sitk.Image:
-    """UInt8 on ``reference``'s grid: ``moving_valid`` (0/1) at the nearest moving voxel, 0 outside."""
+    """UInt8 on ``reference``'s grid: ``moving_valid`` (0/1) at the nearest moving voxel, 0 outside.
+
+    Args:
+        moving_valid: the moving valid mask (0/1).
+        reference: the image whose grid the result is on.
+        transform: reference physical point → moving point.
+
+    Returns:
+        The UInt8 mask.
+    """
     index_map = affine_index_map(moving_valid, reference, transform)
     if index_map is None or reference.GetDimension() != 3 or moving_valid.GetDimension() != 3:
         valid = sitk.Cast(moving_valid, sitk.sitkUInt8)
@@ -73,7 +82,16 @@ def affine_index_map(
     moving: sitk.Image, reference: sitk.Image, transform: sitk.Transform
 ) -> Optional[tuple[np.ndarray, np.ndarray]]:
     """(matrix, offset) taking a reference index (x, y, z) to the moving continuous index, or None
-    when the transform is not affine (checked on points spread over the reference image)."""
+    when the transform is not affine (checked on points spread over the reference image).
+
+    Args:
+        moving: the moving image.
+        reference: the reference image.
+        transform: reference physical point → moving point.
+
+    Returns:
+        (matrix, offset), or None.
+    """
     if reference.GetDimension() != 3 or moving.GetDimension() != 3:
         return None
     reference_grid = _grid_matrix(reference)
