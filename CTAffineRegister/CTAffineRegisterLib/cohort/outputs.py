@@ -30,7 +30,19 @@ CASE_REPORT_SUFFIX = "_report.json"
 
 
 def output_names(case_id: str, output_format: str = DEFAULT_OUTPUT_FORMAT, labels: bool = False) -> dict:
-    """File names of one case's outputs, by role; ``report`` (the per-case report) is written last."""
+    """File names of one case's outputs, by role; ``report`` (the per-case report) is written last.
+
+    Args:
+        case_id: the case's id (the outputs' stem).
+        output_format: "nii.gz", "nii", "nrrd" or "mha".
+        labels: include the carried label map.
+
+    Returns:
+        File name by role (registered, transform, validmask, qc, ..., report).
+
+    Raises:
+        ValueError: an unknown output format.
+    """
     if output_format not in OUTPUT_FORMATS:
         raise ValueError(f"output_format must be one of {OUTPUT_FORMATS}, not {output_format!r}")
     names = {
@@ -47,7 +59,17 @@ def output_names(case_id: str, output_format: str = DEFAULT_OUTPUT_FORMAT, label
 
 
 def prepare_out_dir(out_dir: str) -> str:
-    """Create the output folder if needed and prove it writable; ``InputError`` otherwise."""
+    """Create the output folder if needed and prove it writable; ``InputError`` otherwise.
+
+    Args:
+        out_dir: the output folder.
+
+    Returns:
+        ``out_dir``.
+
+    Raises:
+        InputError: it cannot be created or written to.
+    """
     out_dir = os.fspath(out_dir)
     if os.path.exists(out_dir) and not os.path.isdir(out_dir):
         raise InputError(out_dir, "is a file; --out must be a folder")
@@ -65,7 +87,15 @@ def prepare_out_dir(out_dir: str) -> str:
 
 
 def check_summary_paths(out_dir: str, overwrite: bool) -> None:
-    """report.json/.csv/.html are rebuilt on every run: refuse folders, and files this tool did not write."""
+    """report.json/.csv/.html are rebuilt on every run: refuse folders, and files this tool did not write.
+
+    Args:
+        out_dir: the output folder.
+        overwrite: the user allows replacing outputs.
+
+    Raises:
+        InputError: a summary path is a folder, or (without ``overwrite``) a file this tool did not write.
+    """
     for kind, name in SUMMARY_NAMES.items():
         path = os.path.join(out_dir, name)
         if os.path.isdir(path):
@@ -76,6 +106,15 @@ def check_summary_paths(out_dir: str, overwrite: bool) -> None:
 
 
 def is_own_summary(path: str, kind: str) -> bool:
+    """Whether a summary file was written by this tool (its marker near the start): only those are replaced.
+
+    Args:
+        path: report.json, .csv or .html.
+        kind: "json", "csv" or "html".
+
+    Returns:
+        True if its marker is found; False otherwise or when it cannot be read.
+    """
     try:
         with open(path, encoding="utf-8", errors="replace") as handle:
             return SUMMARY_MARKERS[kind] in handle.read(4096)
@@ -88,6 +127,14 @@ def check_inputs_not_outputs(input_paths: Iterable[str], output_paths: Iterable[
 
     Compared by real path and by inode, so a symbolic or hard link to an input counts as the input.
     The output folder must not be, or lie inside, an input series folder either.
+
+    Args:
+        input_paths: every input of the run.
+        output_paths: every output it would write.
+        out_dir: the output folder.
+
+    Raises:
+        InputError: an output would be or replace an input, or the folder is inside an input's.
     """
     inputs = {}
     real_out = os.path.realpath(out_dir)
@@ -108,7 +155,15 @@ def check_inputs_not_outputs(input_paths: Iterable[str], output_paths: Iterable[
 
 
 def stray_temporaries(out_dir: str, names: Iterable[str]) -> list[str]:
-    """Temporary files (``.NAME.xxxxxxxx...``) that an interrupted atomic write of NAME left behind."""
+    """Temporary files (``.NAME.xxxxxxxx...``) that an interrupted atomic write of NAME left behind.
+
+    Args:
+        out_dir: the output folder.
+        names: the output names to look for.
+
+    Returns:
+        Their paths.
+    """
     prefixes = tuple(f".{name}." for name in names)
     try:
         entries = os.listdir(out_dir)
@@ -118,6 +173,11 @@ def stray_temporaries(out_dir: str, names: Iterable[str]) -> list[str]:
 
 
 def remove_files(paths: Iterable[str]) -> None:
+    """Remove files, best effort: what cannot be removed is found by the next run's checks.
+
+    Args:
+        paths: the files.
+    """
     for path in paths:
         try:
             os.unlink(path)
@@ -128,7 +188,15 @@ def remove_files(paths: Iterable[str]) -> None:
 
 
 def output_error_reason(error: BaseException, path: str) -> str:
-    """Why writing ``path`` failed, in words, including a full disk that SimpleITK does not name."""
+    """Why writing ``path`` failed, in words, including a full disk that SimpleITK does not name.
+
+    Args:
+        error: what writing raised.
+        path: the output being written.
+
+    Returns:
+        The reason, for a report.
+    """
     if isinstance(error, OSError):
         return _os_reason(error)
     text = [line.strip() for line in str(error).splitlines() if line.strip()]
@@ -148,6 +216,12 @@ def check_not_full(path: str) -> None:
     SimpleITK's NIfTI writer does not report a full disk: it leaves a truncated file and returns
     normally. A file system left with no free block right after a write almost surely cut it, so
     the output is refused instead of being kept as if it were whole.
+
+    Args:
+        path: a file just written.
+
+    Raises:
+        OSError: ENOSPC, the file system is full.
     """
     try:
         stats = os.statvfs(os.path.dirname(os.path.abspath(path)))

@@ -25,7 +25,17 @@ COMPLEX_PIXEL_IDS = (sitk.sitkComplexFloat32, sitk.sitkComplexFloat64)
 
 
 def check_image(value: Any, name: str, volume: bool = False) -> None:
-    """A 3D image with one real value per voxel and no empty axis; ``volume``: at least 2 voxels per axis."""
+    """A 3D image with one real value per voxel and no empty axis; ``volume``: at least 2 voxels per axis.
+
+    Args:
+        value: what the caller passed.
+        name: the argument's name, for the message.
+        volume: also require at least 2 voxels along every axis.
+
+    Raises:
+        TypeError: it is not a SimpleITK image (with a hint for paths, arrays, ``LoadedImage``).
+        ValueError: not 3D, several components, complex, empty, or (``volume``) a single slice.
+    """
     if not isinstance(value, sitk.Image):
         raise TypeError(f"{name} must be a SimpleITK.Image, not {describe(value)}{_hint(value)}")
     size = tuple(value.GetSize())
@@ -48,12 +58,33 @@ def check_image(value: Any, name: str, volume: bool = False) -> None:
 
 
 def check_choice(value: Any, name: str, choices: tuple[str, ...]) -> None:
+    """One of a few accepted strings; a typo fails at once with the list, not after the registration.
+
+    Args:
+        value: what the caller passed.
+        name: the argument's name.
+        choices: the accepted strings.
+
+    Raises:
+        ValueError: ``value`` is not one of them (the message lists them).
+    """
     if not isinstance(value, str) or value not in choices:
         listed = ", ".join(repr(choice) for choice in choices)
         raise ValueError(f"{name} must be one of {listed}, not {value!r}")
 
 
 def check_instance(value: Any, name: str, kind: type, optional: bool = False) -> None:
+    """An instance of one class (or None when optional), named in the message otherwise.
+
+    Args:
+        value: what the caller passed.
+        name: the argument's name.
+        kind: the class it must be an instance of.
+        optional: None is accepted too.
+
+    Raises:
+        TypeError: it is something else.
+    """
     if value is None and optional:
         return
     if not isinstance(value, kind):
@@ -62,6 +93,15 @@ def check_instance(value: Any, name: str, kind: type, optional: bool = False) ->
 
 
 def check_callbacks(progress: Any, cancel: Any) -> None:
+    """``progress`` and ``cancel`` are callables (``cancel`` may be an Event) or None.
+
+    Args:
+        progress: None or a callable taking a ``ProgressEvent``.
+        cancel: None, a ``threading.Event`` (anything with ``is_set``) or a callable.
+
+    Raises:
+        TypeError: either is something else.
+    """
     if progress is not None and not callable(progress):
         raise TypeError(
             f"progress must be a callable taking a ProgressEvent, or None, not {describe(progress)}"
@@ -74,6 +114,14 @@ def check_callbacks(progress: Any, cancel: Any) -> None:
 
 
 def describe(value: Any) -> str:
+    """What a wrong argument is, in words a message can use (the path, the array's shape, the type).
+
+    Args:
+        value: anything.
+
+    Returns:
+        "None", "a numpy array of shape ...", "the path '...'" or "a <type name>".
+    """
     if value is None:
         return "None"
     if isinstance(value, np.ndarray):

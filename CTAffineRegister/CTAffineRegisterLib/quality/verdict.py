@@ -269,7 +269,15 @@ _FLIPS = {
 
 
 def coverage_check(fixed: sitk.Image, moving: sitk.Image) -> Check:
-    """A slab of a few slices cannot be placed along its thin axis: refuse to call it right."""
+    """A slab of a few slices cannot be placed along its thin axis: refuse to call it right.
+
+    Args:
+        fixed: the fixed scan.
+        moving: the moving scan.
+
+    Returns:
+        The ``Check``: name, level ("ok", "suspect", "failed"), sentence and figures.
+    """
     thin = []
     for role, image in (("fixed", fixed), ("moving", moving)):
         extent = min(n * s for n, s in zip(image.GetSize(), image.GetSpacing()))
@@ -287,7 +295,14 @@ def coverage_check(fixed: sitk.Image, moving: sitk.Image) -> Check:
 
 
 def plausibility_check(transform: sitk.Transform) -> Check:
-    """Human CT needs no mirror and no extreme scale to match another human's."""
+    """Human CT needs no mirror and no extreme scale to match another human's.
+
+    Args:
+        transform: fixed physical point → moving point.
+
+    Returns:
+        The ``Check``: name, level ("ok", "suspect", "failed"), sentence and figures.
+    """
     matrix, _ = affine_parts(transform)
     singular = np.linalg.svd(matrix, compute_uv=False)
     low, high = float(singular.min()), float(singular.max())
@@ -304,7 +319,16 @@ def plausibility_check(transform: sitk.Transform) -> Check:
 
 
 def body_check(transform: sitk.Transform, fixed_analysis, moving_analysis) -> Check:
-    """Dice of the body masks where both scans hold data, at about 6 mm: the gross outline check."""
+    """Dice of the body masks where both scans hold data, at about 6 mm: the gross outline check.
+
+    Args:
+        transform: fixed physical point → moving point.
+        fixed_analysis: the fixed scan's ``BackgroundAnalysis``.
+        moving_analysis: the moving scan's one.
+
+    Returns:
+        The ``Check``: name, level ("ok", "suspect", "failed"), sentence and figures.
+    """
     grid = coarse_grid(fixed_analysis.body_mask, BODY_GRID_MM)
     fixed_body = resample_mask(fixed_analysis.body_mask, grid, sitk.Transform())
     fixed_valid = resample_mask(fixed_analysis.valid_mask, grid, sitk.Transform())
@@ -337,7 +361,16 @@ def body_check(transform: sitk.Transform, fixed_analysis, moving_analysis) -> Ch
 def air_check(probe: SimilarityProbe, matrix: np.ndarray, offset: np.ndarray) -> Check:
     """Air inside the fixed body (lungs, bowel gas) must meet air in the moving scan, and the other
     way round, at the same points. Only the fixed body decides what is inside: a moving body mask is
-    open where a field of view cuts the body, and would leave its lungs out."""
+    open where a field of view cuts the body, and would leave its lungs out.
+
+    Args:
+        probe: the sampled similarity of both scans (``SimilarityProbe``).
+        matrix: the transform's 3×3 matrix, about the physical origin.
+        offset: its translation, about the physical origin.
+
+    Returns:
+        The ``Check``: name, level ("ok", "suspect", "failed"), sentence and figures.
+    """
     inside, values = probe.sample(matrix, offset)
     in_body = probe.fixed_in_body[inside]
     fixed_air = (probe.fixed_values[inside] < AIR_HU) & in_body
@@ -373,6 +406,14 @@ def optimum_check(probe: SimilarityProbe, matrix: np.ndarray, offset: np.ndarray
     The best probe's curve gives, by a parabola through its neighbours, the move that would improve
     the match most; its size is judged as the mean distance it would move the fixed body (mm), so a
     10° turn of a torso weighs as much as the 20 mm it displaces the body's edge.
+
+    Args:
+        probe: the sampled similarity of both scans (``SimilarityProbe``).
+        matrix: the transform's 3×3 matrix, about the physical origin.
+        offset: its translation, about the physical origin.
+
+    Returns:
+        The ``Check``: name, level ("ok", "suspect", "failed"), sentence and figures.
     """
     base, share = probe.correlation(matrix, offset)
     if base is None:
@@ -412,7 +453,16 @@ def optimum_check(probe: SimilarityProbe, matrix: np.ndarray, offset: np.ndarray
 
 
 def flip_check(probe: SimilarityProbe, matrix: np.ndarray, offset: np.ndarray) -> Check:
-    """Is a mirrored or 180°-turned placement, after a short local search, a better fit?"""
+    """Is a mirrored or 180°-turned placement, after a short local search, a better fit?
+
+    Args:
+        probe: the sampled similarity of both scans (``SimilarityProbe``).
+        matrix: the transform's 3×3 matrix, about the physical origin.
+        offset: its translation, about the physical origin.
+
+    Returns:
+        The ``Check``: name, level ("ok", "suspect", "failed"), sentence and figures.
+    """
     own = _local_search(probe, matrix, offset)
     if own is None:
         return Check("flip", "ok", "not checked (too few samples)", {"flip_gain": None})
@@ -514,6 +564,19 @@ def judge(
 
     Returns a JSON-able dict: ``verdict``, ``reason`` (one sentence), ``figures`` (numbers) and
     ``checks`` (each check's level and sentence).
+
+    Args:
+        transform: fixed physical point → moving point.
+        fixed: the fixed scan.
+        moving: the moving scan.
+        fixed_analysis: its ``BackgroundAnalysis``.
+        moving_analysis: the moving scan's one.
+        fixed_level: the fixed pyramid level of about 4 mm (``build_pyramids``).
+        moving_level: the moving one.
+        center: the fixed body centre the probes turn about.
+
+    Returns:
+        The verdict dict described above.
     """
     checks = [coverage_check(fixed, moving), plausibility_check(transform)]
     checks.append(body_check(transform, fixed_analysis, moving_analysis))
@@ -526,7 +589,14 @@ def judge(
 
 
 def summarize(checks: list[Check]) -> dict:
-    """The worst level of all checks, one sentence naming why, and every figure."""
+    """The worst level of all checks, one sentence naming why, and every figure.
+
+    Args:
+        checks: every check made.
+
+    Returns:
+        ``verdict``, ``reason``, ``figures`` and ``checks``, JSON-able.
+    """
     verdict = max((check.level for check in checks), key=VERDICTS.index)
     failing = [check.sentence for check in checks if check.level != "ok"]
     figures: dict = {}
