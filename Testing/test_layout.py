@@ -162,6 +162,25 @@ def test_old_paths_that_are_packages_now_still_offer_what_they_taught():
     assert register_images is CTAffineRegisterLib.register_images
 
 
+# Every public name the 0.1 modules that are packages now defined (read from commit f14f052).
+OLD_PACKAGE_NAMES = {
+    "cli": ["main", "add_input_options"],
+    "cohort": ["EXIT_BY_SIGNAL", "run_cohort", "exit_status"],
+    "registration": [
+        "TRANSFORM_TYPES", "GUARD_TOLERANCE", "MIN_OVERLAP", "RegistrationError", "RegistrationCancelled",
+        "RegistrationOptions", "ProgressEvent", "StageInfo", "RegistrationResult", "ProgressCallback",
+        "CancelCheck", "register_images", "build_pyramids",
+    ],
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("package", sorted(OLD_PACKAGE_NAMES))
+def test_a_0_1_module_that_is_a_package_now_still_has_every_name_it_defined(package):
+    module = importlib.import_module(f"CTAffineRegisterLib.{package}")
+    missing = [name for name in OLD_PACKAGE_NAMES[package] if not hasattr(module, name)]
+    assert missing == []
+
+
 def test_an_unknown_name_is_still_an_attribute_error():
     with pytest.raises(AttributeError, match="no attribute 'pipelines'"):
         _ = CTAffineRegisterLib.pipelines

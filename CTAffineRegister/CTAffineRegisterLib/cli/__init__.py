@@ -3,6 +3,6 @@ Slicer batch entry (``slicer_batch``, run as a script by Slicer's ``--python-scr
 
 from __future__ import annotations
 
-from .commands import main
+from .commands import add_input_options, main
 
-__all__ = ["main"]
+__all__ = ["add_input_options", "main"]

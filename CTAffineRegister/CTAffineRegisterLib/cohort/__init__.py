@@ -4,9 +4,10 @@ backends (processes, Dask), progress, the summary report and its page, and the 0
 from __future__ import annotations
 
 from .inputs import MovingInput, inputs_from_list_file, inputs_from_paths, inputs_from_root
-from .run import exit_status, run_cohort
+from .run import EXIT_BY_SIGNAL, exit_status, run_cohort
 
 __all__ = [
+    "EXIT_BY_SIGNAL",
     "MovingInput",
     "exit_status",
     "inputs_from_list_file",

@@ -4,7 +4,8 @@
 
 from __future__ import annotations
 
-from .engine import register_images
+from ..errors import RegistrationCancelled, RegistrationError
+from .engine import GUARD_TOLERANCE, MIN_OVERLAP, register_images
 from .options import (
     TRANSFORM_TYPES,
     CancelCheck,
@@ -14,8 +15,14 @@ from .options import (
     RegistrationResult,
     StageInfo,
 )
+from .preparation import build_pyramids
 
 __all__ = [
+    "GUARD_TOLERANCE",
+    "MIN_OVERLAP",
+    "RegistrationCancelled",
+    "RegistrationError",
+    "build_pyramids",
     "TRANSFORM_TYPES",
     "CancelCheck",
     "ProgressCallback",
