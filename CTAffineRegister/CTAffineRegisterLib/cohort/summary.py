@@ -52,6 +52,13 @@ def build_summary(cases: list[dict], header: dict) -> dict:
     """The summary object: ``header`` (fixed, settings, run) plus counts and the reviewed cases.
 
     ``cases`` are per-case reports in cohort order; they are copied, never changed.
+
+    Args:
+        cases: per-case reports, in cohort order.
+        header: fixed scan, settings and run.
+
+    Returns:
+        The JSON-able summary.
     """
     reviewed = review_cohort(copy.deepcopy(cases))
     counts = count_cases(reviewed)
@@ -70,7 +77,14 @@ def build_summary(cases: list[dict], header: dict) -> dict:
 
 
 def count_cases(cases: list[dict]) -> dict:
-    """Registered cases by verdict (as reviewed against the cohort), and the cases that did not register."""
+    """Registered cases by verdict (as reviewed against the cohort), and the cases that did not register.
+
+    Args:
+        cases: reviewed per-case reports.
+
+    Returns:
+        Counts by verdict and status.
+    """
     registered = [case for case in cases if case.get("status") == "ok"]
     verdicts = {verdict: 0 for verdict in VERDICTS}
     for case in registered:
@@ -88,7 +102,14 @@ def count_cases(cases: list[dict]) -> dict:
 
 
 def summary_line(summary: dict) -> str:
-    """E.g. "14 registered: 12 ok, 1 suspect, 1 failed verdict; 2 failed" (failed = did not register)."""
+    """E.g. "14 registered: 12 ok, 1 suspect, 1 failed verdict; 2 failed" (failed = did not register).
+
+    Args:
+        summary: what ``build_summary`` returned.
+
+    Returns:
+        The line.
+    """
     counts = summary["counts"]
     verdicts = counts["verdicts"]
     line = (
@@ -103,7 +124,14 @@ def summary_line(summary: dict) -> str:
 
 
 def csv_text(summary: dict) -> str:
-    """One row per case; every quality figure gets its own ``figure_NAME`` column."""
+    """One row per case; every quality figure gets its own ``figure_NAME`` column.
+
+    Args:
+        summary: what ``build_summary`` returned.
+
+    Returns:
+        The CSV text.
+    """
     figure_names = sorted({name for case in summary["cases"] for name in _figures(case)})
     columns = CSV_COLUMNS + [f"figure_{name}" for name in figure_names]
     buffer = io.StringIO()
@@ -117,6 +145,14 @@ def csv_text(summary: dict) -> str:
 
 
 def csv_row(case: dict) -> dict:
+    """One case's values for the fixed CSV columns (``csv_text`` adds the ``figure_NAME`` ones).
+
+    Args:
+        case: a reviewed per-case report.
+
+    Returns:
+        Column name → value.
+    """
     quality = case.get("quality") or {}
     moving = case.get("moving") or {}
     where = case.get("where") or {}
@@ -149,6 +185,13 @@ def write_summary(out_dir: str, summary: dict) -> Optional[str]:
 
     Returns None, or one line naming the file that could not be written and why (a full disk):
     the summary is then incomplete, but every per-case report still holds its case.
+
+    Args:
+        out_dir: the output folder.
+        summary: what ``build_summary`` returned.
+
+    Returns:
+        None, or the line naming what could not be written.
     """
     documents = [
         (SUMMARY_NAMES["json"], lambda: json.dumps(summary, indent=2) + "\n"),

@@ -52,7 +52,14 @@ HEADER_SEARCH_BYTES = 1 << 16
 
 
 def format_of(path: str) -> Optional[str]:
-    """'nii.gz', 'nii', 'nrrd' or 'mha' from the path's suffix (any case); None for other suffixes."""
+    """'nii.gz', 'nii', 'nrrd' or 'mha' from the path's suffix (any case); None for other suffixes.
+
+    Args:
+        path: an output path.
+
+    Returns:
+        The format, or None.
+    """
     lower = str(path).lower()
     for suffix in sorted(FORMATS, key=len, reverse=True):
         if lower.endswith(suffix):
@@ -65,6 +72,14 @@ def write_volume(image: sitk.Image, path: str, image_format: Optional[str] = Non
 
     The format defaults to the one the path's suffix names; other suffixes go to SimpleITK's own
     writer with compression, as before.
+
+    Args:
+        image: the image.
+        path: where (a temporary path, made atomic by the caller).
+        image_format: "nii.gz", "nii", "nrrd" or "mha"; None: from the suffix.
+
+    Raises:
+        ValueError: an unknown format.
     """
     path = str(path)
     image_format = image_format or format_of(path)
@@ -223,7 +238,11 @@ def _strategy_for(image: sitk.Image) -> int:
 
 def compression_threads() -> int:
     """SimpleITK's thread budget: the batch runner lowers it per worker process, so parallel cases
-    do not each start one compression thread per core."""
+    do not each start one compression thread per core.
+
+    Returns:
+        The number of compression threads to use.
+    """
     return max(1, min(sitk.ProcessObject.GetGlobalDefaultNumberOfThreads(), os.cpu_count() or 1))
 
 
@@ -240,6 +259,17 @@ def deflate_parallel(
     Yields (compressed piece, input byte count, running checksum); ``checksum`` (zlib.crc32 or
     zlib.adler32) runs over the input in this thread while the workers compress. zlib releases
     Python's lock while it compresses, so the threads really run at the same time.
+
+    Args:
+        chunks: the data, in order.
+        level: the compression level.
+        threads: compression threads; None: ``compression_threads()``.
+        checksum: ``zlib.crc32`` or ``zlib.adler32``, or None.
+        checksum_start: the checksum's start value.
+        strategy: the zlib strategy.
+
+    Yields:
+        (compressed piece, input byte count, running checksum).
     """
     threads = threads or compression_threads()
     running = checksum_start
@@ -279,6 +309,15 @@ def write_gzip(
     """One gzip member (RFC 1952) holding ``chunks``; returns the bytes written.
 
     The header has no name and time 0, so the same image always gives the same bytes.
+
+    Args:
+        sink: a binary file.
+        chunks: the data, in order.
+        threads: compression threads; None: ``compression_threads()``.
+        strategy: the zlib strategy.
+
+    Returns:
+        The number of bytes written.
     """
     header = (
         b"\x1f\x8b\x08\x00"
@@ -309,7 +348,17 @@ def write_zlib(
     threads: Optional[int] = None,
     strategy: int = zlib.Z_DEFAULT_STRATEGY,
 ) -> int:
-    """One zlib stream (RFC 1950) holding ``chunks``; returns the bytes written."""
+    """One zlib stream (RFC 1950) holding ``chunks``; returns the bytes written.
+
+    Args:
+        sink: a binary file.
+        chunks: the data, in order.
+        threads: compression threads; None: ``compression_threads()``.
+        strategy: the zlib strategy.
+
+    Returns:
+        The number of bytes written.
+    """
     header = b"\x78\x01" if COMPRESSION_LEVEL == 1 else b"\x78\x9c"
     sink.write(header)
     written, adler, empty = len(header), 1, True

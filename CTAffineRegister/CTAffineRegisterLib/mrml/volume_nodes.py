@@ -79,7 +79,14 @@ def _numpy_matrix(matrix: vtk.vtkMatrix4x4) -> np.ndarray:
 
 
 def ras_from_lps(matrix: np.ndarray) -> np.ndarray:
-    """A 4×4 map between LPS spaces expressed between the matching RAS spaces (and back: it is symmetric)."""
+    """A 4×4 map between LPS spaces expressed between the matching RAS spaces (and back: it is symmetric).
+
+    Args:
+        matrix: a 4×4 homogeneous map between LPS spaces.
+
+    Returns:
+        The same map between RAS spaces.
+    """
     return _FLIP @ np.asarray(matrix, dtype=float) @ _FLIP
 
 
@@ -135,6 +142,16 @@ def image_from_volume_node(volume_node) -> sitk.Image:
 
     A volume under a linear (rigid or scaling) parent transform comes out as if that transform had
     been hardened; the node itself is never changed. Sheared or non-linear parents are refused.
+
+    Args:
+        volume_node: a ``vtkMRMLScalarVolumeNode`` with voxels.
+
+    Returns:
+        The image (LPS, world coordinates).
+
+    Raises:
+        VolumeNodeError: no node, not a scalar volume, no voxels, several components, or under a
+            shearing or non-linear parent transform.
     """
     if volume_node is None:
         raise VolumeNodeError("no volume node given")
@@ -161,7 +178,15 @@ def image_from_volume_node(volume_node) -> sitk.Image:
 
 
 def update_volume_node_from_image(volume_node, image: sitk.Image) -> None:
-    """Voxels and geometry of a SimpleITK (LPS) image into an existing volume node (RAS)."""
+    """Voxels and geometry of a SimpleITK (LPS) image into an existing volume node (RAS).
+
+    Args:
+        volume_node: the node to update.
+        image: a 3D single-component image (LPS).
+
+    Raises:
+        VolumeNodeError: the image is not 3D single-component.
+    """
     if image.GetDimension() != 3 or image.GetNumberOfComponentsPerPixel() != 1:
         raise VolumeNodeError("only 3-D single-component images can become volume nodes")
     flip = _FLIP[:3, :3]
@@ -177,7 +202,17 @@ def update_volume_node_from_image(volume_node, image: sitk.Image) -> None:
 def add_volume_node_from_image(
     scene, image: sitk.Image, name: str, class_name: str = "vtkMRMLScalarVolumeNode"
 ) -> Any:
-    """A new volume node holding ``image``, with display nodes; nothing is left behind if it fails."""
+    """A new volume node holding ``image``, with display nodes; nothing is left behind if it fails.
+
+    Args:
+        scene: the MRML scene.
+        image: a 3D single-component image (LPS).
+        name: the node's name.
+        class_name: the volume node class.
+
+    Returns:
+        The new node.
+    """
     volume_node = scene.AddNewNodeByClass(class_name, name)
     try:
         update_volume_node_from_image(volume_node, image)
@@ -189,7 +224,14 @@ def add_volume_node_from_image(
 
 
 def ijk_to_ras(volume_node) -> np.ndarray:
-    """The node's IJK-to-RAS matrix as a numpy array (local coordinates, parent transforms ignored)."""
+    """The node's IJK-to-RAS matrix as a numpy array (local coordinates, parent transforms ignored).
+
+    Args:
+        volume_node: a volume node.
+
+    Returns:
+        The 4×4 matrix.
+    """
     matrix = vtk.vtkMatrix4x4()
     volume_node.GetIJKToRASMatrix(matrix)
     return _numpy_matrix(matrix)
@@ -200,7 +242,17 @@ def ijk_to_ras(volume_node) -> np.ndarray:
 
 
 def lps_matrix_from_transform(transform: sitk.Transform) -> np.ndarray:
-    """The 4×4 homogeneous matrix of a linear ITK transform (any type, composites included), in LPS."""
+    """The 4×4 homogeneous matrix of a linear ITK transform (any type, composites included), in LPS.
+
+    Args:
+        transform: a 3D linear ITK transform.
+
+    Returns:
+        The 4×4 matrix.
+
+    Raises:
+        ValueError: the transform is not 3D, or not linear.
+    """
     if transform.GetDimension() != 3:
         raise ValueError("only 3-D transforms can be shown in Slicer")
     if not transform.IsLinear():
@@ -217,12 +269,30 @@ def lps_matrix_from_transform(transform: sitk.Transform) -> np.ndarray:
 
 
 def ras_matrix_from_transform(transform: sitk.Transform) -> np.ndarray:
-    """The ITK fixed→moving transform as a 4×4 map from fixed RAS points to moving RAS points."""
+    """The ITK fixed→moving transform as a 4×4 map from fixed RAS points to moving RAS points.
+
+    Args:
+        transform: a 3D linear ITK transform (fixed → moving, LPS).
+
+    Returns:
+        The 4×4 matrix (fixed RAS → moving RAS).
+
+    Raises:
+        ValueError: the transform is not 3D, or not linear.
+    """
     return ras_from_lps(lps_matrix_from_transform(transform))
 
 
 def update_transform_node(transform_node, transform: sitk.Transform) -> None:
-    """Set an ITK fixed→moving transform as the node's transform FROM parent (Slicer's resampling sense)."""
+    """Set an ITK fixed→moving transform as the node's transform FROM parent (Slicer's resampling sense).
+
+    Args:
+        transform_node: a linear transform node.
+        transform: the ITK fixed→moving transform.
+
+    Raises:
+        ValueError: the transform is not 3D, or not linear.
+    """
     transform_node.SetMatrixTransformFromParent(_vtk_matrix(ras_matrix_from_transform(transform)))
 
 
@@ -231,6 +301,19 @@ def add_transform_node(scene, transform: sitk.Transform, name: str, fixed_node=N
 
     The references use the roles every Slicer registration module writes
     (``vtkMRMLTransformNode.GetFixedNodeReferenceRole()`` / ``GetMovingNodeReferenceRole()``).
+
+    Args:
+        scene: the MRML scene.
+        transform: the ITK fixed→moving transform.
+        name: the node's name.
+        fixed_node: the fixed volume, referenced by the node, or None.
+        moving_node: the moving volume, likewise.
+
+    Returns:
+        The new ``vtkMRMLLinearTransformNode``.
+
+    Raises:
+        ValueError: the transform is not 3D, or not linear.
     """
     transform_node = scene.AddNewNodeByClass("vtkMRMLLinearTransformNode", name)
     try:
@@ -251,7 +334,12 @@ def add_transform_node(scene, transform: sitk.Transform, name: str, fixed_node=N
 
 
 def remove_nodes(scene, nodes: Sequence) -> None:
-    """Remove nodes and the display/storage nodes they own (removing a node alone leaves those behind)."""
+    """Remove nodes and the display/storage nodes they own (removing a node alone leaves those behind).
+
+    Args:
+        scene: the MRML scene.
+        nodes: the nodes (None entries are skipped).
+    """
     for node in nodes:
         if node is None or node.GetScene() is None:
             continue
@@ -274,7 +362,17 @@ def remove_nodes(scene, nodes: Sequence) -> None:
 
 def analyze_volume_node(volume_node) -> dict:
     """Background findings of a volume (``pair.register.analyze``): kind, summary, padding_value, air_value.
-    Runs here and now; the panel uses ``volume_findings`` to keep it off the GUI thread."""
+    Runs here and now; the panel uses ``volume_findings`` to keep it off the GUI thread.
+
+    Args:
+        volume_node: a scalar volume node.
+
+    Returns:
+        The findings, as plain data.
+
+    Raises:
+        VolumeNodeError: the node cannot be read as a scalar volume.
+    """
     return pair_register.analyze(image_from_volume_node(volume_node))
 
 
@@ -296,6 +394,21 @@ def compute_case(
 
     Touches no MRML node, so the widget runs it in a worker thread. ``RegistrationCancelled``
     propagates: stopping is the caller's decision, not a failure of this case.
+
+    Args:
+        fixed_image: the fixed scan.
+        moving_image: the moving scan.
+        fixed_analysis: the fixed scan's ``BackgroundAnalysis``, to analyse it once.
+        transform: "rigid", "similarity" or "affine".
+        fill: the value where there is no real moving data; None: the moving air level.
+        progress: called with a ``ProgressEvent`` per optimizer iteration.
+        cancel: a ``threading.Event`` or a callable returning True to stop.
+
+    Returns:
+        (``CaseResult``, its report), or (None, the failure report).
+
+    Raises:
+        RegistrationCancelled: ``cancel`` asked to stop.
     """
     started = time.perf_counter()
     try:
@@ -316,7 +429,16 @@ def compute_case(
 
 
 def failure_report(error: BaseException, seconds: float = 0.0, status: str = "failed") -> dict:
-    """The report of a case that produced nothing."""
+    """The report of a case that produced nothing.
+
+    Args:
+        error: what went wrong.
+        seconds: how long the case ran.
+        status: "failed" or "cancelled".
+
+    Returns:
+        The JSON-able report.
+    """
     message = str(error) or type(error).__name__
     report = {"status": status, "error": message, "seconds": round(seconds, 3)}
     if status == "failed" and not isinstance(error, _EXPLAINED_ERRORS):
@@ -336,6 +458,17 @@ def add_case_nodes(
 
     With ``carry_segmentations``, every segmentation whose reference geometry is the moving volume
     gets a hardened copy in the fixed space (``mrml.segmentations``); the report lists them.
+
+    Args:
+        scene: the MRML scene.
+        fixed_node: the fixed volume node.
+        moving_node: the moving volume node.
+        result: what ``compute_case`` returned.
+        create_mask: also add the validity mask as a volume.
+        carry_segmentations: carry the moving volume's segmentations along.
+
+    Returns:
+        The ``NodeResult`` with the new nodes.
     """
     name = moving_node.GetName()
     report = dict(result.report)
@@ -452,7 +585,11 @@ def register_volume_nodes(
 
 
 def cancelled_report() -> dict:
-    """The report of a case the user stopped (or that never started because of the stop)."""
+    """The report of a case the user stopped (or that never started because of the stop).
+
+    Returns:
+        The JSON-able report.
+    """
     return {"status": "cancelled", "error": "cancelled by the user", "seconds": 0.0}
 
 
