@@ -33,7 +33,16 @@ class BatchSettings:
 
 
 def output_paths(out_dir: str, stem: str, output_format: str = "nii.gz") -> dict:
-    """The four outputs of a case: registered, transform, validmask, qc."""
+    """The four outputs of a case: registered, transform, validmask, qc.
+
+    Args:
+        out_dir: the output folder.
+        stem: the case's id.
+        output_format: "nii.gz", "nii", "nrrd" or "mha".
+
+    Returns:
+        Path by role.
+    """
     names = output_names(stem, output_format)
     roles = ("registered", "transform", "validmask", "qc")
     return {role: os.path.join(out_dir, names[role]) for role in roles}
@@ -44,6 +53,18 @@ def run_batch(fixed_path: str, moving_paths: list, settings: BatchSettings) -> d
 
     Raises ``InputError`` when nothing can start (unreadable fixed scan, unusable output folder),
     and ``TypeError`` when ``moving_paths`` is a single path instead of a list.
+
+    Args:
+        fixed_path: the fixed scan.
+        moving_paths: the moving scans (a list, not one path).
+        settings: the ``BatchSettings``.
+
+    Returns:
+        The cohort summary.
+
+    Raises:
+        InputError: nothing can start.
+        TypeError: ``moving_paths`` is a single path.
     """
     return run_cohort(
         fixed_path,

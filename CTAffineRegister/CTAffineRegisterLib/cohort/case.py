@@ -124,7 +124,19 @@ _FIXED_CACHE: dict = {}
 def load_fixed(
     path: str, expected_fingerprint: Optional[dict] = None, options: Optional[CaseOptions] = None
 ) -> FixedScan:
-    """The analysed fixed scan, read once per process; ``InputError`` if it changed since planning."""
+    """The analysed fixed scan, read once per process; ``InputError`` if it changed since planning.
+
+    Args:
+        path: the fixed scan.
+        expected_fingerprint: its ``input_fingerprint`` when the run was planned, or None.
+        options: the run's ``CaseOptions`` (how to read), or None.
+
+    Returns:
+        The ``FixedScan`` (image, analysis, path).
+
+    Raises:
+        InputError: it cannot be read, or it changed since the run was planned.
+    """
     fingerprint = input_fingerprint(path)
     if expected_fingerprint is not None and fingerprint != expected_fingerprint:
         raise InputError(path, "the fixed scan changed on disk after the run started")
@@ -139,13 +151,24 @@ def load_fixed(
 
 
 def remember_fixed(fixed: FixedScan) -> None:
-    """Seed this process's cache with a fixed scan analysed elsewhere (a worker gets the main's)."""
+    """Seed this process's cache with a fixed scan analysed elsewhere (a worker gets the main's).
+
+    Args:
+        fixed: the analysed fixed scan.
+    """
     _FIXED_CACHE.clear()
     _FIXED_CACHE[(os.path.realpath(fixed.loaded.path), json.dumps(fixed.fingerprint, sort_keys=True))] = fixed
 
 
 def fixed_problem(fixed: FixedScan) -> Optional[str]:
-    """Why no case can use this fixed scan, or None: checked before any case starts."""
+    """Why no case can use this fixed scan, or None: checked before any case starts.
+
+    Args:
+        fixed: the analysed fixed scan.
+
+    Returns:
+        A sentence, or None.
+    """
     size = fixed.loaded.image.GetSize()
     if min(size) < 2:
         dims = "×".join(str(n) for n in size)
@@ -159,6 +182,12 @@ def input_fingerprint(path: Optional[str]) -> Optional[dict]:
     """Size and modification time of a file, or of every file directly in a series folder.
 
     Cheap on thousands of inputs; enough to tell that an input was replaced or edited.
+
+    Args:
+        path: a file or series folder, or None.
+
+    Returns:
+        The fingerprint, or None for no path.
     """
     if path is None:
         return None
@@ -185,7 +214,17 @@ def run_case(
     where: Optional[dict] = None,
 ) -> dict:
     """Register one moving scan and write its outputs and report; returns the report (never raises
-    for a problem of the case itself: it becomes ``status`` "failed" or "cancelled" with ``error``)."""
+    for a problem of the case itself: it becomes ``status`` "failed" or "cancelled" with ``error``).
+
+    Args:
+        task: the case and the run's options.
+        fixed: the analysed fixed scan.
+        cancel: returns True to stop, or None.
+        where: host and worker, for the report.
+
+    Returns:
+        The case report (also written as ``<id>_report.json``).
+    """
     started_wall, started = now_text(), time.perf_counter()
     paths = task.paths()
     base = _report_base(task, fixed, where, started_wall)
@@ -355,6 +394,18 @@ def record_lost_case(
 
     Runs where the results are collected: removes whatever the case left (outputs, temporary
     files), so a killed case leaves no partial files, and writes its report.
+
+    Args:
+        task: the lost case.
+        fixed: the fixed scan.
+        status: "failed" or "cancelled".
+        error: what happened, for the report.
+        started: when it started (ISO text).
+        seconds: how long it ran.
+        where: host and worker.
+
+    Returns:
+        The report written.
     """
     paths = task.paths()
     remove_files(path for role, path in paths.items() if role != "report")

@@ -49,6 +49,15 @@ def start_local_cluster(workers: int):
     worker with its memory would kill the next); rerunning the command retries failed cases. The
     backend sends such a cluster no more cases than it has threads, so no case waits on a worker
     behind another, and a dead worker takes no other case down with it.
+
+    Args:
+        workers: the number of worker processes.
+
+    Returns:
+        (client, cluster).
+
+    Raises:
+        ImportError: Dask is not installed.
     """
     distributed = import_distributed()
     import dask
@@ -75,7 +84,18 @@ def start_local_cluster(workers: int):
 
 
 def connect(address: str):
-    """A client of the Dask scheduler at ``address`` (tcp://HOST:PORT)."""
+    """A client of the Dask scheduler at ``address`` (tcp://HOST:PORT).
+
+    Args:
+        address: the scheduler's address.
+
+    Returns:
+        The ``distributed.Client``.
+
+    Raises:
+        ImportError: Dask is not installed.
+        ConnectionError: no scheduler answers at ``address``.
+    """
     distributed = import_distributed()
     try:
         return distributed.Client(address, timeout="20s")
@@ -235,7 +255,15 @@ def _started(future, futures) -> bool:
 
 
 def dask_case(task: CaseTask, stop_name: str) -> Optional[dict]:
-    """The Dask task: one case on a worker, which reads its inputs from the shared file system."""
+    """The Dask task: one case on a worker, which reads its inputs from the shared file system.
+
+    Args:
+        task: the case and the run's options.
+        stop_name: the name of the Dask Event that stops the run.
+
+    Returns:
+        The case report, or None when the run was stopped before the case started.
+    """
     from distributed import Event, get_worker
 
     worker = get_worker()

@@ -47,6 +47,12 @@ def case_id_from_name(name: str) -> str:
     """The file or folder name without its image suffix, never hidden, never empty.
 
     A file named just ``.nii.gz`` would otherwise give hidden outputs (``.nii.gz_registered...``).
+
+    Args:
+        name: a file or folder name.
+
+    Returns:
+        The id.
     """
     base = os.path.basename(os.path.normpath(str(name)))
     lower = base.lower()
@@ -99,6 +105,13 @@ def check_labels_are_not_scans(fixed: PathLike, cases: Iterable[MovingInput]) ->
 
     Such a "label map" is a mistake in the arguments (a shifted list, a scan given twice): refused
     with ``InputError`` before any work rather than failing case by case as "not a label map".
+
+    Args:
+        fixed: the fixed scan.
+        cases: the cases, with their label maps.
+
+    Raises:
+        InputError: a label map is the fixed scan or a moving scan.
     """
     cases = list(cases)
     if all(case.labels is None for case in cases):
@@ -204,6 +217,12 @@ def unique_ids(cases: list[MovingInput]) -> list[MovingInput]:
 
     A repeated id gets the first free ``_2``, ``_3``... that is not also some other case's own id:
     ``a/scan, b/scan, c/scan_2`` give ``scan, scan_3, scan_2``, so no two cases share a file.
+
+    Args:
+        cases: the cases, in order.
+
+    Returns:
+        The cases with unique ids.
     """
     own = {case.case_id.lower() for case in cases}
     used: set[str] = set()
@@ -230,7 +249,18 @@ def _file_keys(path: str) -> list:
 
 def item_list(value, argument: str) -> list:
     """``value`` as a list, refusing a single path where a list of paths belongs: a string would
-    otherwise be taken one character at a time, each a "path"."""
+    otherwise be taken one character at a time, each a "path".
+
+    Args:
+        value: what the caller passed.
+        argument: its name, for the message.
+
+    Returns:
+        The list.
+
+    Raises:
+        TypeError: a single path (str, bytes or PathLike), or no collection at all.
+    """
     if isinstance(value, (str, bytes)) or hasattr(value, "__fspath__"):
         raise TypeError(f"{argument} must be a list of paths, not a single path ({os.fspath(value)!r})")
     try:

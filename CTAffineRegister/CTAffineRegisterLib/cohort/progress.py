@@ -25,6 +25,15 @@ REDRAW_SECONDS = 1.0
 
 
 def choose_mode(quiet: bool, stream: Optional[TextIO] = None) -> str:
+    """The progress display for "auto": a bar on a terminal, lines otherwise, nothing but errors when quiet.
+
+    Args:
+        quiet: only error lines.
+        stream: where progress goes; None: stderr.
+
+    Returns:
+        "quiet", "bar" or "lines".
+    """
     stream = stream or sys.stderr
     if quiet:
         return "quiet"

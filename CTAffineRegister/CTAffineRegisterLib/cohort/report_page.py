@@ -91,7 +91,14 @@ _SCRIPT = """
 
 
 def render_cohort_page(summary: dict) -> str:
-    """The whole page as text, from a summary built by ``cohort.summary.build_summary``."""
+    """The whole page as text, from a summary built by ``cohort.summary.build_summary``.
+
+    Args:
+        summary: what ``build_summary`` returned.
+
+    Returns:
+        The HTML text.
+    """
     cases = summary.get("cases", [])
     ordered = sorted(enumerate(cases), key=lambda item: (RANK[_state(item[1])], item[0]))
     fixed = summary.get("fixed") or {}

@@ -46,6 +46,22 @@ class CasePlan:
 def plan_case(
     case: MovingInput, out_dir: str, options: CaseOptions, fixed_fingerprint: dict, overwrite: bool
 ) -> CasePlan:
+    """What to do with one case on this run: run it, skip it (done), or refuse it (conflict, blocked).
+
+    An earlier report of this tool with complete outputs from the same inputs and options is done;
+    one from other inputs or options is a conflict; files this tool did not write block the case.
+    With ``overwrite`` every case runs.
+
+        Args:
+            case: the case.
+            out_dir: the output folder.
+            options: this run's ``CaseOptions``.
+            fixed_fingerprint: the fixed scan's ``input_fingerprint``.
+            overwrite: the user allows replacing outputs.
+
+        Returns:
+            The ``CasePlan`` (action, earlier report, reason).
+    """
     names = output_names(case.case_id, options.output_format, case.labels is not None)
     report_path = os.path.join(out_dir, names["report"])
     previous, foreign = read_case_report(report_path)
@@ -70,7 +86,14 @@ def plan_case(
 
 
 def read_case_report(path: str) -> tuple[Optional[dict], bool]:
-    """(report, foreign): the report if this tool wrote it; foreign when something else is there."""
+    """(report, foreign): the report if this tool wrote it; foreign when something else is there.
+
+    Args:
+        path: a case report path.
+
+    Returns:
+        (report or None, foreign).
+    """
     if not os.path.lexists(path):
         return None, False
     try:
@@ -84,7 +107,16 @@ def read_case_report(path: str) -> tuple[Optional[dict], bool]:
 
 
 def outputs_complete(report: dict, out_dir: str, names: dict) -> bool:
-    """Every output this run expects is listed in the report and on disk with the recorded size."""
+    """Every output this run expects is listed in the report and on disk with the recorded size.
+
+    Args:
+        report: the earlier run's case report.
+        out_dir: the output folder.
+        names: this run's output names (``output_names``).
+
+    Returns:
+        True when nothing needs redoing.
+    """
     listed, sizes = report.get("outputs") or {}, report.get("output_bytes") or {}
     for role, name in names.items():
         if role == "report":

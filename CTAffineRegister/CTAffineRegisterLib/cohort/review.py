@@ -52,6 +52,13 @@ def review_cohort(cases: list[dict], rules: dict[str, FigureRule] | None = None)
     ``cases`` are report entries (``status`` and ``quality`` with ``verdict``, ``reason`` and
     ``figures``); they are changed in place and returned. The case's own verdict is kept as
     ``quality["own_verdict"]`` so the cohort's part stays visible.
+
+    Args:
+        cases: per-case report entries (changed in place).
+        rules: the figures reviewed and how; None: the default rules.
+
+    Returns:
+        ``cases``.
     """
     rules = FIGURE_RULES if rules is None else rules
     judged = [case for case in cases if case.get("status") == "ok" and isinstance(case.get("quality"), dict)]
