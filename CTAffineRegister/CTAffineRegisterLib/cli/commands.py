@@ -29,6 +29,15 @@ EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
 
 def main(argv: Optional[list[str]] = None) -> int:
+    """``ct-affine-register``: parse the arguments and run the subcommand; a bad input is one ``error:`` line.
+
+    Args:
+        argv: the arguments; None: ``sys.argv[1:]``.
+
+    Returns:
+        The exit status: 0 success, 2 bad input or options before any work; the others are each
+        subcommand's (see the README's command-line section).
+    """
     parser = _parser()
     arguments = parser.parse_args(argv)
     if getattr(arguments, "scheduler", None) not in (None, "local") and arguments.jobs is not None:
@@ -122,7 +131,11 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def add_input_options(parser: argparse.ArgumentParser) -> None:
-    """How inputs are read, shared by ``inspect`` and ``register`` (same-named ``read_image`` keywords)."""
+    """How inputs are read, shared by ``inspect`` and ``register`` (same-named ``read_image`` keywords).
+
+    Args:
+        parser: the subcommand's parser.
+    """
     parser.add_argument(
         "--allow-slice-gaps",
         action="store_true",

@@ -26,6 +26,17 @@ def run_demo(out_dir: str, seed: int = 0, overwrite: bool = False) -> int:
     Run again into the same folder with the same seed, the demo finds its own inputs unchanged,
     reuses them and replaces its own previous results (report.json naming these inputs): the
     quick-start line works twice. Anything else already there is only replaced with ``overwrite``.
+
+    Args:
+        out_dir: the output folder.
+        seed: the phantom's seed.
+        overwrite: replace existing outputs.
+
+    Returns:
+        The exit status.
+
+    Raises:
+        ValueError: ``seed`` is not a whole number, 0 or more.
     """
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
         raise ValueError(f"seed must be a whole number, 0 or more, not {seed!r}")

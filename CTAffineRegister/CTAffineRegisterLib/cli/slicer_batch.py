@@ -28,7 +28,15 @@ PROBE_TIMEOUT = 120.0
 
 def cli_arguments(argv: list[str], serial: bool) -> list[str]:
     """The ``cli.main`` argument list for this script's arguments; ``serial`` adds ``--jobs 1``
-    unless the user chose ``--jobs``."""
+    unless the user chose ``--jobs``.
+
+    Args:
+        argv: the script's arguments.
+        serial: run the cases one at a time.
+
+    Returns:
+        The arguments for ``main``.
+    """
     arguments = ["register", *argv]
     given_jobs = any(arg == "--jobs" or arg.startswith("--jobs=") for arg in argv)
     if serial and not given_jobs:
@@ -37,7 +45,15 @@ def cli_arguments(argv: list[str], serial: bool) -> list[str]:
 
 
 def run(argv: list[str], inside_slicer: bool) -> int:
-    """Run the command line tool; its status, or 1 if it crashed (argparse's own exits are kept)."""
+    """Run the command line tool; its status, or 1 if it crashed (argparse's own exits are kept).
+
+    Args:
+        argv: the script's arguments.
+        inside_slicer: running in Slicer's Python.
+
+    Returns:
+        The exit status.
+    """
     try:
         from CTAffineRegisterLib.cli.commands import main
     except Exception as error:  # a broken installation: one line, not a traceback
@@ -74,6 +90,12 @@ def worker_processes_problem(timeout: float = PROBE_TIMEOUT) -> Optional[str]:
     The batch's workers are started with 'spawn', which runs ``sys.executable``. Slicer sets that to
     its ``PythonSlicer`` launcher once Python is up, but ``multiprocessing.spawn`` reads it when first
     imported, which may have happened earlier: it is handed over explicitly.
+
+    Args:
+        timeout: how long the probe may take (seconds).
+
+    Returns:
+        None, or why not.
     """
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor

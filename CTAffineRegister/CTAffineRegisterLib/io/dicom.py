@@ -54,7 +54,18 @@ class DicomRead:
 
 
 def read_dicom_folder(path: str, allow_slice_gaps: bool = False) -> DicomRead:
-    """Read the folder's series (the one with most slices when there are several); see the module doc."""
+    """Read the folder's series (the one with most slices when there are several); see the module doc.
+
+    Args:
+        path: the folder.
+        allow_slice_gaps: put uneven slices on an even grid instead of refusing them.
+
+    Returns:
+        The ``DicomRead``: image, tags and notes.
+
+    Raises:
+        InputError: no series, or one that cannot be read (slice gaps without ``allow_slice_gaps``).
+    """
     folder, series_ids, notes = _series_folder(path)
     files_by_series = {sid: sitk.ImageSeriesReader.GetGDCMSeriesFileNames(folder, sid) for sid in series_ids}
     chosen = max(series_ids, key=lambda sid: (len(files_by_series[sid]), sid))

@@ -66,7 +66,17 @@ class FileFacts:
 
 
 def check_file(path: str) -> FileFacts:
-    """Refuse a truncated file (``InputError``); notes on header facts SimpleITK hides."""
+    """Refuse a truncated file (``InputError``); notes on header facts SimpleITK hides.
+
+    Args:
+        path: an image file.
+
+    Returns:
+        The ``FileFacts`` found in its header (notes, voxel byte count, checksum...).
+
+    Raises:
+        InputError: the file is cut short or damaged; names it.
+    """
     lower = path.lower()
     if lower.endswith((".nii", ".nii.gz")):
         return _check_nifti(path)
@@ -78,7 +88,16 @@ def check_file(path: str) -> FileFacts:
 
 
 def verify_voxels(path: str, facts: FileFacts, image: sitk.Image) -> None:
-    """After SimpleITK's read of a .nii.gz: the voxels it returned must be the ones the CRC-32 vouches for."""
+    """After SimpleITK's read of a .nii.gz: the voxels it returned must be the ones the CRC-32 vouches for.
+
+    Args:
+        path: the file read.
+        facts: what ``check_file`` found.
+        image: what SimpleITK returned.
+
+    Raises:
+        InputError: the compressed stream is damaged; names the file.
+    """
     if facts.stream_crc is None or facts.voxel_dtype is None:
         return
     array = sitk.GetArrayViewFromImage(image)
@@ -91,7 +110,14 @@ def verify_voxels(path: str, facts: FileFacts, image: sitk.Image) -> None:
 
 
 def damage_behind_read_failure(path: str) -> Optional[str]:
-    """When SimpleITK could not read a gzip-compressed file, a damaged stream is the likely reason."""
+    """When SimpleITK could not read a gzip-compressed file, a damaged stream is the likely reason.
+
+    Args:
+        path: the file SimpleITK could not read.
+
+    Returns:
+        The reason, or None when the stream looks sound.
+    """
     if not _starts_with(path, GZIP_MAGIC):
         return None
     _, problem = _scan_gzip(path)
@@ -99,7 +125,14 @@ def damage_behind_read_failure(path: str) -> Optional[str]:
 
 
 def reason_from_reader_error(text: str) -> Optional[str]:
-    """NRRD's own wording for a file cut short or damaged, turned into a reason a user recognises."""
+    """NRRD's own wording for a file cut short or damaged, turned into a reason a user recognises.
+
+    Args:
+        text: the reader's error message.
+
+    Returns:
+        The reason, or None when the wording is not recognised.
+    """
     if "[nrrd]" in text and "data read error" in text:
         return "damaged file: its gzip-compressed voxel data cannot be decompressed"
     match = re.search(r'couldn\'t open "([^"]+)" \(data file', text)

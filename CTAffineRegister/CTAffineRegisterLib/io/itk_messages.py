@@ -40,7 +40,14 @@ class CapturedText:
 
 @contextmanager
 def native_stderr_captured(enabled: bool = True) -> Iterator[CapturedText]:
-    """Send descriptor 2 to a temporary file for the block; its text is in the yielded object afterwards."""
+    """Send descriptor 2 to a temporary file for the block; its text is in the yielded object afterwards.
+
+    Args:
+        enabled: capture; False: a no-op (inside Slicer, say).
+
+    Yields:
+        The ``CapturedText``, whose ``text`` is set when the block ends.
+    """
     captured = CapturedText()
     if not enabled or not _CAPTURE_LOCK.acquire(blocking=False):
         yield captured
@@ -69,7 +76,15 @@ def native_stderr_captured(enabled: bool = True) -> Iterator[CapturedText]:
 
 
 def notes_from_reader_output(text: str, explained: tuple[str, ...] = ()) -> list[str]:
-    """One note per ITK block or other message; those containing an ``explained`` phrase are left out."""
+    """One note per ITK block or other message; those containing an ``explained`` phrase are left out.
+
+    Args:
+        text: what was captured.
+        explained: phrases of messages already explained elsewhere.
+
+    Returns:
+        The notes.
+    """
     notes: list[str] = []
     for message in _messages(text):
         if any(phrase in message for phrase in explained):

@@ -23,7 +23,14 @@ REGISTERED_SUFFIX = " registered"
 
 
 def segmentations_of(volume_node) -> list:
-    """The segmentation nodes of the volume's scene whose reference geometry is this volume (scene order)."""
+    """The segmentation nodes of the volume's scene whose reference geometry is this volume (scene order).
+
+    Args:
+        volume_node: a volume node, or None.
+
+    Returns:
+        The segmentation nodes.
+    """
     scene = volume_node.GetScene() if volume_node is not None else None
     if scene is None:
         return []
@@ -43,6 +50,17 @@ def carry_segmentation(segmentation_node, transform_node, fixed_node) -> Any:
     takes moving points to fixed points). A segmentation under a parent transform of its own is first
     taken to world coordinates, as it is shown. The copy's display (segment colours, visibility,
     opacity) is the original's. Nothing is left in the scene if this fails.
+
+    Args:
+        segmentation_node: the moving volume's segmentation.
+        transform_node: the registration's transform node.
+        fixed_node: the fixed volume node.
+
+    Returns:
+        The hardened copy.
+
+    Raises:
+        RuntimeError: a transform could not be hardened (the copy is removed).
     """
     scene = segmentation_node.GetScene()
     copy = scene.AddNewNodeByClass(SEGMENTATION_CLASS, segmentation_node.GetName() + REGISTERED_SUFFIX)
@@ -68,7 +86,19 @@ def carry_segmentation(segmentation_node, transform_node, fixed_node) -> Any:
 
 
 def carry_segmentations(segmentation_nodes: Sequence, transform_node, fixed_node) -> list:
-    """Hardened copies of ``segmentation_nodes`` (``segmentations_of`` the moving volume); all or none."""
+    """Hardened copies of ``segmentation_nodes`` (``segmentations_of`` the moving volume); all or none.
+
+    Args:
+        segmentation_nodes: the moving volume's segmentations.
+        transform_node: the registration's transform node.
+        fixed_node: the fixed volume node.
+
+    Returns:
+        The copies, in order.
+
+    Raises:
+        RuntimeError: one could not be carried (the copies made are removed).
+    """
     carried: list = []
     try:
         for segmentation_node in segmentation_nodes:
@@ -81,7 +111,15 @@ def carry_segmentations(segmentation_nodes: Sequence, transform_node, fixed_node
 
 
 def describe(originals: Sequence, copies: Sequence) -> list[dict]:
-    """For the report: each carried segmentation's name, its copy's name and its number of segments."""
+    """For the report: each carried segmentation's name, its copy's name and its number of segments.
+
+    Args:
+        originals: the carried segmentations.
+        copies: their copies, in the same order.
+
+    Returns:
+        One dict per segmentation.
+    """
     return [
         {
             "name": original.GetName(),

@@ -17,7 +17,14 @@ VERDICTS = ("ok", "suspect", "failed")
 def summary_lines(results: Sequence[tuple[str, dict]]) -> list[str]:
     """Lines for (volume name, report) pairs: a count line, one line per registered volume with its
     verdict and reason (and one naming its carried segmentations, when they were asked for), one per
-    volume that could not be registered with its error."""
+    volume that could not be registered with its error.
+
+    Args:
+        results: (volume name, report) per volume.
+
+    Returns:
+        The lines.
+    """
     registered = [(name, report) for name, report in results if report.get("status") == "ok"]
     errors = [(name, report) for name, report in results if report.get("status") == "failed"]
     cancelled = sum(1 for _, report in results if report.get("status") == "cancelled")

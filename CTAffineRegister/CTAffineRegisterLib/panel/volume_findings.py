@@ -28,7 +28,14 @@ READY, FAILED, WAITING = "ready", "failed", "waiting"
 def content_key(volume_node) -> Optional[tuple]:
     """What the findings depend on: the voxels (their modification time) and the voxel size; None
     while the node has no voxels. VTK modification times are unique across objects, so a new image
-    data object never repeats an old key."""
+    data object never repeats an old key.
+
+    Args:
+        volume_node: a volume node.
+
+    Returns:
+        The key, or None.
+    """
     image_data = volume_node.GetImageData()
     if image_data is None or image_data.GetNumberOfPoints() == 0:
         return None
@@ -129,6 +136,15 @@ def detected_text(findings: VolumeFindings, fixed_node, moving_nodes, scene_busy
 
     Nothing is analysed while the scene is imported or closed: the nodes may not hold their voxels or
     final references yet, and an answer made then would be cached for the wrong content.
+
+    Args:
+        findings: the panel's ``VolumeFindings``.
+        fixed_node: the selected fixed volume, or None.
+        moving_nodes: the selected moving volumes.
+        scene_busy: the scene is being imported or closed.
+
+    Returns:
+        (line, still running).
     """
     if scene_busy:
         return "waiting for the scene to finish loading.", False
@@ -154,7 +170,15 @@ def detected_text(findings: VolumeFindings, fixed_node, moving_nodes, scene_busy
 
 
 def describe_findings(findings: dict, role: str = "moving") -> str:
-    """A few words on one volume's background; padding of a moving volume is what gets replaced."""
+    """A few words on one volume's background; padding of a moving volume is what gets replaced.
+
+    Args:
+        findings: one volume's findings (``analyze``).
+        role: "fixed" or "moving".
+
+    Returns:
+        The words.
+    """
     kind = findings.get("kind")
     padding = findings.get("padding_value")
     if kind == "fov-padding" and padding is not None:
@@ -170,7 +194,15 @@ def describe_findings(findings: dict, role: str = "moving") -> str:
 
 
 def detected_line(fixed: Optional[tuple[str, dict]], moving: Sequence[tuple[str, dict]]) -> str:
-    """The panel's "detected" line, e.g. "fixed: air -1024; CT B: FOV padding -3024 → replaced"."""
+    """The panel's "detected" line, e.g. "fixed: air -1024; CT B: FOV padding -3024 → replaced".
+
+    Args:
+        fixed: (name, findings) of the fixed volume, or None.
+        moving: (name, findings) of each moving volume.
+
+    Returns:
+        The line.
+    """
     parts = []
     if fixed is not None:
         parts.append(f"fixed: {describe_findings(fixed[1], 'fixed')}")

@@ -23,7 +23,16 @@ Z_SCAN_STEP_MM = 20.0
 
 
 def candidate_placements(fixed_analysis, moving_analysis, center) -> dict[str, sitk.Euler3DTransform]:
-    """Translations (as rigid transforms about ``center``) worth trying first, by name."""
+    """Translations (as rigid transforms about ``center``) worth trying first, by name.
+
+    Args:
+        fixed_analysis: the fixed scan's ``BackgroundAnalysis``.
+        moving_analysis: the moving scan's one.
+        center: the rotation centre.
+
+    Returns:
+        Name → rigid transform.
+    """
     fixed_body = as_mask(fixed_analysis.body_mask)
     moving_body = as_mask(moving_analysis.body_mask)
     shifts = {"identity": np.zeros(3)}
@@ -63,7 +72,16 @@ def _extent_along_z(image: sitk.Image) -> float:
 
 
 def overlap_fraction(transform: sitk.Transform, fixed_level: Level, moving_level: Level) -> float:
-    """Share of (up to 2000) fixed mask voxels whose mapped point falls on valid moving data."""
+    """Share of (up to 2000) fixed mask voxels whose mapped point falls on valid moving data.
+
+    Args:
+        transform: fixed physical point → moving point.
+        fixed_level: a fixed pyramid level.
+        moving_level: the moving one.
+
+    Returns:
+        The share, between 0 and 1.
+    """
     points = mask_points(fixed_level, 2000)
     matrix, translation = affine_parts(transform, (0.0, 0.0, 0.0))
     mapped = points @ matrix.T + translation
@@ -80,7 +98,15 @@ def overlap_fraction(transform: sitk.Transform, fixed_level: Level, moving_level
 
 
 def mask_points(level: Level, count: int) -> np.ndarray:
-    """About ``count`` physical points spread evenly over the level's mask (all voxels if no mask)."""
+    """About ``count`` physical points spread evenly over the level's mask (all voxels if no mask).
+
+    Args:
+        level: a pyramid level.
+        count: about how many points.
+
+    Returns:
+        The points, N×3.
+    """
     array = (
         np.ones(level.image.GetSize()[::-1], bool)
         if level.mask is None
