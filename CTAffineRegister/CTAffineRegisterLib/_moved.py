@@ -139,6 +139,16 @@ class MovedFinder(importlib.abc.MetaPathFinder):
     """Finds ``CTAffineRegisterLib.<0.1 name>`` (and nothing else) as an alias of its new module."""
 
     def find_spec(self, fullname: str, path=None, target=None):
+        """A spec that aliases a 0.1 module name to its module today; None for any other name.
+
+        Args:
+            fullname: the module name being imported.
+            path: the parent package's path (unused).
+            target: unused.
+
+        Returns:
+            The spec, or None.
+        """
         package, _, old = fullname.rpartition(".")
         if package != PACKAGE or old not in MOVED:
             return None

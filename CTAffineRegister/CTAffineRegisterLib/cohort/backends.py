@@ -46,12 +46,22 @@ class StopRequest:
         self.reason: Optional[str] = None
 
     def request(self, reason: str = "stopped") -> None:
+        """Ask the run to stop; a second request forces it (running cases are cancelled at once).
+
+        Args:
+            reason: why, for the summary ("stopped", "SIGTERM"...); the first reason is kept.
+        """
         if self.requested.is_set():
             self.forced.set()
         self.reason = self.reason or reason
         self.requested.set()
 
     def is_set(self) -> bool:
+        """Whether a stop was requested.
+
+        Returns:
+            True once ``request`` was called.
+        """
         return self.requested.is_set()
 
 
@@ -61,9 +71,22 @@ class InProcessBackend:
     name = "in-process"
 
     def describe(self) -> str:
+        """How the cases run, for the summary and the progress display.
+
+        Returns:
+            The words.
+        """
         return "in this process, one case at a time"
 
     def run(self, tasks: list[CaseTask], fixed: FixedScan, on_done: OnDone, stop: StopRequest) -> None:
+        """Run the cases one after another in this process.
+
+        Args:
+            tasks: the cases to run, in order.
+            fixed: the analysed fixed scan.
+            on_done: called with each case's report as it finishes.
+            stop: set to stop: queued cases do not start, running ones are cancelled.
+        """
         for task in tasks:
             if stop.is_set():
                 return
@@ -98,9 +121,22 @@ class ProcessPoolBackend:
         self.threads = max(1, (os.cpu_count() or 1) // self.jobs)
 
     def describe(self) -> str:
+        """How the cases run, for the summary and the progress display.
+
+        Returns:
+            The words.
+        """
         return f"{self.jobs} local worker process{'es' if self.jobs > 1 else ''}"
 
     def run(self, tasks: list[CaseTask], fixed: FixedScan, on_done: OnDone, stop: StopRequest) -> None:
+        """Run the cases in local worker processes; a worker that dies fails only its case.
+
+        Args:
+            tasks: the cases to run, in order.
+            fixed: the analysed fixed scan.
+            on_done: called with each case's report as it finishes.
+            stop: set to stop: queued cases do not start, running ones are cancelled.
+        """
         context = multiprocessing.get_context("spawn")
         queue = deque(tasks)
         workers: list[_Worker] = []

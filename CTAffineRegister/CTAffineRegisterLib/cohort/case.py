@@ -70,7 +70,17 @@ class CaseOptions:
     capture_reader_warnings: bool = field(default=False, compare=False)
 
     def read(self, path: str):
-        """``read_image`` with this run's reading choices."""
+        """``read_image`` with this run's reading choices.
+
+        Args:
+            path: the image file or series folder.
+
+        Returns:
+            The ``LoadedImage``.
+
+        Raises:
+            InputError: it cannot be read; names it.
+        """
         return read_image(
             path, allow_slice_gaps=self.allow_slice_gaps, capture_itk_warnings=self.capture_reader_warnings
         )
@@ -103,9 +113,19 @@ class CaseTask:
     labels_path: Optional[str] = None
 
     def names(self) -> dict:
+        """The case's output file names, by role.
+
+        Returns:
+            Name by role (``output_names``).
+        """
         return output_names(self.case_id, self.options.output_format, self.labels_path is not None)
 
     def paths(self) -> dict:
+        """The case's output paths, by role.
+
+        Returns:
+            Path by role.
+        """
         return {role: os.path.join(self.out_dir, name) for role, name in self.names().items()}
 
 

@@ -112,6 +112,11 @@ class DaskBackend:
         self.client, self.cluster, self.grace = client, cluster, grace
 
     def describe(self) -> str:
+        """How the cases run, for the summary and the progress display.
+
+        Returns:
+            The words.
+        """
         workers = self.client.scheduler_info().get("workers", {})
         threads = sum(info.get("nthreads", 1) for info in workers.values())
         kind = f"Dask scheduler {self.client.scheduler.address}"
@@ -120,6 +125,14 @@ class DaskBackend:
         return f"{kind} ({len(workers)} workers, {threads} threads)"
 
     def run(self, tasks: list[CaseTask], fixed: FixedScan, on_done: OnDone, stop: StopRequest) -> None:
+        """Run the cases as Dask tasks; the workers read the inputs from the shared file system.
+
+        Args:
+            tasks: the cases to run, in order.
+            fixed: the analysed fixed scan.
+            on_done: called with each case's report as it finishes.
+            stop: set to stop: queued cases do not start, running ones are cancelled.
+        """
         run = _DaskRun(self.client, fixed, on_done, tasks[0].run_id if tasks else "")
         owned = self.cluster is not None
         try:

@@ -60,11 +60,20 @@ class ProgressDisplay:
             self._ticker.start()
 
     def say(self, message: str) -> None:
-        """An information line (not in quiet or silent mode)."""
+        """An information line (not in quiet or silent mode).
+
+        Args:
+            message: the line.
+        """
         if self.mode not in ("quiet", "silent"):
             self._print(message)
 
     def case_finished(self, report: dict) -> None:
+        """Count a finished case and show it (a line, or the bar updated).
+
+        Args:
+            report: the case's report.
+        """
         with self._lock:
             self.finished += 1
             status = report.get("status")
@@ -86,6 +95,7 @@ class ProgressDisplay:
             self._draw()
 
     def close(self) -> None:
+        """End the display: stop the ticker and finish the bar's line."""
         self._closed.set()
         if self._ticker is not None:
             self._ticker.join(timeout=2)

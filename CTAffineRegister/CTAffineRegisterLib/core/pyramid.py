@@ -30,6 +30,11 @@ class Level:
 
     @property
     def spacing(self) -> tuple[float, ...]:
+        """The level's voxel size (mm).
+
+        Returns:
+            The spacing along x, y, z.
+        """
         return self.image.GetSpacing()
 
 

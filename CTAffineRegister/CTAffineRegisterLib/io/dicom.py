@@ -277,7 +277,14 @@ class SliceLayout:
     @classmethod
     def of(cls, offsets: np.ndarray) -> Optional[SliceLayout]:
         """The even grid that fits the slices best: grid positions from the median step, then the step
-        and start fitted to them (positions written as 0.62, 1.25, 1.88 ... make a 0.625 mm grid)."""
+        and start fitted to them (positions written as 0.62, 1.25, 1.88 ... make a 0.625 mm grid).
+
+        Args:
+            offsets: the slices' positions along the slice normal (mm), in any order.
+
+        Returns:
+            The layout, or None.
+        """
         order = np.argsort(offsets, kind="stable")
         ordered = offsets[order]
         steps = np.diff(ordered)
@@ -320,7 +327,14 @@ class SliceLayout:
 
     def on_even_grid(self, image: sitk.Image) -> tuple[sitk.Image, int]:
         """The slices on an even grid of ``step`` from the first slice, never beyond the last one;
-        grid positions between two slices are interpolated linearly. Also returns how many were."""
+        grid positions between two slices are interpolated linearly. Also returns how many were.
+
+        Args:
+            image: the series as read, slice by slice.
+
+        Returns:
+            (image on the even grid, number of grid slices interpolated).
+        """
         array = sitk.GetArrayViewFromImage(image)
         ordered = self.offsets[self.order]
         first_of_doubles = np.concatenate([[True], np.diff(ordered) > MIN_SLICE_POSITION_TOLERANCE_MM])

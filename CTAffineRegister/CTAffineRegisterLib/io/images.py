@@ -53,6 +53,11 @@ class DicomPadding:
     range_limit_hu: Optional[float] = None
 
     def hu_range(self) -> tuple[float, float]:
+        """The padding values, low to high (one value without a range limit).
+
+        Returns:
+            (low, high) in HU.
+        """
         if self.range_limit_hu is None:
             return (self.value_hu, self.value_hu)
         return (min(self.value_hu, self.range_limit_hu), max(self.value_hu, self.range_limit_hu))

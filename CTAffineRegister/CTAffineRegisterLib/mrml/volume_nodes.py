@@ -59,6 +59,11 @@ class NodeResult:
 
     @property
     def status(self) -> str:
+        """The case's status from its report: "ok", "failed" or "cancelled".
+
+        Returns:
+            The status ("failed" when the report has none).
+        """
         return self.report.get("status", "failed")
 
 
@@ -663,6 +668,7 @@ class ThreadedRegistration:
         self.finished = False
 
     def start(self) -> None:
+        """Start the worker thread; results arrive through ``poll``."""
         self._thread = threading.Thread(target=self._work, name="CTAffineRegister", daemon=True)
         self._thread.start()
 
@@ -780,6 +786,11 @@ class ThreadedRegistration:
 
     @property
     def error_details(self) -> Optional[str]:
+        """The traceback of an unexpected error in the worker, or None.
+
+        Returns:
+            The text, or None.
+        """
         return self._error
 
     def _case_nodes(self, index: int, result, report: dict) -> NodeResult:

@@ -56,6 +56,11 @@ class FieldOfView:
     fit_residual_mm: Optional[float] = None
 
     def to_dict(self) -> dict:
+        """Plain values for a JSON report.
+
+        Returns:
+            The dict.
+        """
         return {
             "shape": self.shape,
             "radius_mm": None if self.radius_mm is None else round(self.radius_mm, 1),
@@ -81,6 +86,11 @@ class BackgroundAnalysis:
     padding_source: Optional[str] = None
 
     def to_dict(self) -> dict:
+        """Plain values for a JSON report (the masks are left out).
+
+        Returns:
+            The dict.
+        """
         return {
             "corner_median": _plain_number(self.corner_median),
             "padding_value": None if self.padding_value is None else _plain_number(self.padding_value),

@@ -59,7 +59,14 @@ class VolumeFindings:
         self.analyses = 0  # how many analyses were started (each unchanged volume once)
 
     def status(self, volume_node) -> tuple[str, Any]:
-        """(READY, findings), (FAILED, message) or (WAITING, None); WAITING queues the volume."""
+        """(READY, findings), (FAILED, message) or (WAITING, None); WAITING queues the volume.
+
+        Args:
+            volume_node: a volume node.
+
+        Returns:
+            (state, findings or message).
+        """
         key = content_key(volume_node)
         if key is None:
             return FAILED, f"'{volume_node.GetName()}' has no voxels"

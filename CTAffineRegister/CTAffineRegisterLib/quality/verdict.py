@@ -138,7 +138,15 @@ class SimilarityProbe:
         self._moving_image = moving_level.image
 
     def sample(self, matrix: np.ndarray, offset: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Flags of the points that land on valid moving data, and the moving values there."""
+        """Flags of the points that land on valid moving data, and the moving values there.
+
+        Args:
+            matrix: a 3×3 matrix (fixed → moving, about the physical origin).
+            offset: its translation.
+
+        Returns:
+            (flags, values).
+        """
         mapped = self.points @ matrix.T + offset
         continuous = _continuous_index(self._moving_image, mapped)
         upper = np.array(self._moving.shape[::-1]) - 1
@@ -149,7 +157,15 @@ class SimilarityProbe:
         return inside, _trilinear(self._moving, continuous[inside])
 
     def correlation(self, matrix: np.ndarray, offset: np.ndarray) -> tuple[Optional[float], float]:
-        """Correlation of fixed and moving values (None with too few samples), and the sampled share."""
+        """Correlation of fixed and moving values (None with too few samples), and the sampled share.
+
+        Args:
+            matrix: a 3×3 matrix (fixed → moving, about the physical origin).
+            offset: its translation.
+
+        Returns:
+            (correlation or None, sampled share).
+        """
         inside, values = self.sample(matrix, offset)
         share = float(np.count_nonzero(inside)) / max(1, len(inside))
         if values.size < MIN_SAMPLES:
@@ -160,7 +176,14 @@ class SimilarityProbe:
         return (float((fixed * moving).sum() / norm) if norm > 0 else 0.0), share
 
     def thinned(self, keep_every: int) -> SimilarityProbe:
-        """The same probe on every ``keep_every``-th point: cheaper, for coarse questions."""
+        """The same probe on every ``keep_every``-th point: cheaper, for coarse questions.
+
+        Args:
+            keep_every: keep one point in this many.
+
+        Returns:
+            The thinner probe.
+        """
         thin = copy.copy(self)
         thin.points = self.points[::keep_every]
         thin.fixed_values = self.fixed_values[::keep_every]
@@ -168,7 +191,15 @@ class SimilarityProbe:
         return thin
 
     def displacement(self, change: np.ndarray, shift: np.ndarray) -> float:
-        """Mean distance (mm) a fixed-space move about the body centre carries the sample points."""
+        """Mean distance (mm) a fixed-space move about the body centre carries the sample points.
+
+        Args:
+            change: the move's 3×3 matrix, about the body centre.
+            shift: its translation (mm).
+
+        Returns:
+            The mean distance (mm).
+        """
         relative = self.points - self.center
         return float(np.linalg.norm(relative @ change.T - relative + shift, axis=1).mean())
 

@@ -125,6 +125,11 @@ class StageInfo:
     reverted: bool = False  # the result made the coarse metric worse and was undone
 
     def to_dict(self) -> dict:
+        """Plain values for a JSON report.
+
+        Returns:
+            The dict.
+        """
         return {
             "stage": self.stage,
             "level": self.level,
@@ -155,6 +160,11 @@ class RegistrationResult:
     polish_spread_mm: Optional[float] = None
 
     def to_dict(self) -> dict:
+        """Plain values for a JSON report: the transform's parts, figures, stages and options.
+
+        Returns:
+            The dict.
+        """
         matrix, translation = affine_parts(self.transform)
         return {
             "transform_type": self.transform.GetName(),
