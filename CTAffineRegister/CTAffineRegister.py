@@ -1,12 +1,13 @@
 """CT Affine Register: the Slicer module (metadata, panel, thin logic wrapper, self-test).
 
 This is the only file that knows Qt, and it only shows what ``CTAffineRegisterLib`` decides:
-``panel_decisions`` (which fill, transform and volumes a run gets, when Apply is possible, what the
-status says), ``panel_run`` (the run in the background, let go of once finished), ``mrml_bridge``
-(nodes to SimpleITK images and results back to nodes) and ``pipeline`` (the registration). Those are
-run by the test suite on the real MRML library; this file is only parsed there. Registration runs in a
-worker thread that touches neither MRML nor Qt; its events are queued and drained on the GUI thread,
-where the result nodes are created (the SlicerSimpleFilters pattern).
+``panel.decisions`` (which fill, transform and volumes a run gets, when Apply is possible, what the
+status says), ``panel.run`` (the run in the background, let go of once finished), ``mrml.volume_nodes``
+(imported as ``mrml_bridge``: nodes to SimpleITK images and results back to nodes) and
+``pair.register`` (the registration). Those are run by the test suite on the real MRML library; this
+file is only parsed there. Registration runs in a worker thread that touches neither MRML nor Qt; its
+events are queued and drained on the GUI thread, where the result nodes are created (the
+SlicerSimpleFilters pattern).
 """
 
 from __future__ import annotations
@@ -30,9 +31,11 @@ from slicer.ScriptedLoadableModule import (
 )
 from slicer.util import VTKObservationMixin
 
-from CTAffineRegisterLib import mrml_bridge, panel_decisions, volume_findings
-from CTAffineRegisterLib.panel_run import GIL_YIELD_SECONDS, PanelRun
-from CTAffineRegisterLib.scene_watch import SceneWatch
+from CTAffineRegisterLib.mrml import volume_nodes as mrml_bridge
+from CTAffineRegisterLib.panel import decisions as panel_decisions
+from CTAffineRegisterLib.panel import volume_findings
+from CTAffineRegisterLib.panel.run import GIL_YIELD_SECONDS, PanelRun
+from CTAffineRegisterLib.panel.scene_watch import SceneWatch
 
 #
 # CTAffineRegister
@@ -107,7 +110,7 @@ class CTAffineRegisterWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
 
     The two node selectors are bound here, not by the parameter node wrapper: importing or closing a
     scene rebuilds their rows (unchecked, or back to "None"), and what they say then must not reach the
-    parameter node (``CTAffineRegisterLib/scene_watch.py``). The wrapper binds the other widgets, once
+    parameter node (``CTAffineRegisterLib/panel/scene_watch.py``). The wrapper binds the other widgets, once
     per parameter node for the panel's life: in Slicer 5.8 ``connectGui`` returns no tag to disconnect
     with, and every binding adds a parameter-node observer that nothing removes.
     """
@@ -360,7 +363,7 @@ class CTAffineRegisterWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
 
     def onFinished(self, results: list, error: Optional[str]) -> None:
         """Say how each volume ended: its verdict and the reason for it, or why it was not registered.
-        Nothing of the run is kept afterwards (``panel_run``): only what the status label says."""
+        Nothing of the run is kept afterwards (``panel.run``): only what the status label says."""
         self._setRunning(False)
         view = panel_decisions.finished_view(results, self._runningNames, error)
         fixedVolume = slicer.mrmlScene.GetNodeByID(self._runningFixedVolumeID or "")
@@ -390,7 +393,7 @@ class CTAffineRegisterLogic(ScriptedLoadableModuleLogic):
     """Thin wrapper around ``CTAffineRegisterLib``: usable without the widget.
 
     ``process`` runs synchronously (Python console, scripts). ``start`` runs the same work in a worker
-    thread (``panel_run.PanelRun``, around ``mrml_bridge.ThreadedRegistration``) and polls it from a Qt
+    thread (``panel.run.PanelRun``, around ``mrml_bridge.ThreadedRegistration``) and polls it from a Qt
     timer, so callbacks and node creation happen on the GUI thread; ``cancel`` stops it at the
     optimizer's next iteration. A finished run is let go of at once: the logic lives as long as the
     panel and must not keep a copy of the fixed CT or any result alive.
@@ -398,7 +401,9 @@ class CTAffineRegisterLogic(ScriptedLoadableModuleLogic):
 
     def __init__(self) -> None:
         ScriptedLoadableModuleLogic.__init__(self)
-        self._runner = PanelRun(lambda poll: qt.QTimer.singleShot(0, poll))
+        self._runner = PanelRun(
+            lambda poll: qt.QTimer.singleShot(0, poll), registration=mrml_bridge.ThreadedRegistration
+        )
         self._parameterNodeWrapper = None
 
     def getParameterNode(self):
@@ -482,7 +487,7 @@ class CTAffineRegisterLogic(ScriptedLoadableModuleLogic):
         onCaseDone: Optional[Callable] = None,
         onFinished: Optional[Callable] = None,
     ) -> None:
-        """``start`` with the panel's ``panel_decisions.run_arguments`` (the panel's Apply button)."""
+        """``start`` with the panel's ``panel.decisions.run_arguments`` (the panel's Apply button)."""
         self._runner.start(
             **arguments, on_progress=onProgress, on_case_done=onCaseDone, on_finished=onFinished
         )

@@ -2,7 +2,7 @@
 
 Plain Python: nothing here imports ``slicer``, ``qt`` or the module file (it is parsed, not run).
 The batch script is run with plain Python, and the way Slicer runs it as far as the script can tell
-(``Testing/slicer_script_host.py``: no Slicer, no MRML, no Qt).
+(``Testing/support/slicer_script_host.py``: no Slicer, no MRML, no Qt).
 """
 
 from __future__ import annotations
@@ -24,13 +24,13 @@ MODULE_DIR = ROOT / "CTAffineRegister"
 MODULE_FILE = MODULE_DIR / "CTAffineRegister.py"
 LIB_DIR = MODULE_DIR / "CTAffineRegisterLib"
 UI_FILE = MODULE_DIR / "Resources" / "UI" / "CTAffineRegister.ui"
-BATCH_SCRIPT = LIB_DIR / "slicer_batch.py"
+BATCH_SCRIPT = LIB_DIR / "cli" / "slicer_batch.py"
 
 QT_MODULES = {"qt", "ctk", "PythonQt", "slicer.ScriptedLoadableModule"}
 # Modules of the Lib allowed to import the MRML side (never Qt).
-MRML_MODULES = {"mrml_bridge.py", "slicer_batch.py"}
+MRML_MODULES = {"mrml/volume_nodes.py", "cli/slicer_batch.py"}
 # The one Lib module that may import the optional Dask extra (only when a cohort runs on Dask).
-DASK_MODULES = {"cohort_dask.py"}
+DASK_MODULES = {"cohort/dask_backend.py"}
 
 # Widget classes a Slicer 5.8+ .ui can use: Qt's own, and the CTK/MRML ones Slicer wraps.
 QT_WIDGETS = {
@@ -66,6 +66,11 @@ def _imports(path: Path) -> set[str]:
     return names
 
 
+def _lib_files() -> list[Path]:
+    """Every module of the Lib package, in every subfolder."""
+    return sorted(path for path in LIB_DIR.rglob("*.py") if "__pycache__" not in path.parts)
+
+
 def _python_files() -> list[Path]:
     return sorted(path for path in MODULE_DIR.rglob("*.py") if "egg-info" not in str(path))
 
@@ -89,11 +94,12 @@ def test_pure_lib_modules_import_only_simpleitk_numpy_and_stdlib():
     if stdlib is None:
         pytest.skip("sys.stdlib_module_names needs Python 3.10")
     allowed = set(stdlib) | {"SimpleITK", "numpy", "CTAffineRegisterLib"}
-    for path in sorted(LIB_DIR.glob("*.py")):
-        extra = {"slicer", "vtk"} if path.name in MRML_MODULES else set()
-        extra |= {"dask", "distributed"} if path.name in DASK_MODULES else set()
+    for path in _lib_files():
+        name = path.relative_to(LIB_DIR).as_posix()
+        extra = {"slicer", "vtk"} if name in MRML_MODULES else set()
+        extra |= {"dask", "distributed"} if name in DASK_MODULES else set()
         roots = {name.split(".")[0] for name in _imports(path)}
-        assert roots <= allowed | extra, f"{path.name} imports {sorted(roots - allowed - extra)}"
+        assert roots <= allowed | extra, f"{name} imports {sorted(roots - allowed - extra)}"
 
 
 def test_module_file_compiles_without_qt():
@@ -126,7 +132,9 @@ def test_every_lib_file_is_listed_in_scripts():
     text = (MODULE_DIR / "CMakeLists.txt").read_text(encoding="utf-8")
     assert re.search(r"set\(\s*MODULE_NAME\s+CTAffineRegister\s*\)", text)
     scripts = _cmake_list(text, "MODULE_PYTHON_SCRIPTS")
-    expected = {"${MODULE_NAME}.py"} | {f"CTAffineRegisterLib/{path.name}" for path in LIB_DIR.glob("*.py")}
+    expected = {"${MODULE_NAME}.py"} | {
+        f"CTAffineRegisterLib/{path.relative_to(LIB_DIR).as_posix()}" for path in _lib_files()
+    }
     assert set(scripts) == expected
     assert len(scripts) == len(set(scripts))
 
@@ -367,7 +375,7 @@ SLICER_UTIL_5_8_AND_5_10 = {
 
 def test_module_and_bridge_use_only_slicer_util_functions_of_slicer_5_8_and_5_10():
     used = set()
-    for path in [MODULE_FILE, *LIB_DIR.glob("*.py")]:
+    for path in [MODULE_FILE, *_lib_files()]:
         used |= set(re.findall(r"slicer\.util\.(\w+)", path.read_text(encoding="utf-8")))
     assert used and used <= SLICER_UTIL_5_8_AND_5_10, sorted(used - SLICER_UTIL_5_8_AND_5_10)
 
@@ -383,7 +391,7 @@ def test_module_uses_only_widgets_the_ui_has():
 
 
 def test_batch_arguments_force_one_job_only_when_workers_cannot_start():
-    from CTAffineRegisterLib.slicer_batch import cli_arguments
+    from CTAffineRegisterLib.cli.slicer_batch import cli_arguments
 
     argv = ["--fixed", "a.nrrd", "--moving", "b.nrrd", "--out", "o"]
     assert cli_arguments(argv, serial=True) == ["register", *argv, "--jobs", "1"]
@@ -421,7 +429,7 @@ def test_batch_script_runs_with_plain_python(small_pair_files):
     assert done.returncode == 0, done.stderr
     assert (out / "report.json").is_file()
     # the same outputs as the command-line tool writes
-    from CTAffineRegisterLib.batch import output_paths
+    from CTAffineRegisterLib.cohort.batch import output_paths
 
     paths = output_paths(str(out), "moving")
     assert all(Path(path).is_file() for path in paths.values()), paths
@@ -439,10 +447,10 @@ def test_batch_script_passes_on_the_cli_exit_status(small_pair_files):
     assert usage.returncode == 2 and "usage" in usage.stderr
 
 
-# The script as Slicer runs it (Testing/slicer_script_host.py: sys.executable becomes a PythonSlicer
+# The script as Slicer runs it (Testing/support/slicer_script_host.py: sys.executable becomes a PythonSlicer
 # launcher after start-up, slicer.util.exit ends the application, which otherwise stays up).
 
-HOST = ROOT / "Testing" / "slicer_script_host.py"
+HOST = ROOT / "Testing" / "support" / "slicer_script_host.py"
 
 
 def _launcher(folder: Path, works: bool = True) -> Path:
@@ -531,7 +539,7 @@ def test_batch_script_has_a_help_flag_the_slicer_launcher_leaves_alone(tmp_path)
     assert not (tmp_path / "launches.log").exists()  # no worker probe for a help text
     plain = _run_batch("--tool-help")
     assert plain.returncode == 0 and "usage: ct-affine-register register" in plain.stdout
-    from CTAffineRegisterLib.slicer_batch import cli_arguments
+    from CTAffineRegisterLib.cli.slicer_batch import cli_arguments
 
     assert cli_arguments(["--tool-help"], serial=False) == ["register", "--help"]
     batch_section = (ROOT / "docs" / "how-to" / "console-and-batch.md").read_text(encoding="utf-8")

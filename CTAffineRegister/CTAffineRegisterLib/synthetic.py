@@ -26,7 +26,16 @@ SLAB_SLICES = 16
 
 @dataclass
 class SyntheticPair:
-    """A fixed and a moving scan of the same anatomy and the exact fixed→moving transform."""
+    """A fixed and a moving scan of the same anatomy and the exact fixed→moving transform.
+
+    Attributes:
+        fixed: the fixed scan (air background).
+        moving: the moving scan (other grid, field-of-view padding).
+        true_transform: the exact fixed→moving transform.
+        body_points: fixed physical points inside the body, for target registration errors.
+        fixed_valid_mask: 1 where the fixed scan has real data.
+        moving_valid_mask: 1 where the moving scan has real data.
+    """
 
     fixed: sitk.Image
     moving: sitk.Image
@@ -53,7 +62,14 @@ def _body_radius(x, y, z) -> np.ndarray:
 
 
 def body_inside(points: np.ndarray) -> np.ndarray:
-    """True where a physical point (anatomy frame) lies inside the patient's body."""
+    """True where a physical point (anatomy frame) lies inside the patient's body.
+
+    Args:
+        points: physical points, (..., 3).
+
+    Returns:
+        A boolean array of shape (...).
+    """
     return _body_radius(points[..., 0], points[..., 1], points[..., 2]) <= 1.0
 
 
@@ -63,6 +79,12 @@ def sample_anatomy(points: np.ndarray) -> np.ndarray:
     Fat layer, muscle wall, lungs, heart with contrast, aorta, liver, spleen, kidneys, bowel gas,
     vertebrae with discs, ribs and pelvic bones: enough structure at several scales for mutual
     information to pin down all twelve affine parameters.
+
+    Args:
+        points: physical points in the anatomy frame, (..., 3).
+
+    Returns:
+        HU values of shape (...).
     """
     x = points[..., 0].astype(np.float32, copy=False)
     y = points[..., 1].astype(np.float32, copy=False)
@@ -149,7 +171,18 @@ def make_reference(
     direction: Optional[Sequence[float]] = None,
     pixel_id: int = sitk.sitkInt16,
 ) -> sitk.Image:
-    """An empty image on a grid; without an origin the grid's centre sits at the physical origin."""
+    """An empty image on a grid; without an origin the grid's centre sits at the physical origin.
+
+    Args:
+        size: voxels.
+        spacing: voxel size (mm).
+        origin: the grid's origin, or None.
+        direction: direction cosines, or None (identity).
+        pixel_id: the SimpleITK pixel type.
+
+    Returns:
+        The empty image.
+    """
     image = sitk.Image([int(n) for n in size], pixel_id)
     image.SetSpacing([float(s) for s in spacing])
     image.SetDirection([float(d) for d in (direction or IDENTITY_DIRECTION)])
@@ -161,7 +194,16 @@ def make_reference(
 
 
 def physical_points(image: sitk.Image, first_slice: int = 0, stop_slice: Optional[int] = None) -> np.ndarray:
-    """Physical points of the voxels of slices [first, stop), shape (nz, ny, nx, 3), float32."""
+    """Physical points of the voxels of slices [first, stop), shape (nz, ny, nx, 3), float32.
+
+    Args:
+        image: the image whose grid is used.
+        first_slice: the first slice.
+        stop_slice: the slice after the last one; None: the end.
+
+    Returns:
+        The points.
+    """
     nx, ny, nz = image.GetSize()
     stop_slice = nz if stop_slice is None else stop_slice
     matrix = np.array(image.GetDirection()).reshape(3, 3) @ np.diag(image.GetSpacing())
@@ -176,7 +218,15 @@ def physical_points(image: sitk.Image, first_slice: int = 0, stop_slice: Optiona
 
 
 def apply_affine(transform: sitk.AffineTransform, points: np.ndarray) -> np.ndarray:
-    """Vectorised ``transform.TransformPoint`` for an (..., 3) array."""
+    """Vectorised ``transform.TransformPoint`` for an (..., 3) array.
+
+    Args:
+        transform: an affine transform.
+        points: physical points, (..., 3).
+
+    Returns:
+        The transformed points, same shape.
+    """
     matrix = np.array(transform.GetMatrix()).reshape(3, 3)
     center = np.array(transform.GetCenter())
     offset = center + np.array(transform.GetTranslation()) - matrix @ center
@@ -200,6 +250,20 @@ def make_phantom(
     the inverse of the true fixed→moving transform so both scans show the same continuous anatomy.
     The couch belongs to the scanner, not the patient: it is drawn in this image's own frame under
     the body, as in two real scans where the patient moved on the table.
+
+    Args:
+        size: voxels.
+        spacing: voxel size (mm).
+        origin: the grid's origin; None: the grid's centre at the physical origin.
+        direction: the grid's direction cosines; None: identity.
+        seed: the random seed of the noise.
+        noise_hu: noise standard deviation (HU).
+        blur_mm: blur of the anatomy's edges (mm).
+        couch: draw the scanner couch.
+        anatomy_transform: this image's physical points → anatomy points; None: identity.
+
+    Returns:
+        The phantom, int16 HU.
     """
     image, _ = _render(size, spacing, origin, direction, seed, noise_hu, blur_mm, couch, anatomy_transform)
     return image
@@ -266,6 +330,14 @@ def fov_mask(image: sitk.Image, radius_mm: float, center: Optional[Sequence[floa
 
     Axial means the plane of the image's first two index axes, measured in physical mm along the
     direction cosines, so an oblique or flipped grid gets a true circle.
+
+    Args:
+        image: the image whose grid is used.
+        radius_mm: the field-of-view radius (mm).
+        center: its centre in physical coordinates; None: the grid's centre.
+
+    Returns:
+        The mask.
     """
     size = image.GetSize()
     if center is None:
@@ -286,12 +358,31 @@ def fov_mask(image: sitk.Image, radius_mm: float, center: Optional[Sequence[floa
 def insert_fov_padding(
     image: sitk.Image, value: float, radius_mm: float, center: Optional[Sequence[float]] = None
 ) -> sitk.Image:
-    """The image with every voxel outside the circular field of view set to ``value`` (same type)."""
+    """The image with every voxel outside the circular field of view set to ``value`` (same type).
+
+    Args:
+        image: a scan.
+        value: the padding value.
+        radius_mm: the field-of-view radius (mm).
+        center: its centre; None: the grid's centre.
+
+    Returns:
+        The padded image.
+    """
     return pad_outside(image, fov_mask(image, radius_mm, center), value)
 
 
 def pad_outside(image: sitk.Image, valid: sitk.Image, value: float) -> sitk.Image:
-    """The image with every voxel where ``valid`` is 0 set to ``value``: a scanner's padding put back."""
+    """The image with every voxel where ``valid`` is 0 set to ``value``: a scanner's padding put back.
+
+    Args:
+        image: a scan.
+        valid: 1 where the scan has real data.
+        value: the padding value.
+
+    Returns:
+        The padded image.
+    """
     return sitk.Mask(image, valid, outsideValue=float(value))
 
 
@@ -303,7 +394,19 @@ def random_affine(
     max_shear: float = 0.05,
     center: Sequence[float] = (0.0, 0.0, 0.0),
 ) -> sitk.AffineTransform:
-    """A fixed→moving affine within the ranges a CT follow-up plausibly needs."""
+    """A fixed→moving affine within the ranges a CT follow-up plausibly needs.
+
+    Args:
+        rng: the random generator.
+        max_rotation_deg: bound of the rotation about each axis.
+        max_translation_mm: bound of the translation along each axis.
+        scale_range: range of the scales.
+        max_shear: bound of the shears.
+        center: the transform's centre.
+
+    Returns:
+        The ``AffineTransform``.
+    """
     angles = np.deg2rad(rng.uniform(-max_rotation_deg, max_rotation_deg, 3))
     rotation = np.array(sitk.Euler3DTransform((0, 0, 0), *angles).GetMatrix()).reshape(3, 3)
     scale = np.diag(rng.uniform(scale_range[0], scale_range[1], 3))
@@ -321,7 +424,20 @@ def random_affine(
 def sample_points(
     mask: np.ndarray, reference: sitk.Image, rng: np.random.Generator, count: int
 ) -> np.ndarray:
-    """``count`` random physical points (N×3) among the voxels flagged in a (z, y, x) mask."""
+    """``count`` random physical points (N×3) among the voxels flagged in a (z, y, x) mask.
+
+    Args:
+        mask: boolean (z, y, x) array on ``reference``'s grid.
+        reference: the image whose grid the mask is on.
+        rng: the random generator.
+        count: how many points (at most the voxels flagged).
+
+    Returns:
+        The points, N×3.
+
+    Raises:
+        ValueError: the mask flags no voxel.
+    """
     indices = np.argwhere(mask)
     if len(indices) == 0:
         raise ValueError("no voxel to sample points from")
@@ -362,6 +478,32 @@ def make_pair(
     transform is exact. FOV radii default to the circle inscribed in each scan's axial extent.
     ``true_transform`` (any linear fixed→moving transform) replaces the random one; an
     ``anatomy_scale`` below 1 makes a smaller patient, for small test images.
+
+    Args:
+        seed: the random seed (the random affine and both scans' noise).
+        fixed_size: voxels of the fixed scan.
+        fixed_spacing: its voxel size (mm).
+        moving_spacing: the moving scan's voxel size (mm).
+        moving_size: its voxels; None: the fixed scan's extent on the moving spacing.
+        moving_offset_mm: shift of the moving grid from the centred position (mm).
+        moving_direction: the moving grid's direction cosines; None: identity.
+        moving_padding: the moving scan's padding value outside its field of view; None: no padding.
+        fixed_padding: the fixed scan's one (default None: air background).
+        moving_fov_radius_mm: the moving field-of-view radius; None: the inscribed circle.
+        fixed_fov_radius_mm: the fixed one.
+        max_rotation_deg: bound of the random affine's rotation about each axis.
+        max_translation_mm: bound of its translation along each axis.
+        scale_range: range of its scales.
+        max_shear: bound of its shears.
+        noise_hu: noise standard deviation (HU).
+        couch: draw the scanner couch.
+        point_count: body points sampled for target registration errors.
+        true_transform: a linear fixed→moving transform to use instead of the random one.
+        anatomy_scale: below 1, a smaller patient (for small test images).
+
+    Returns:
+        A ``SyntheticPair``: both scans, the exact fixed→moving transform, body points and the
+        valid masks.
     """
     rng = np.random.default_rng(seed)
     truth = random_affine(rng, max_rotation_deg, max_translation_mm, scale_range, max_shear)
@@ -414,7 +556,14 @@ def _pad(
 
 
 def as_affine(transform: sitk.Transform) -> sitk.AffineTransform:
-    """Any linear transform (Euler, similarity, affine, composites of them) as one AffineTransform."""
+    """Any linear transform (Euler, similarity, affine, composites of them) as one AffineTransform.
+
+    Args:
+        transform: a linear transform.
+
+    Returns:
+        The ``AffineTransform``.
+    """
     origin = np.array(transform.TransformPoint((0.0, 0.0, 0.0)))
     matrix = np.stack(
         [np.array(transform.TransformPoint(tuple(float(v) for v in axis))) - origin for axis in np.eye(3)],
@@ -447,6 +596,25 @@ def make_pair_from_image(
 
     The answer is exact by construction; body points are fixed voxels of the patient (the largest
     region above -400 HU) inside the fixed FOV.
+
+    Args:
+        image: a real CT; it becomes the fixed scan.
+        seed: the random seed of the affine.
+        moving_spacing: the moving scan's voxel size (mm).
+        moving_padding: the moving padding value; None: no padding.
+        fixed_padding: the fixed padding value; None: no padding.
+        moving_fov_radius_mm: the moving field-of-view radius; None: the inscribed circle.
+        fixed_fov_radius_mm: the fixed one.
+        true_transform: a linear fixed→moving transform instead of the random one.
+        max_rotation_deg: bound of the random affine's rotation.
+        max_translation_mm: bound of its translation.
+        scale_range: range of its scales.
+        max_shear: bound of its shears.
+        outside_value: the moving value where it sees outside the fixed image.
+        point_count: body points sampled for target registration errors.
+
+    Returns:
+        The ``SyntheticPair``.
     """
     rng = np.random.default_rng(seed)
     size, spacing = image.GetSize(), image.GetSpacing()

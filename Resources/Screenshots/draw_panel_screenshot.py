@@ -32,9 +32,9 @@ from PySide6.QtGui import QColor, QFont, QImage, QPainter, QPalette, QPixmap
 from PySide6.QtUiTools import QUiLoader
 from PySide6.QtWidgets import QApplication, QComboBox, QFrame, QWidget
 
-from CTAffineRegisterLib import pipeline, synthetic
-from CTAffineRegisterLib.result_summary import summary_lines
-from CTAffineRegisterLib.volume_findings import detected_line
+from CTAffineRegisterLib import register_pair, synthetic
+from CTAffineRegisterLib.panel.result_lines import summary_lines
+from CTAffineRegisterLib.panel.volume_findings import detected_line
 
 ROOT = Path(__file__).resolve().parents[2]
 UI_FILE = ROOT / "CTAffineRegister" / "Resources" / "UI" / "CTAffineRegister.ui"
@@ -116,7 +116,7 @@ def _result():
     else:
         print(f"{TORSO} not found: using the generated phantom", file=sys.stderr)
         pair = synthetic.make_pair(seed=4)
-    result = pipeline.register_pair(pair.fixed, pair.moving)
+    result = register_pair(pair.fixed, pair.moving)
     return pair.fixed, result
 
 

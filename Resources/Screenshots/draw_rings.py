@@ -23,7 +23,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import SimpleITK as sitk  # noqa: E402
 
-from CTAffineRegisterLib import pipeline, synthetic  # noqa: E402
+from CTAffineRegisterLib import register_pair, synthetic  # noqa: E402
 
 WINDOW = (-3100.0, 1500.0)
 RING_HU = -1100.0  # as the demo and the benchmarks count them: below any air, inside A's field of view
@@ -45,7 +45,7 @@ def main() -> None:
     arguments = parser.parse_args()
 
     pair = synthetic.make_pair(seed=0)
-    result = pipeline.register_pair(pair.fixed, pair.moving)
+    result = register_pair(pair.fixed, pair.moving)
     plain = sitk.Resample(pair.moving, pair.fixed, result.transform, sitk.sitkLinear, -1024.0)
     plain_rings = ring_voxels(plain, pair.fixed_valid_mask)
     our_rings = ring_voxels(result.registered, pair.fixed_valid_mask)

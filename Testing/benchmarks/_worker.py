@@ -48,13 +48,13 @@ def seed_recipe(fixed: sitk.Image, moving: sitk.Image) -> tuple[sitk.Image, sitk
 
 def ours(fixed_path: str, moving_path: str) -> tuple[sitk.Image, sitk.Transform, float]:
     """This project as its CLI calls it: read (keeping DICOM padding facts), register, resample."""
-    from CTAffineRegisterLib.imageio import read_image
+    from CTAffineRegisterLib.io.images import read_image
 
     fixed = read_image(fixed_path)
     moving = read_image(moving_path)
     start = time.perf_counter()
     try:
-        from CTAffineRegisterLib.pipeline import register_pair
+        from CTAffineRegisterLib.pair.register import register_pair
     except ImportError:
         registered, transform = _ours_from_modules(fixed, moving)
     else:
@@ -67,9 +67,9 @@ def ours(fixed_path: str, moving_path: str) -> tuple[sitk.Image, sitk.Transform,
 
 def _ours_from_modules(fixed, moving) -> tuple[sitk.Image, sitk.Transform]:
     """Until ``pipeline.register_pair`` exists: the same steps from the modules it will call."""
-    from CTAffineRegisterLib.background import analyze_background
-    from CTAffineRegisterLib.registration import register_images
-    from CTAffineRegisterLib.resampling import resample_to_fixed
+    from CTAffineRegisterLib.padding.analysis import analyze_background
+    from CTAffineRegisterLib.registration.engine import register_images
+    from CTAffineRegisterLib.resample.scans import resample_to_fixed
 
     fixed_analysis = analyze_background(fixed.image, fixed.dicom_padding)
     moving_analysis = analyze_background(moving.image, moving.dicom_padding)

@@ -15,7 +15,7 @@ import time
 import numpy as np
 import SimpleITK as sitk
 
-from CTAffineRegisterLib.background import analyze_background
+from CTAffineRegisterLib.padding.analysis import analyze_background
 from CTAffineRegisterLib.synthetic import insert_fov_padding, make_phantom
 
 

@@ -48,9 +48,10 @@ import metrics  # noqa: E402
 import peers  # noqa: E402
 
 import CTAffineRegisterLib  # noqa: E402
-from CTAffineRegisterLib import imageio, resampling  # noqa: E402
-from CTAffineRegisterLib.background import analyze_background  # noqa: E402
-from CTAffineRegisterLib.registration import register_images  # noqa: E402
+from CTAffineRegisterLib.io import images as imageio  # noqa: E402
+from CTAffineRegisterLib.padding.analysis import analyze_background  # noqa: E402
+from CTAffineRegisterLib.registration.engine import register_images  # noqa: E402
+from CTAffineRegisterLib.resample import scans as resampling  # noqa: E402
 
 SIZE = (512, 512, 300)
 FIXED_SPACING = (0.8, 0.8, 1.0)

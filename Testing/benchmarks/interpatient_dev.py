@@ -42,9 +42,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from peers import ElastixTool, GreedyTool, PythonTool  # noqa: E402
 from verdict_accuracy import FLIPS, Judge, _moved, _rotation, _shift  # noqa: E402
 
-from CTAffineRegisterLib import synthetic, verdict  # noqa: E402
-from CTAffineRegisterLib.imageio import read_image  # noqa: E402
-from CTAffineRegisterLib.pipeline import register_pair  # noqa: E402
+from CTAffineRegisterLib import synthetic  # noqa: E402
+from CTAffineRegisterLib.io.images import read_image  # noqa: E402
+from CTAffineRegisterLib.pair.register import register_pair  # noqa: E402
+from CTAffineRegisterLib.quality import verdict  # noqa: E402
 from CTAffineRegisterLib.registration import RegistrationOptions  # noqa: E402
 
 SHARED = Path(os.environ.get("CTAR_SHARED_DATA", Path(__file__).resolve().parents[3] / "shared" / "data"))

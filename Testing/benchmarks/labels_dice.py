@@ -29,8 +29,8 @@ from pathlib import Path
 import numpy as np
 import SimpleITK as sitk
 
-from CTAffineRegisterLib.labels import carry_labels, label_dice, read_label_map, resample_labels
-from CTAffineRegisterLib.pipeline import register_pair
+from CTAffineRegisterLib.pair.register import register_pair
+from CTAffineRegisterLib.resample.labels import carry_labels, label_dice, read_label_map, resample_labels
 
 NAMES = {1: "lung left", 2: "lung right", 3: "spinal cord", 4: "heart", 5: "esophagus"}
 DEFAULT_DATA = Path(__file__).resolve().parents[3] / "shared" / "data"

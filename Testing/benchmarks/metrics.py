@@ -34,7 +34,7 @@ def target_registration_error(
 ) -> tuple[float, float]:
     """(mean, max) of ||T_est(p) − T_true(p)|| in mm over fixed-space body points."""
     try:
-        from CTAffineRegisterLib.accuracy import target_registration_error as project_tre
+        from CTAffineRegisterLib.quality.accuracy import target_registration_error as project_tre
     except ImportError:
         return _own_tre(estimated, truth, points)
     mean, worst = project_tre(estimated, truth, points)
@@ -48,7 +48,7 @@ def ring_voxels(output: sitk.Image, fixed_valid: sitk.Image) -> int:
             f"output grid {output.GetSize()} differs from the fixed grid {fixed_valid.GetSize()}"
         )
     try:
-        from CTAffineRegisterLib.accuracy import ring_voxels as project_ring_voxels
+        from CTAffineRegisterLib.quality.accuracy import ring_voxels as project_ring_voxels
     except ImportError:
         return _own_ring_voxels(output, fixed_valid)
     return int(project_ring_voxels(output, fixed_valid, threshold=RING_THRESHOLD_HU))

@@ -22,7 +22,7 @@ from typing import Optional
 import numpy as np
 import SimpleITK as sitk
 
-from CTAffineRegisterLib.transform_files import read_transform
+from CTAffineRegisterLib.io.transform_files import read_transform
 
 HERE = Path(__file__).resolve().parent
 WORKER = HERE / "_worker.py"
@@ -128,10 +128,12 @@ class OursTool(PythonTool):
 
     def available(self) -> tuple[bool, str]:
         try:
-            from CTAffineRegisterLib import pipeline  # noqa: F401
+            from CTAffineRegisterLib.pair import register as pipeline  # noqa: F401
         except ImportError:
             try:
-                from CTAffineRegisterLib import background, registration, resampling  # noqa: F401
+                from CTAffineRegisterLib.padding import analysis as background  # noqa: F401
+                from CTAffineRegisterLib.registration import engine as registration  # noqa: F401
+                from CTAffineRegisterLib.resample import scans as resampling  # noqa: F401
             except ImportError as error:
                 return False, f"CTAffineRegisterLib not usable yet ({error})"
             return (

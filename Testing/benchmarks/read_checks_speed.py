@@ -17,8 +17,8 @@ import time
 
 import SimpleITK as sitk
 
-from CTAffineRegisterLib.file_checks import check_file, verify_voxels
-from CTAffineRegisterLib.imageio import read_image
+from CTAffineRegisterLib.io.file_integrity import check_file, verify_voxels
+from CTAffineRegisterLib.io.images import read_image
 from CTAffineRegisterLib.synthetic import insert_fov_padding, make_phantom
 
 

@@ -67,7 +67,14 @@ def main() -> None:
 
 def _run(fixed: Path, moving: Path, extra: list[str]) -> tuple[float, float, Optional[float]]:
     with tempfile.TemporaryDirectory(prefix="register-labels-cost-") as out:
-        command = [sys.executable, "-m", "CTAffineRegisterLib.cli", "register", "--fixed", str(fixed)]
+        command = [
+            sys.executable,
+            "-m",
+            "CTAffineRegisterLib.cli",
+            "register",
+            "--fixed",
+            str(fixed),
+        ]
         command += ["--moving", str(moving), *extra, "--out", out, "--jobs", "1", "--quiet"]
         started = time.perf_counter()
         done = subprocess.run(command, capture_output=True, text=True)

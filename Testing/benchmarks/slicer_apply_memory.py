@@ -21,7 +21,8 @@ import time
 import slicer
 
 import CTAffineRegisterLib
-from CTAffineRegisterLib import mrml_bridge, synthetic
+from CTAffineRegisterLib import synthetic
+from CTAffineRegisterLib.mrml import volume_nodes as mrml_bridge
 
 
 def _status_mb(field: str) -> float:

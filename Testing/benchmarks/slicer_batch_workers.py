@@ -25,7 +25,7 @@ from CTAffineRegisterLib import synthetic
 
 ROOT = Path(__file__).resolve().parents[2]
 HOST = ROOT / "Testing" / "slicer_script_host.py"
-SCRIPT = ROOT / "CTAffineRegister" / "CTAffineRegisterLib" / "slicer_batch.py"
+SCRIPT = ROOT / "CTAffineRegister" / "CTAffineRegisterLib" / "cli" / "slicer_batch.py"
 
 
 def _inputs(folder: Path, cases: int) -> tuple[str, list[str]]:

@@ -32,13 +32,15 @@ from pathlib import Path
 import numpy as np
 import SimpleITK as sitk
 
-from CTAffineRegisterLib import synthetic, verdict
-from CTAffineRegisterLib.accuracy import target_registration_error
-from CTAffineRegisterLib.background import analyze_background
-from CTAffineRegisterLib.imageio import read_image
-from CTAffineRegisterLib.pipeline import register_pair
-from CTAffineRegisterLib.registration import RegistrationError, build_pyramids
-from CTAffineRegisterLib.transforms import affine_parts
+from CTAffineRegisterLib import synthetic
+from CTAffineRegisterLib.core.affine import affine_parts
+from CTAffineRegisterLib.errors import RegistrationError
+from CTAffineRegisterLib.io.images import read_image
+from CTAffineRegisterLib.padding.analysis import analyze_background
+from CTAffineRegisterLib.pair.register import register_pair
+from CTAffineRegisterLib.quality import verdict
+from CTAffineRegisterLib.quality.accuracy import target_registration_error
+from CTAffineRegisterLib.registration.preparation import build_pyramids
 
 SHARED = Path(os.environ.get("CTAR_SHARED_DATA", Path(__file__).resolve().parents[3] / "shared" / "data"))
 FLIPS = {

@@ -1,0 +1,1 @@
+"""Scans, validity masks and label maps carried onto the fixed grid without gray rings."""

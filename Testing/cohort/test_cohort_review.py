@@ -1,0 +1,77 @@
+"""Cohort review: a case far from the rest of its cohort is lowered to "suspect", and says why."""
+
+from __future__ import annotations
+
+import copy
+
+from CTAffineRegisterLib.cohort.review import MIN_COHORT_SIZE, review_cohort
+
+
+def _case(dice: float, verdict: str = "ok", status: str = "ok") -> dict:
+    return {
+        "status": status,
+        "quality": {"verdict": verdict, "reason": "own checks passed", "figures": {"body_dice": dice}},
+    }
+
+
+def _cohort() -> list[dict]:
+    dices = [0.95, 0.96, 0.94, 0.955, 0.965, 0.945, 0.95, 0.96, 0.952, 0.948]
+    return [_case(dice) for dice in dices]
+
+
+def test_an_outlier_of_an_ok_cohort_becomes_suspect_and_the_others_stay_ok():
+    cases = _cohort() + [_case(0.80)]
+    review_cohort(cases)
+    outlier = cases[-1]["quality"]
+    assert outlier["verdict"] == "suspect"
+    assert outlier["own_verdict"] == "ok"
+    assert outlier["cohort"]["outlier"] is True
+    assert "cohort outlier" in outlier["reason"] and "body Dice 0.8" in outlier["reason"]
+    assert outlier["cohort"]["scores"]["body_dice"] < -5
+    assert all(case["quality"]["verdict"] == "ok" for case in cases[:-1])
+    assert all(case["quality"]["cohort"]["outlier"] is False for case in cases[:-1])
+
+
+def test_a_high_value_of_a_low_is_bad_figure_is_no_outlier():
+    cases = _cohort() + [_case(0.999)]
+    review_cohort(cases)
+    assert cases[-1]["quality"]["verdict"] == "ok"
+    assert cases[-1]["quality"]["cohort"]["scores"]["body_dice"] > 0
+
+
+def _judged(correlation: float) -> dict:
+    return {"status": "ok", "quality": {"verdict": "ok", "figures": {"correlation": correlation}}}
+
+
+def test_deviations_are_counted_in_standard_deviations_of_the_cohort():
+    """Correlations with a median of 0.8 and a MAD of 0.05 (a standard deviation of 0.074): 0.50 lies
+    4 standard deviations below, inside the 5 allowed; 0.40 lies 5.4 below."""
+    spread = [0.7, 0.75, 0.75, 0.8, 0.8, 0.8, 0.85, 0.85, 0.9]
+    for value, flagged in ((0.5, False), (0.4, True)):
+        cases = [_judged(correlation) for correlation in spread + [value]]
+        review_cohort(cases)
+        cohort = cases[-1]["quality"]["cohort"]
+        assert cohort["outlier"] is flagged
+        assert cohort["scores"]["correlation"] == round((value - 0.8) / (1.4826 * 0.05), 2)
+
+
+def test_the_floor_keeps_near_identical_cohorts_from_flagging_tiny_differences():
+    cases = [_case(0.95) for _ in range(10)] + [_case(0.94)]  # MAD is 0; 0.01 is within the floor
+    review_cohort(cases)
+    assert cases[-1]["quality"]["verdict"] == "ok"
+
+
+def test_failed_and_unregistered_cases_are_neither_judged_nor_counted():
+    cases = _cohort() + [_case(0.2, verdict="failed"), {"status": "failed", "error": "x"}]
+    review_cohort(cases)
+    assert cases[-2]["quality"]["verdict"] == "failed"  # never raised to ok, never lowered further
+    assert "cohort" not in cases[-1]
+
+
+def test_a_small_cohort_is_not_judged_and_says_so():
+    cases = [_case(0.95) for _ in range(MIN_COHORT_SIZE - 1)] + [_case(0.3)]
+    before = copy.deepcopy(cases)
+    review_cohort(cases[: MIN_COHORT_SIZE - 1])
+    assert all(case["quality"]["cohort"]["judged"] is False for case in cases[: MIN_COHORT_SIZE - 1])
+    assert "too small" in cases[0]["quality"]["cohort"]["note"]
+    assert cases[-1] == before[-1]

@@ -1,0 +1,41 @@
+"""A padding value with no padded region is not padding (issue 21, item 16a): a 1×1×100 column whose
+middle holds one value 20 times was called "fov-padding (15, 0% of voxels)"."""
+
+from __future__ import annotations
+
+import numpy as np
+import SimpleITK as sitk
+
+from CTAffineRegisterLib.cli.commands import main
+from CTAffineRegisterLib.padding.analysis import _classify, analyze_background
+
+
+def _column() -> sitk.Image:
+    values = np.random.default_rng(0).integers(-1000, 1000, 100)
+    values[40:60] = 15  # a spike in the histogram of the "faces" (every voxel of a column is on one)
+    return sitk.GetImageFromArray(values.reshape(100, 1, 1).astype(np.int16))
+
+
+def test_a_spike_without_a_padded_region_is_not_called_padding():
+    analysis = analyze_background(_column())
+    assert analysis.kind != "fov-padding"
+    assert analysis.padding_value is None and analysis.padding_fraction == 0.0
+    assert "padding" not in analysis.summary
+    assert sitk.GetArrayViewFromImage(analysis.valid_mask).all()
+
+
+def test_inspect_on_the_column_says_no_padding(tmp_path, capsys):
+    path = tmp_path / "column.nrrd"
+    sitk.WriteImage(_column(), str(path))
+    assert main(["inspect", str(path)]) == 0
+    printed = capsys.readouterr().out
+    assert "0% of voxels" not in printed and "fov-padding" not in printed
+
+
+def test_a_padded_share_below_one_percent_is_not_printed_as_zero():
+    kind, summary = _classify(-1000.0, (-3024.0, -3024.0), 0.004, False, None, -1000.0, True, None)
+    assert kind == "fov-padding" and "(-3024, 0.4% of voxels" in summary
+    assert (
+        "(-3024, 21% of voxels"
+        in _classify(-1000.0, (-3024.0, -3024.0), 0.21, False, None, -1000.0, True, None)[1]
+    )

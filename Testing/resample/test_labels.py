@@ -1,0 +1,356 @@
+"""Label maps carried onto the fixed grid: values, pixel type, thin structures, grids, refusals."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import SimpleITK as sitk
+from conftest import shared_sample
+
+from CTAffineRegisterLib.resample.labels import (
+    MAX_LABEL_COUNT,
+    LabelError,
+    carry_labels,
+    check_label_image,
+    check_labels_overlap,
+    label_dice,
+    resample_labels,
+)
+from CTAffineRegisterLib.synthetic import random_affine
+
+
+def _grid(size, spacing, origin, pixel_type=sitk.sitkUInt8, direction=None) -> sitk.Image:
+    image = sitk.Image([int(n) for n in size], pixel_type)
+    image.SetSpacing([float(s) for s in spacing])
+    image.SetOrigin([float(o) for o in origin])
+    if direction is not None:
+        image.SetDirection([float(d) for d in direction])
+    return image
+
+
+def _physical_points(image: sitk.Image) -> np.ndarray:
+    """(z, y, x, 3) physical position of every voxel centre."""
+    size = image.GetSize()
+    z, y, x = np.meshgrid(*[np.arange(n) for n in size[::-1]], indexing="ij")
+    indices = np.stack([x, y, z], axis=-1).astype(float)
+    direction = np.array(image.GetDirection()).reshape(3, 3)
+    return (indices * np.array(image.GetSpacing())) @ direction.T + np.array(image.GetOrigin())
+
+
+def _draw(image: sitk.Image, shapes, mapping=None) -> sitk.Image:
+    """Rasterise analytic shapes (value, kind, centre, axis, radius) at voxel centres, as contours are.
+
+    ``mapping`` (a fixed→moving affine) draws the moving anatomy as seen on a fixed grid: the truth.
+    """
+    points = _physical_points(image)
+    if mapping is not None:
+        matrix = np.array(mapping.GetMatrix()).reshape(3, 3)
+        center = np.array(mapping.GetCenter())
+        points = (points - center) @ matrix.T + center + np.array(mapping.GetTranslation())
+    dtype = sitk.GetArrayViewFromImage(image).dtype
+    array = np.zeros(points.shape[:3], dtype=dtype)
+    for value, kind, center, axis, radius in shapes:
+        offset = points - np.asarray(center, dtype=float)
+        if kind == "tube":
+            along = offset @ np.asarray(axis)
+            across = np.linalg.norm(offset - along[..., None] * np.asarray(axis), axis=-1)
+            inside = (across < radius) & (np.abs(along) < 35.0)
+        else:
+            inside = np.linalg.norm(offset, axis=-1) < radius
+        array[inside] = value
+    result = sitk.GetImageFromArray(array)
+    result.CopyInformation(image)
+    return result
+
+
+def _values(image: sitk.Image) -> set[int]:
+    return set(np.unique(sitk.GetArrayViewFromImage(image)).tolist())
+
+
+MOVING = dict(size=(60, 60, 40), spacing=(2.0, 2.0, 3.0), origin=(-60.0, -60.0, -60.0))
+FIXED = dict(size=(64, 64, 48), spacing=(1.9, 1.9, 2.5), origin=(-61.0, -60.3, -59.0))
+
+
+def _unit(vector) -> np.ndarray:
+    vector = np.asarray(vector, dtype=float)
+    return vector / np.linalg.norm(vector)
+
+
+# --- values and pixel type ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "pixel_type, values",
+    [
+        (sitk.sitkUInt8, (1, 2, 200)),
+        (sitk.sitkUInt16, (3, 300, 4000)),
+        (sitk.sitkInt16, (-5, 7, 1200)),
+        (sitk.sitkUInt32, (10, 70000, 5)),
+        (sitk.sitkInt64, (2, 3, 2**40)),
+    ],
+)
+def test_values_and_pixel_type_survive(pixel_type, values):
+    shapes = [
+        (values[0], "ball", (-10.0, 0.0, 0.0), None, 14.0),
+        (values[1], "ball", (12.0, 5.0, 0.0), None, 10.0),  # overlaps the first: they touch
+        (values[2], "tube", (0.0, -20.0, 0.0), _unit((0.2, 0.1, 1.0)), 3.0),
+    ]
+    moving = _draw(_grid(**MOVING, pixel_type=pixel_type), shapes)
+    transform = random_affine(np.random.default_rng(3), max_translation_mm=6.0)
+    result = resample_labels(moving, _grid(**FIXED), transform)
+    assert result.GetPixelID() == pixel_type
+    assert result.GetSize() == tuple(FIXED["size"]) and result.GetSpacing() == FIXED["spacing"]
+    assert _values(result) == {0, *values}  # every structure still there, nothing else appears
+
+
+def test_no_value_appears_between_touching_labels():
+    """Interpolating the label values themselves would put 3 between 1 and 5; the arg-max never does."""
+    moving = _grid(**MOVING)
+    array = np.zeros(moving.GetSize()[::-1], np.uint8)
+    array[5:35, 10:50, 10:30] = 1
+    array[5:35, 10:50, 30:50] = 5  # 1 and 5 share a face
+    labels = sitk.GetImageFromArray(array)
+    labels.CopyInformation(moving)
+    transform = random_affine(np.random.default_rng(5), max_translation_mm=4.0)
+    plain = sitk.Resample(labels, _grid(**FIXED), transform, sitk.sitkLinear, 0, sitk.sitkUInt8)
+    assert 3 in _values(plain)  # the trap is real on this geometry
+    carried = resample_labels(labels, _grid(**FIXED), transform)
+    assert _values(carried) == {0, 1, 5}
+    # the two structures keep about their volume (ml), neither eats the other
+    voxel_ml = np.prod(FIXED["spacing"]) / 1000.0
+    for value in (1, 5):
+        volume = np.count_nonzero(sitk.GetArrayViewFromImage(carried) == value) * voxel_ml
+        expected = np.count_nonzero(array == value) * np.prod(MOVING["spacing"]) / 1000.0
+        expected *= abs(np.linalg.det(np.array(transform.GetMatrix()).reshape(3, 3))) ** -1
+        assert volume == pytest.approx(expected, rel=0.06)
+
+
+def test_renumbering_touching_structures_does_not_move_their_boundary():
+    """Where two touching structures both reach their level (a vessel along an organ, two organs
+    pressed together), the one with the larger share there wins: which of the two has the higher
+    label number (the atlas's order) must not decide who gets the boundary voxels."""
+    vessel_along_organ = [
+        ("tube", (0.0, 0.0, 0.0), _unit((0.1, 0.2, 1.0)), 2.0),
+        ("ball", (-14.0, 0.0, 0.0), None, 13.0),
+    ]
+    organs_touching = [("ball", (-10.0, 0.0, 0.0), None, 14.0), ("ball", (12.0, 5.0, 0.0), None, 10.0)]
+    moved = 0
+    for geometry in (vessel_along_organ, organs_touching):
+        for seed in range(4):
+            transform = random_affine(np.random.default_rng(seed), max_translation_mm=6.0)
+            numbered, renumbered = (
+                sitk.GetArrayFromImage(
+                    resample_labels(
+                        _draw(_grid(**MOVING), [(value, *shape) for value, shape in zip(values, geometry)]),
+                        _grid(**FIXED),
+                        transform,
+                    )
+                )
+                for values in ((1, 2), (2, 1))
+            )
+            assert _values(sitk.GetImageFromArray(numbered)) == {0, 1, 2}
+            moved += np.count_nonzero(numbered != np.choose(renumbered, [0, 2, 1]))  # 1 <-> 2 swapped back
+    assert moved == 0
+
+
+def test_identity_on_the_same_grid_is_an_exact_copy():
+    shapes = [(4, "ball", (0.0, 0.0, 0.0), None, 15.0), (9, "tube", (5.0, 5.0, 0.0), _unit((1, 1, 3)), 2.5)]
+    labels = _draw(_grid(**MOVING, pixel_type=sitk.sitkUInt16), shapes)
+    carried = resample_labels(labels, labels, sitk.Transform(3, sitk.sitkIdentity))
+    assert np.array_equal(sitk.GetArrayViewFromImage(carried), sitk.GetArrayViewFromImage(labels))
+
+
+def test_empty_label_map_stays_empty():
+    empty = _grid(**MOVING, pixel_type=sitk.sitkUInt16)
+    carried = resample_labels(empty, _grid(**FIXED), random_affine(np.random.default_rng(1)))
+    assert carried.GetPixelID() == sitk.sitkUInt16 and _values(carried) == {0}
+
+
+# --- thin structures ----------------------------------------------------------------------------
+
+
+def test_thin_structures_match_the_truth_better_than_nearest_neighbour():
+    """Tubes 1.5–3 mm in radius on 2 mm voxels, moved by known affines; the truth is drawn on the
+    fixed grid from the same analytic shapes. The arg-max must beat nearest neighbour on each."""
+    rng = np.random.default_rng(7)
+    radii = (1.5, 2.0, 3.0)
+    gains = {radius: [] for radius in radii}
+    for _ in range(3):
+        shapes = [
+            (index + 1, "tube", rng.uniform(-15, 15, 3), _unit(rng.normal(size=3) + (0, 0, 2)), radius)
+            for index, radius in enumerate(radii)
+        ]
+        transform = random_affine(rng, max_translation_mm=5.0)
+        moving = _draw(_grid(**MOVING), shapes)
+        truth = _draw(_grid(**FIXED), shapes, mapping=transform)
+        ours = label_dice(resample_labels(moving, truth, transform), truth, [1, 2, 3])
+        nearest = label_dice(resample_labels(moving, truth, transform, "nearest"), truth, [1, 2, 3])
+        for index, radius in enumerate(radii):
+            gains[radius].append(ours[index + 1] - nearest[index + 1])
+    for radius, values in gains.items():
+        assert np.mean(values) > 0.03, f"tube r={radius} mm: Dice gains over nearest neighbour {values}"
+        assert min(values) > 0.0, f"tube r={radius} mm: worse than nearest neighbour in one case {values}"
+
+
+# --- grids and transforms -----------------------------------------------------------------------
+
+
+def _flipped_and_cropped(labels: sitk.Image) -> sitk.Image:
+    """The same voxels in the same places, stored on another grid: x reversed and the border cropped."""
+    array = sitk.GetArrayFromImage(labels)[2:-2, 3:-3, ::-1][:, :, 4:-4]
+    size = labels.GetSize()
+    first = labels.TransformIndexToPhysicalPoint([size[0] - 1 - 4, 3, 2])
+    direction = np.array(labels.GetDirection()).reshape(3, 3)
+    direction[:, 0] *= -1
+    other = sitk.GetImageFromArray(np.ascontiguousarray(array))
+    other.SetSpacing(labels.GetSpacing())
+    other.SetDirection(direction.ravel().tolist())
+    other.SetOrigin(first)
+    return other
+
+
+def test_labels_on_another_grid_than_their_scan_give_the_same_result():
+    scan = _grid(**MOVING, pixel_type=sitk.sitkInt16)
+    shapes = [
+        (1, "ball", (0.0, 0.0, 0.0), None, 18.0),
+        (2, "tube", (10.0, -8.0, 0.0), _unit((0, 0.3, 1)), 3.0),
+    ]
+    on_scan_grid = _draw(_grid(**MOVING), shapes)
+    elsewhere = _flipped_and_cropped(on_scan_grid)
+    assert elsewhere.GetSize() != on_scan_grid.GetSize() and elsewhere.GetDirection() != scan.GetDirection()
+    fixed = _grid(**FIXED)
+    transform = random_affine(np.random.default_rng(11), max_translation_mm=5.0)
+    assert check_labels_overlap(elsewhere, scan) == 1.0
+    expected = sitk.GetArrayFromImage(carry_labels(on_scan_grid, scan, fixed, transform))
+    carried = sitk.GetArrayFromImage(carry_labels(elsewhere, scan, fixed, transform))
+    # same samples, so the same answer; rounding in the interpolation weights may decide a rare tie
+    assert np.count_nonzero(carried != expected) <= 0.001 * expected.size
+    assert label_dice(sitk.GetImageFromArray(carried), sitk.GetImageFromArray(expected.copy()))[2] > 0.99
+
+
+def test_labels_outside_their_scan_are_refused():
+    scan = _grid(**MOVING, pixel_type=sitk.sitkInt16)
+    labels = _draw(_grid(**MOVING), [(1, "ball", (0.0, 0.0, 0.0), None, 15.0)])
+    lost_geometry = sitk.GetImageFromArray(sitk.GetArrayFromImage(labels))  # origin 0, spacing 1
+    lost_geometry.SetOrigin((200.0, 0.0, 0.0))
+    with pytest.raises(LabelError, match="not in the scan's physical space") as refusal:
+        carry_labels(lost_geometry, scan, _grid(**FIXED), sitk.Transform(3, sitk.sitkIdentity))
+    assert "none of the labelled voxels" in refusal.value.reason and "mm" in refusal.value.reason
+    shifted = sitk.Image(labels)
+    shifted.SetOrigin((-60.0 + 70.0, -60.0, -60.0))  # most of the ball now beyond the scan's edge
+    with pytest.raises(LabelError, match=r"only \d+% of the labelled voxels"):
+        check_labels_overlap(shifted, scan)
+    partly = sitk.Image(labels)
+    partly.SetOrigin((-60.0 + 54.0, -60.0, -60.0))  # the ball's centre 5 mm inside the scan's edge
+    assert 0.6 < check_labels_overlap(partly, scan) < 0.9
+
+
+def test_non_linear_transform_gives_the_same_as_its_linear_equal():
+    """A displacement field reproducing an affine exactly: the whole-grid path agrees with the box path."""
+    shapes = [(1, "ball", (0.0, 0.0, 0.0), None, 14.0), (2, "tube", (8.0, 8.0, 0.0), _unit((0.1, 0, 1)), 2.5)]
+    labels = _draw(_grid(**MOVING), shapes)
+    fixed = _grid(**FIXED)
+    affine = random_affine(np.random.default_rng(2), max_translation_mm=5.0)
+    field_grid = _grid((36, 36, 30), (4.0, 4.0, 4.5), (-70.0, -70.0, -65.0))
+    points = _physical_points(field_grid)
+    matrix = np.array(affine.GetMatrix()).reshape(3, 3)
+    center = np.array(affine.GetCenter())
+    displacement = (points - center) @ matrix.T + center + np.array(affine.GetTranslation()) - points
+    field = sitk.GetImageFromArray(displacement, isVector=True)
+    field.CopyInformation(field_grid)
+    non_linear = sitk.DisplacementFieldTransform(sitk.Cast(field, sitk.sitkVectorFloat64))
+    assert not non_linear.IsLinear()
+    expected = sitk.GetArrayFromImage(resample_labels(labels, fixed, affine))
+    carried = sitk.GetArrayFromImage(resample_labels(labels, fixed, non_linear))
+    assert np.count_nonzero(carried != expected) <= 0.001 * expected.size
+    assert _values(sitk.GetImageFromArray(carried.copy())) == {0, 1, 2}
+
+
+def test_each_structure_resampled_over_its_box_gives_what_the_whole_grid_gives(monkeypatch):
+    """The boxes only save work: every fixed voxel a structure's share can reach lies in its box, also
+    on a fixed grid finer than the label map's (a 2 mm map carried to a 0.9 mm scan)."""
+    import CTAffineRegisterLib.resample.labels as labels_module
+
+    shapes = [
+        (1, "ball", (-12.0, 3.0, 0.0), None, 11.0),
+        (2, "tube", (8.0, -6.0, 2.0), _unit((0.3, 0.2, 1.0)), 2.0),
+        (3, "ball", (15.0, 14.0, -8.0), None, 4.0),
+    ]
+    labels = _draw(_grid(**MOVING), shapes)
+    fixed = _grid((100, 100, 50), (0.9, 0.9, 1.2), (-45.0, -44.0, -30.0))
+    transform = random_affine(np.random.default_rng(4), max_rotation_deg=12.0, max_translation_mm=5.0)
+    boxed = sitk.GetArrayFromImage(resample_labels(labels, fixed, transform))
+    whole = tuple(slice(0, size) for size in fixed.GetSize()[::-1])
+    monkeypatch.setattr(labels_module, "_fixed_region", lambda *arguments: whole)
+    everywhere = sitk.GetArrayFromImage(resample_labels(labels, fixed, transform))
+    assert _values(sitk.GetImageFromArray(everywhere)) == {0, 1, 2, 3}
+    assert np.array_equal(boxed, everywhere)
+
+
+def test_composite_of_linear_transforms_is_handled_like_one_affine():
+    labels = _draw(_grid(**MOVING), [(3, "ball", (5.0, 0.0, 0.0), None, 12.0)])
+    first = random_affine(np.random.default_rng(8), max_translation_mm=4.0)
+    second = sitk.Euler3DTransform((0, 0, 0), 0.05, -0.03, 0.1, (2.0, -1.0, 3.0))
+    composite = sitk.CompositeTransform([second, first])
+    single = sitk.AffineTransform(3)
+    probe = np.eye(4)[:, :3] * 50.0
+    mapped = np.array([composite.TransformPoint(point.tolist()) for point in probe])
+    single.SetMatrix(((mapped[:3] - mapped[3]) / 50.0).T.ravel().tolist())
+    single.SetTranslation(mapped[3].tolist())
+    expected = sitk.GetArrayFromImage(resample_labels(labels, _grid(**FIXED), single))
+    carried = sitk.GetArrayFromImage(resample_labels(labels, _grid(**FIXED), composite))
+    assert np.count_nonzero(expected == 3) > 500
+    assert np.count_nonzero(carried != expected) <= 0.001 * expected.size
+
+
+# --- what is not a label map --------------------------------------------------------------------
+
+
+def test_float_vector_and_scan_images_are_refused_with_a_reason():
+    labels = _draw(_grid(**MOVING), [(1, "ball", (0.0, 0.0, 0.0), None, 15.0)])
+    with pytest.raises(LabelError, match="integer pixel type"):
+        check_label_image(sitk.Cast(labels, sitk.sitkFloat32))
+    with pytest.raises(LabelError, match="3 components per voxel"):
+        check_label_image(sitk.Compose(labels, labels, labels))
+    scan = sitk.GetImageFromArray(
+        np.random.default_rng(0).integers(-1024, 2000, (20, 40, 40)).astype(np.int16)
+    )
+    with pytest.raises(LabelError, match=f"more than {MAX_LABEL_COUNT} distinct values"):
+        check_label_image(scan)
+    small_ct = sitk.GetImageFromArray(np.array([[[-1024, 40], [300, -1000]]] * 3, dtype=np.int16))
+    with pytest.raises(LabelError, match="values down to -1024, as a CT in HU does"):
+        check_label_image(small_ct)
+    assert check_label_image(small_ct + 1100) == [76, 100, 1140, 1400]
+    with pytest.raises(LabelError, match="integer pixel type"):
+        resample_labels(sitk.Cast(labels, sitk.sitkFloat64), labels, sitk.Transform(3, sitk.sitkIdentity))
+    assert check_label_image(labels) == [1]
+
+
+def test_unknown_method_is_refused():
+    labels = _draw(_grid(**MOVING), [(1, "ball", (0.0, 0.0, 0.0), None, 15.0)])
+    with pytest.raises(ValueError, match="method"):
+        resample_labels(labels, labels, sitk.Transform(3, sitk.sitkIdentity), method="bspline")
+
+
+# --- real contours ------------------------------------------------------------------------------
+
+
+def test_real_contours_keep_their_values_and_volumes():
+    """LUNG1-003's five structures (lungs, cord, heart, esophagus) through a known affine onto a grid
+    like LUNG1-001's: every structure arrives, in uint8, with the volume the affine gives it."""
+    labels = sitk.ReadImage(str(shared_sample("nsclc_radiomics/LUNG1-003_labels.nii.gz")))
+    other = sitk.ReadImage(str(shared_sample("nsclc_radiomics/LUNG1-001_ct.nii.gz")))
+    center = labels.TransformContinuousIndexToPhysicalPoint([(n - 1) / 2 for n in labels.GetSize()])
+    transform = random_affine(np.random.default_rng(4), max_translation_mm=8.0, center=center)
+    # LUNG1-001's spacing, over LUNG1-003's anatomy with room for the rotated cord's ends
+    grid = sitk.Image([256, 256, 150], sitk.sitkUInt8)
+    grid.SetSpacing(other.GetSpacing())
+    grid.SetOrigin(np.add(labels.GetOrigin(), (1.3, -0.7, -60.0)).tolist())
+    carried = resample_labels(labels, grid, transform)
+    assert carried.GetPixelID() == sitk.sitkUInt8 and _values(carried) == {0, 1, 2, 3, 4, 5}
+    scale = abs(np.linalg.det(np.array(transform.GetMatrix()).reshape(3, 3)))
+    ratio = np.prod(labels.GetSpacing()) / np.prod(grid.GetSpacing()) / scale
+    source, result = sitk.GetArrayViewFromImage(labels), sitk.GetArrayViewFromImage(carried)
+    for value in (1, 2, 3, 4, 5):  # the cord (3) and esophagus (5) are a few voxels across
+        expected = np.count_nonzero(source == value) * ratio
+        assert np.count_nonzero(result == value) == pytest.approx(expected, rel=0.01), value
