@@ -299,7 +299,7 @@ MUTANTS = [
       "            result.SetScale(scale)\n",
       "",
       "the scale a similarity stage found is dropped when the next stage starts from it",
-      ("registration/test_registration.py",)),
+      ("core/test_affine.py", "registration/test_registration.py")),
     # --- verdict, check ---------------------------------------------------------------------------
     M("verdict-best-check-wins", "quality/verdict.py",
       "verdict = max((check.level for check in checks), key=VERDICTS.index)",

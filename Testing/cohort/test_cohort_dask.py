@@ -217,3 +217,30 @@ def test_a_scheduler_killed_mid_run_is_one_error_line_and_the_summary(inputs, tm
         if case["id"] in unfinished
     )
     assert hidden_files(out) == []
+
+
+def test_cases_that_only_waited_on_a_killed_worker_run_elsewhere(inputs, tmp_path):
+    """One worker with one thread: the first case runs there and the other two wait on it. Killing it
+    fails the running case only; the two that merely waited are sent again (its nanny starts a new
+    worker) and finish. With two workers this depends on where Dask queued them; with one it does not."""
+    require_in_ci(dask_available(), 'Dask (the "dask" extra)')
+    from CTAffineRegisterLib.cohort.dask_backend import start_local_cluster
+
+    fixed, moving = inputs
+    client, local = start_local_cluster(1)
+    try:
+        out = tmp_path / "out"
+        result = {}
+        runner = threading.Thread(target=lambda: result.update(run_cohort(fixed, moving, out, client=client)))
+        runner.start()
+        victim = wait_for_running(out, 1)[0]
+        os.kill(victim["where"]["pid"], signal.SIGKILL)
+        runner.join(timeout=180)
+        assert not runner.is_alive()
+    finally:
+        client.close()
+        local.close()
+    cases = {case["id"]: case for case in result["cases"]}
+    assert cases[victim["id"]]["status"] == "failed" and "Dask worker died" in cases[victim["id"]]["error"]
+    others = [case for case_id, case in cases.items() if case_id != victim["id"]]
+    assert [case["status"] for case in others] == ["ok", "ok"], cases
