@@ -154,3 +154,21 @@ def affine_about(initial: sitk.Transform, center) -> sitk.Transform:
     affine.SetMatrix(matrix.ravel().tolist())
     affine.SetTranslation(translation.tolist())
     return affine
+
+
+def mean_distance(first: sitk.Transform, second: sitk.Transform, points: np.ndarray) -> float:
+    """Mean distance (mm) between where two linear transforms send the same points.
+
+    Args:
+        first: a linear transform.
+        second: another one.
+        points: (N, 3) physical points.
+
+    Returns:
+        The mean of the N distances.
+    """
+    center = center_of(first)
+    (matrix_a, shift_a), (matrix_b, shift_b) = affine_parts(first, center), affine_parts(second, center)
+    relative = np.asarray(points, float) - np.asarray(center)
+    difference = relative @ (matrix_a - matrix_b).T + (shift_a - shift_b)
+    return float(np.linalg.norm(difference, axis=1).mean())

@@ -33,6 +33,7 @@ from ..core.affine import (
     copy_transform,
     is_rigid,
     mapping_key,
+    mean_distance,
     nearest_rotation,
 )
 from ..core.pyramid import (
@@ -455,7 +456,7 @@ class _Runner:
             )
             rounds += 1
             current = _average([first.transform, second.transform], step.stage)
-            spread = _mean_distance(first.transform, second.transform, region)
+            spread = mean_distance(first.transform, second.transform, region)
             metric = (first.metric + second.metric) / 2.0
             if spread <= options.polish_agreement_mm:
                 break
@@ -582,15 +583,6 @@ def _average(transforms: list[sitk.Transform], stage: str) -> sitk.Transform:
     mean.SetMatrix(np.mean([matrix for matrix, _ in parts], axis=0).ravel().tolist())
     mean.SetTranslation(np.mean([translation for _, translation in parts], axis=0).tolist())
     return as_type(mean, stage)
-
-
-def _mean_distance(first: sitk.Transform, second: sitk.Transform, points: np.ndarray) -> float:
-    """Mean distance (mm) between where two linear transforms send the same points."""
-    center = center_of(first)
-    (matrix_a, shift_a), (matrix_b, shift_b) = affine_parts(first, center), affine_parts(second, center)
-    relative = points - np.asarray(center)
-    difference = relative @ (matrix_a - matrix_b).T + (shift_a - shift_b)
-    return float(np.linalg.norm(difference, axis=1).mean())
 
 
 def _set_optimizer(reg: sitk.ImageRegistrationMethod, step: _Step, voxel: float, options) -> None:

@@ -39,10 +39,9 @@ import time
 from dataclasses import dataclass
 from typing import Callable, Optional
 
-import numpy as np
 import SimpleITK as sitk
 
-from ..core.affine import affine_about, affine_parts, as_type, center_of
+from ..core.affine import affine_about, affine_parts, as_type, center_of, mean_distance
 from ..quality.verdict import (
     MOVE_KINDS,
     MOVE_SUSPECT_MM,
@@ -174,7 +173,7 @@ def refine_to_optimum(
         correlation_before=float(first.correlation),
         correlation_after=best_correlation,
         rounds=rounds,
-        moved_mm=_mean_move(transform, best, probe),
+        moved_mm=mean_distance(transform, best, probe.points),
         polished=polished,
         seconds=time.perf_counter() - started,
     )
@@ -211,13 +210,3 @@ def _moved(transform: sitk.Transform, found: ProbeFinding, center, transform_typ
     about_origin.SetMatrix(new_matrix.ravel().tolist())
     about_origin.SetTranslation(new_offset.tolist())
     return as_type(affine_about(about_origin, center_of(transform)), transform_type)
-
-
-def _mean_move(before: sitk.Transform, after: sitk.Transform, probe: SimilarityProbe) -> float:
-    """Mean distance (mm) between where the two transforms send the probe's fixed points."""
-    (matrix_a, offset_a), (matrix_b, offset_b) = (
-        affine_parts(before, (0.0, 0.0, 0.0)),
-        affine_parts(after, (0.0, 0.0, 0.0)),
-    )
-    difference = probe.points @ (matrix_a - matrix_b).T + (offset_a - offset_b)
-    return float(np.linalg.norm(difference, axis=1).mean())
