@@ -151,6 +151,9 @@ class SimilarityProbe:
             None if moving_level.mask is None else sitk.GetArrayFromImage(moving_level.mask) > 0
         )
         self._moving_image = moving_level.image
+        # probe_optimum's findings by (matrix, offset, kinds): the registration's last stage probes
+        # the result it hands out, and the verdict's optimum check asks the same question again
+        self._findings: dict[tuple, ProbeFinding] = {}
 
     def sample(self, matrix: np.ndarray, offset: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Flags of the points that land on valid moving data, and the moving values there.
@@ -200,6 +203,7 @@ class SimilarityProbe:
             The thinner probe.
         """
         thin = copy.copy(self)
+        thin._findings = {}
         thin.points = self.points[::keep_every]
         thin.fixed_values = self.fixed_values[::keep_every]
         thin.fixed_in_body = self.fixed_in_body[::keep_every]
@@ -498,6 +502,13 @@ def probe_optimum(
     Returns:
         The finding; ``correlation`` is None when too few points land on valid moving data.
     """
+    memo = (np.asarray(matrix, float).tobytes(), np.asarray(offset, float).tobytes(), tuple(kinds))
+    if memo not in probe._findings:
+        probe._findings[memo] = _probe_optimum(probe, matrix, offset, kinds)
+    return probe._findings[memo]
+
+
+def _probe_optimum(probe: SimilarityProbe, matrix: np.ndarray, offset: np.ndarray, kinds) -> ProbeFinding:
     base, share = probe.correlation(matrix, offset)
     if base is None:
         return ProbeFinding(None, share, 0.0)
