@@ -30,6 +30,7 @@ from typing import Callable, Optional
 import SimpleITK as sitk
 
 from .._version import __version__
+from ..core.timing import StepTimer
 from ..errors import (
     CaseStopped,
     InputError,
@@ -143,6 +144,8 @@ class FixedScan:
     loaded: LoadedImage
     analysis: BackgroundAnalysis
     fingerprint: dict
+    # Seconds of reading and analysing it (``read_fixed``, ``analyse_fixed``), once per process.
+    timings: dict = field(default_factory=dict)
 
 
 _FIXED_CACHE: dict = {}
@@ -170,8 +173,12 @@ def load_fixed(
     key = (os.path.realpath(path), json.dumps(fingerprint, sort_keys=True))
     cached = _FIXED_CACHE.get(key)
     if cached is None:
-        loaded = (options or CaseOptions()).read(path)
-        cached = FixedScan(loaded, analyze_background(loaded.image, loaded.dicom_padding), fingerprint)
+        timer = StepTimer()
+        with timer.step("read_fixed"):
+            loaded = (options or CaseOptions()).read(path)
+        with timer.step("analyse_fixed"):
+            analysis = analyze_background(loaded.image, loaded.dicom_padding)
+        cached = FixedScan(loaded, analysis, fingerprint, timer.to_dict())
         _FIXED_CACHE.clear()  # one fixed scan per run: never keep an old one alive
         _FIXED_CACHE[key] = cached
     return cached
@@ -300,16 +307,18 @@ def run_case(
     Returns:
         The case report (also written as ``<id>_report.json``).
     """
-    started_wall, started = now_text(), time.perf_counter()
+    started_wall, started, timer = now_text(), time.perf_counter(), StepTimer()
     paths = task.paths()
-    base = _report_base(task, fixed, where, started_wall)
+    with timer.step("claim"):
+        base = _report_base(task, fixed, where, started_wall)
     written: list[str] = []  # the outputs this very attempt wrote: the only ones its clean-up removes
     try:
-        _claim(base, paths["report"])
-        # What an earlier, unfinished attempt left at these paths (planning found it is ours to redo)
-        remove_files(path for role, path in paths.items() if role != "report")
+        with timer.step("claim"):
+            _claim(base, paths["report"])
+            # What an earlier, unfinished attempt left at these paths (planning found it is ours to redo)
+            remove_files(path for role, path in paths.items() if role != "report")
         _stop_if(cancel)
-        results = _register_and_write(task, fixed, cancel, paths, written)
+        results = _register_and_write(task, fixed, cancel, paths, written, timer)
         report = {**base, "status": "ok", "error": None, **_trust(results["quality"]), **results}
     except (RegistrationCancelled, CaseStopped):
         report = {**base, "status": "cancelled", "error": f"{task.moving_path}: cancelled before it finished"}
@@ -330,6 +339,7 @@ def run_case(
             remove_files(stray_temporaries(task.out_dir, task.names().values()))
         raise
     report["finished"] = now_text()
+    report["timings"] = timer.to_dict()
     report["seconds"] = round(time.perf_counter() - started, 3)
     if report["status"] != "ok":  # no half-made case: none of its outputs stay
         report.update({"outputs": {}, "output_bytes": {}, "trustworthy": False})
@@ -364,14 +374,18 @@ def _report_on_disk(task: CaseTask) -> Optional[dict]:
     return report
 
 
-def _register_and_write(task: CaseTask, fixed: FixedScan, cancel, paths: dict, written: list) -> dict:
-    moving = task.options.read(task.moving_path)
+def _register_and_write(
+    task: CaseTask, fixed: FixedScan, cancel, paths: dict, written: list, timer: StepTimer
+) -> dict:
+    with timer.step("read_moving"):
+        moving = task.options.read(task.moving_path)
     problem = fill_problem(task.options.fill, moving.image.GetPixelID())
     if problem is not None:
         raise InputError(task.moving_path, f"--fill {problem}")
-    labels_started = time.perf_counter()
-    labels = _read_labels(task.labels_path, moving.image) if task.labels_path else None
-    labels_seconds = time.perf_counter() - labels_started
+    labels = None
+    if task.labels_path:
+        with timer.step("labels"):
+            labels = _read_labels(task.labels_path, moving.image)
     options = task.options
     result = register_pair(
         fixed.loaded.image,
@@ -384,37 +398,41 @@ def _register_and_write(task: CaseTask, fixed: FixedScan, cancel, paths: dict, w
         fixed_analysis=fixed.analysis,
         cancel=cancel,
     )
+    timer.update(result.report.get("timings", {}))
     _stop_if(cancel)
-    picture = qc_picture(fixed.loaded.image, result.registered)
+    with timer.step("pictures"):
+        picture = qc_picture(fixed.loaded.image, result.registered)
+        small = thumbnail(picture)
     writers = [
         ("registered", lambda path: write_image(result.registered, path, True)),
         ("transform", lambda path: write_transform(result.transform, path, True)),
         ("validmask", lambda path: write_image(result.valid_mask, path, True)),
         ("qc", lambda path: _write_png(picture, path)),
-        ("qc_thumb", lambda path: _write_png(thumbnail(picture), path)),
+        ("qc_thumb", lambda path: _write_png(small, path)),
     ]
     if labels is not None:
-        labels_started = time.perf_counter()
-        carried = resample_labels(labels, fixed.loaded.image, result.transform)
-        labels_seconds += time.perf_counter() - labels_started
+        with timer.step("labels"):
+            carried = resample_labels(labels, fixed.loaded.image, result.transform)
         writers.append(("labels", lambda path: write_image(carried, path, True)))
     for role, writer in writers:
         _stop_if(cancel)
-        written_started = time.perf_counter()
         try:
-            writer(paths[role])
-            check_not_full(paths[role])
+            with timer.step(f"write_{role}"):
+                writer(paths[role])
+                check_not_full(paths[role])
         except (OSError, RuntimeError) as error:
             if os.path.exists(paths[role]):
                 written.append(paths[role])
             raise OutputWriteError(paths[role], output_error_reason(error, paths[role])) from None
         written.append(paths[role])
-        if role == "labels":
-            labels_seconds += time.perf_counter() - written_started
-    report = {key: value for key, value in result.report.items() if key not in ("status", "error", "seconds")}
+    report = {
+        key: value
+        for key, value in result.report.items()
+        if key not in ("status", "error", "seconds", "timings")
+    }
     report["registration_seconds"] = result.report.get("seconds")
     if labels is not None:  # reading, checking, carrying and writing the label map: its share of the case
-        report["labels_seconds"] = round(labels_seconds, 3)
+        report["labels_seconds"] = round(timer.steps["labels"] + timer.steps["write_labels"], 3)
     report["outputs"] = {role: os.path.basename(paths[role]) for role, _ in writers}
     report["output_bytes"] = {role: os.path.getsize(paths[role]) for role, _ in writers}
     report["notes"] = list(moving.notes)
