@@ -60,6 +60,7 @@ def run(argv: list[str], inside_slicer: bool) -> int:
     """
     try:
         from CTAffineRegisterLib.cli.commands import main
+        from CTAffineRegisterLib.cohort.run import run_cohort  # noqa: F401 (what register runs: load it now)
     except Exception as error:  # a broken installation: one line, not a traceback
         print(f"error: cannot load CTAffineRegisterLib: {type(error).__name__}: {error}", file=sys.stderr)
         return EXIT_CRASHED
