@@ -53,6 +53,9 @@ FUNCTION_LEVEL_IMPORTS = {
     ("cli/commands.py", "CTAffineRegisterLib.pair.apply"),
     ("cli/commands.py", "CTAffineRegisterLib.pair.check"),
 }
+ENGINE = "CTAffineRegisterLib.registration.engine"
+# What importing the package itself loads: the 0.1 paths' finder, the version, the lazy names.
+LIGHT = ["_moved", "_version", "core", "core.lazy"]
 # Needs Slicer's MRML (the slicer-core wheel, or Slicer itself).
 NEEDS_SLICER = {"mrml_bridge", "mrml_segmentations"}
 
@@ -91,6 +94,65 @@ def test_register_volume_nodes_stays_lazy():
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=_environment())
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "False"
+
+
+def _fresh_python(code: str) -> str:
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=_environment())
+    assert done.returncode == 0, done.stderr
+    return done.stdout.strip()
+
+
+def test_importing_the_package_loads_none_of_the_library():
+    """Its public names load on first use: ``import CTAffineRegisterLib`` (and so every command's
+    start-up) pays for no SimpleITK, numpy or subpackage it does not use."""
+    code = (
+        "import sys, CTAffineRegisterLib\n"
+        "print(sorted(name for name in sys.modules if name.startswith(('SimpleITK', 'numpy', 'CTAff'))))"
+    )
+    loaded = _fresh_python(code)
+    assert loaded == str(sorted(["CTAffineRegisterLib", *(f"CTAffineRegisterLib.{name}" for name in LIGHT)]))
+
+
+def test_every_public_name_imports_from_a_fresh_interpreter_and_is_listed_by_dir():
+    code = (
+        "import CTAffineRegisterLib as package\n"
+        "names = [name for name in package.__all__ if name != 'register_volume_nodes']\n"
+        "before = set(dir(package))\n"
+        "exec('from CTAffineRegisterLib import ' + ', '.join(names))\n"
+        "print(sorted(set(package.__all__) - before), [name for name in names if eval(name) is None],"
+        " all(vars(package)[name] is eval(name) for name in names))"
+    )
+    assert _fresh_python(code) == "[] [] True"  # listed before loading; each loaded, then kept
+
+
+def test_a_subpackage_with_lazy_names_still_lists_and_gives_them():
+    from CTAffineRegisterLib import cohort, registration
+
+    for package in (cohort, registration):
+        assert set(package.__all__) <= set(dir(package))
+        for name in package.__all__:
+            assert getattr(package, name) is not None, (package.__name__, name)
+    with pytest.raises(AttributeError, match="no attribute 'run_cohorts'"):
+        _ = cohort.run_cohorts
+
+
+@pytest.mark.parametrize(
+    ("argv", "absent"),
+    [
+        (["--help"], ["SimpleITK", "numpy"]),
+        (["register", "--help"], ["SimpleITK", "numpy"]),
+        (["--version"], ["SimpleITK"]),
+        (["check", "--fixed", "f.nii", "--moving", "m.nii", "--transform", "none.tfm"], [ENGINE]),
+    ],
+)
+def test_a_command_imports_only_what_it_needs(argv, absent):
+    code = (
+        "import sys\n"
+        "from CTAffineRegisterLib.cli import main\n"
+        f"try:\n    main({argv!r})\nexcept SystemExit:\n    pass\n"
+        f"print([name for name in {absent!r} if name in sys.modules])"
+    )
+    assert _fresh_python(code).splitlines()[-1] == "[]"
 
 
 def test_every_exception_type_is_defined_in_errors():

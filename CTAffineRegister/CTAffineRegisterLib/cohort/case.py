@@ -22,6 +22,7 @@ import hashlib
 import json
 import os
 import socket
+import threading
 import time
 from dataclasses import dataclass, field
 from stat import S_ISREG
@@ -149,12 +150,16 @@ class FixedScan:
 
 
 _FIXED_CACHE: dict = {}
+# A Dask worker with several threads runs several cases at once: the first reads, the others wait.
+_FIXED_LOCK = threading.Lock()
 
 
 def load_fixed(
     path: str, expected_fingerprint: Optional[dict] = None, options: Optional[CaseOptions] = None
 ) -> FixedScan:
     """The analysed fixed scan, read once per process; ``InputError`` if it changed since planning.
+
+    Thread-safe: cases running at once in one process (a Dask worker's threads) share one read.
 
     Args:
         path: the fixed scan.
@@ -171,16 +176,17 @@ def load_fixed(
     if expected_fingerprint is not None and fingerprint != expected_fingerprint:
         raise InputError(path, "the fixed scan changed on disk after the run started")
     key = (os.path.realpath(path), json.dumps(fingerprint, sort_keys=True))
-    cached = _FIXED_CACHE.get(key)
-    if cached is None:
-        timer = StepTimer()
-        with timer.step("read_fixed"):
-            loaded = (options or CaseOptions()).read(path)
-        with timer.step("analyse_fixed"):
-            analysis = analyze_background(loaded.image, loaded.dicom_padding)
-        cached = FixedScan(loaded, analysis, fingerprint, timer.to_dict())
-        _FIXED_CACHE.clear()  # one fixed scan per run: never keep an old one alive
-        _FIXED_CACHE[key] = cached
+    with _FIXED_LOCK:
+        cached = _FIXED_CACHE.get(key)
+        if cached is None:
+            timer = StepTimer()
+            with timer.step("read_fixed"):
+                loaded = (options or CaseOptions()).read(path)
+            with timer.step("analyse_fixed"):
+                analysis = analyze_background(loaded.image, loaded.dicom_padding)
+            cached = FixedScan(loaded, analysis, fingerprint, timer.to_dict())
+            _FIXED_CACHE.clear()  # one fixed scan per run: never keep an old one alive
+            _FIXED_CACHE[key] = cached
     return cached
 
 
@@ -190,8 +196,10 @@ def remember_fixed(fixed: FixedScan) -> None:
     Args:
         fixed: the analysed fixed scan.
     """
-    _FIXED_CACHE.clear()
-    _FIXED_CACHE[(os.path.realpath(fixed.loaded.path), json.dumps(fixed.fingerprint, sort_keys=True))] = fixed
+    key = (os.path.realpath(fixed.loaded.path), json.dumps(fixed.fingerprint, sort_keys=True))
+    with _FIXED_LOCK:
+        _FIXED_CACHE.clear()
+        _FIXED_CACHE[key] = fixed
 
 
 def fixed_problem(fixed: FixedScan) -> Optional[str]:

@@ -1,0 +1,57 @@
+"""The step timer behind every case report's ``timings`` and ``--verbose``: steps in the order they
+ran, repeated steps added up, a failing step still counted, and the table's lines."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from CTAffineRegisterLib.core.timing import StepTimer, add_up, format_table, process_seconds
+
+
+def test_steps_keep_their_order_and_a_repeated_step_adds_up():
+    timer = StepTimer()
+    with timer.step("read"):
+        time.sleep(0.02)
+    with timer.step("write"):
+        pass
+    with timer.step("read"):
+        time.sleep(0.02)
+    assert list(timer.steps) == ["read", "write"]
+    assert timer.steps["read"] >= 0.04
+    assert timer.steps["write"] < timer.steps["read"]
+    assert timer.total() == pytest.approx(sum(timer.steps.values()))
+
+
+def test_a_step_that_raises_is_still_timed():
+    timer = StepTimer()
+    with pytest.raises(ValueError), timer.step("register"):
+        time.sleep(0.01)
+        raise ValueError("bad scan")
+    assert timer.steps["register"] >= 0.01
+
+
+def test_negative_seconds_count_as_zero_and_totals_add_per_step():
+    timer = StepTimer()
+    timer.add("clock went back", -1.0)
+    assert timer.steps == {"clock went back": 0.0}
+    assert add_up([{"a": 1.0, "b": 0.5}, {"b": 0.25, "c": 2.0}]) == {"a": 1.0, "b": 0.75, "c": 2.0}
+
+
+def test_table_lists_steps_inner_steps_total_and_what_is_outside():
+    table = format_table({"read": 1.0, "cases": 2.0}, wall=4.0, inner=("cases", {"register": 1.5}))
+    lines = table.splitlines()
+    first_words = [line.split()[0] for line in lines[1:]]
+    assert first_words == ["read", "cases", "register", "total", "outside", "wall"]
+    assert lines[3].startswith("  register")
+    assert "3.000" in lines[4] and " 75.0%" in lines[4]  # the inner step is not counted twice
+    assert "1.000" in lines[5]  # 4 s wall - 3 s of steps
+
+
+def test_process_seconds_grow_with_the_process():
+    first = process_seconds()
+    if first is None:
+        pytest.skip("this system does not say when a process started")
+    time.sleep(0.05)
+    assert process_seconds() >= first + 0.03
