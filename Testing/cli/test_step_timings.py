@@ -5,6 +5,7 @@ worker, not once per case."""
 from __future__ import annotations
 
 import json
+import os
 import re
 import threading
 import time
@@ -170,3 +171,14 @@ def test_a_worker_reads_and_analyses_the_fixed_scan_once_for_many_cases(files, m
     assert len(calls) == 1
     assert all(scan is loaded[0] for scan in loaded)
     assert set(loaded[0].timings) == {"read_fixed", "analyse_fixed"}
+
+
+def test_a_lone_case_runs_in_this_process_unless_workers_are_asked_for(files, tmp_path):
+    """A worker's start-up (interpreter, imports, the fixed scan sent over) would be a fixed cost
+    of every one-scan call; ``jobs`` given, or ``in_process=False``, still gets the pool."""
+    alone = run_cohort(str(files["fixed"]), [str(files["moving"])], str(tmp_path / "a"))
+    assert alone["run"]["backend"] == "in this process, one case at a time"
+    assert alone["cases"][0]["where"]["pid"] == os.getpid()
+    asked = run_cohort(str(files["fixed"]), [str(files["moving"])], str(tmp_path / "b"), in_process=False)
+    assert asked["run"]["backend"] == "1 local worker process"
+    assert asked["cases"][0]["where"]["pid"] != os.getpid()

@@ -99,7 +99,8 @@ def _parser() -> argparse.ArgumentParser:
         "--jobs",
         type=_whole_number(1),
         default=None,
-        help="cases in parallel on this machine (default: one per core); 1 runs them in this process",
+        help="cases in parallel on this machine (default: one per core; a lone case runs in this process); "
+        "1 runs them in this process",
     )
     register.add_argument(
         "--scheduler",
@@ -349,7 +350,10 @@ def step_table(summary: dict, wall: Optional[float] = None, startup: Optional[fl
     steps = dict(run.get("timings") or {})
     if startup is not None:
         steps = {"start-up": startup, **steps}
-    cases = run.get("case_timings") or {}
+    cases = dict(run.get("case_timings") or {})
+    besides = float(steps.get("cases", 0.0)) - sum(cases.values())
+    if cases and besides > 0.0005:  # cases one after another: what they spent outside their steps
+        cases["other (workers, hand-over)"] = besides
     ran = sum(1 for case in summary.get("cases", []) if case.get("timings") and not case.get("resumed"))
     title = f"step (cases: sum over {_count(ran, 'case')})"
     return format_table(steps, wall, inner=("cases", cases), title=title)

@@ -98,8 +98,9 @@ def run_cohort(
     files and folders). Where cases run: ``client`` (a ``distributed.Client``) or ``scheduler``
     ("tcp://HOST:PORT", or "local" for a local Dask cluster of ``jobs`` workers) sends them to Dask;
     otherwise ``jobs`` local worker processes (default one per core), or this process when
-    ``jobs`` is 1 or ``in_process`` is true. ``progress``: None (silent), "auto", "bar", "lines" or
-    "quiet" (only error lines). ``stop`` lets a caller (another thread) stop the run.
+    ``jobs`` is 1 or ``in_process`` is true (or, by default, when only one case is to run).
+    ``progress``: None (silent), "auto", "bar", "lines" or "quiet" (only error lines). ``stop`` lets
+    a caller (another thread) stop the run.
     ``allow_slice_gaps`` reads DICOM series with missing or uneven slices onto an even grid;
     ``capture_reader_warnings`` turns ITK's stderr warnings into report notes (a program's own stderr
     only: never inside Slicer's process with its main window).
@@ -123,7 +124,8 @@ def run_cohort(
         overwrite: redo cases whose outputs exist instead of refusing them.
         options: every registration knob (``RegistrationOptions``).
         progress: None, "auto", "bar", "lines" or "quiet".
-        in_process: run the cases in this process.
+        in_process: run the cases in this process; None: only when one case is to run and ``jobs``
+            is not given; False: never.
         stop: a ``StopRequest`` another thread can set to stop the run.
         allow_slice_gaps: read DICOM series with missing or uneven slices onto an even grid.
         capture_reader_warnings: turn ITK's stderr warnings into report notes (not in Slicer).
@@ -408,6 +410,10 @@ def _backend(tasks: list[CaseTask], jobs, client, scheduler, in_process):
             return DaskBackend(local_client, cluster)
         return DaskBackend(connect(scheduler))
     if in_process or jobs == 1:
+        return InProcessBackend()
+    if jobs is None and in_process is None and len(tasks) == 1:
+        # A lone case gains nothing from a worker: starting one (an interpreter, the imports, the fixed
+        # scan sent over) is about a second of a few-second call, and the result is the same.
         return InProcessBackend()
     return ProcessPoolBackend(min(from_jobs, len(tasks)))
 
