@@ -144,9 +144,60 @@ def erode_once(mask: sitk.Image) -> sitk.Image:
 
 
 def _nearest(mask: sitk.Image, grid: sitk.Image) -> sitk.Image:
+    """``mask`` on ``grid`` by nearest neighbour (0 outside it): a block copy when ``grid`` is the
+    mask's own grid or a crop of it, else ``sitk.Resample``. The finest level is such a crop, and
+    resampling it voxel by voxel was a tenth of a second per mask at 256²; the copy is the same."""
     if mask.GetPixelID() != sitk.sitkUInt8:
         mask = sitk.Cast(mask, sitk.sitkUInt8)
-    return sitk.Resample(mask, grid, sitk.Transform(), sitk.sitkNearestNeighbor, 0)
+    offset = _whole_voxel_offset(mask, grid)
+    if offset is None:
+        return sitk.Resample(mask, grid, sitk.Transform(), sitk.sitkNearestNeighbor, 0)
+    return _shifted_copy(mask, grid, offset)
+
+
+# How close to a whole voxel a grid's position in a mask's grid must be to count as one: far from
+# the half-voxel where nearest-neighbour rounding would flip, far above double rounding errors.
+WHOLE_VOXEL_TOLERANCE = 1e-4
+
+
+def _whole_voxel_offset(mask: sitk.Image, grid: sitk.Image) -> Optional[tuple[int, int, int]]:
+    """The index in ``mask`` of ``grid``'s first voxel when ``grid`` has the mask's spacing and
+    directions and its voxels sit on the mask's voxel centres (the mask's own grid, or a crop or
+    extension of it); None otherwise."""
+    if mask.GetDimension() != 3 or grid.GetDimension() != 3:
+        return None
+    if not np.allclose(mask.GetDirection(), grid.GetDirection(), rtol=0.0, atol=1e-12):
+        return None
+    extent = max(grid.GetSize())
+    for own, other in zip(mask.GetSpacing(), grid.GetSpacing()):
+        if abs(other / own - 1.0) * extent > WHOLE_VOXEL_TOLERANCE:  # drift over the grid
+            return None
+    start = np.asarray(mask.TransformPhysicalPointToContinuousIndex(grid.GetOrigin()))
+    whole = np.floor(start + 0.5)
+    if np.any(np.abs(start - whole) > WHOLE_VOXEL_TOLERANCE):
+        return None
+    return tuple(int(value) for value in whole)
+
+
+def _shifted_copy(mask: sitk.Image, grid: sitk.Image, offset: tuple[int, int, int]) -> sitk.Image:
+    """The block of ``mask`` under ``grid`` (0 where it lies outside the mask), on ``grid``."""
+    source = sitk.GetArrayViewFromImage(mask)  # z, y, x
+    size = grid.GetSize()
+    result = np.zeros(size[::-1], dtype=np.uint8)
+    target_slices, source_slices = [], []
+    for axis in (2, 1, 0):
+        begin = max(0, offset[axis])
+        end = min(mask.GetSize()[axis], offset[axis] + size[axis])
+        if end <= begin:
+            target_slices = None
+            break
+        source_slices.append(slice(begin, end))
+        target_slices.append(slice(begin - offset[axis], end - offset[axis]))
+    if target_slices is not None:
+        result[tuple(target_slices)] = source[tuple(source_slices)]
+    image = sitk.GetImageFromArray(result)
+    image.CopyInformation(grid)
+    return image
 
 
 # Mask helpers shared by the registration stages and the quality check
