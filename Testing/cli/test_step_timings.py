@@ -182,3 +182,15 @@ def test_a_lone_case_runs_in_this_process_unless_workers_are_asked_for(files, tm
     asked = run_cohort(str(files["fixed"]), [str(files["moving"])], str(tmp_path / "b"), in_process=False)
     assert asked["run"]["backend"] == "1 local worker process"
     assert asked["cases"][0]["where"]["pid"] != os.getpid()
+
+
+def test_a_case_that_fails_to_register_still_shows_where_its_time_went(files, tmp_path):
+    flat = sitk.Image([40, 40, 30], sitk.sitkInt16) + 40  # one value everywhere: nothing to align
+    flat.SetSpacing((5.0, 5.0, 6.0))
+    path = tmp_path / "flat.nii.gz"
+    sitk.WriteImage(flat, str(path))
+    summary = run_cohort(str(files["fixed"]), [str(path)], str(tmp_path / "o"), jobs=1)
+    case = summary["cases"][0]
+    assert case["status"] == "failed"
+    _check_steps(case["timings"], CASE_STEPS, case["seconds"])
+    assert "read_moving" in case["timings"] and "register" in case["timings"]

@@ -395,17 +395,22 @@ def _register_and_write(
         with timer.step("labels"):
             labels = _read_labels(task.labels_path, moving.image)
     options = task.options
-    result = register_pair(
-        fixed.loaded.image,
-        moving.image,
-        transform=options.transform,
-        fill=options.fill,
-        moving_padding=moving.dicom_padding,
-        interpolator=options.interpolator,
-        options=options.registration,
-        fixed_analysis=fixed.analysis,
-        cancel=cancel,
-    )
+    registering = time.perf_counter()
+    try:
+        result = register_pair(
+            fixed.loaded.image,
+            moving.image,
+            transform=options.transform,
+            fill=options.fill,
+            moving_padding=moving.dicom_padding,
+            interpolator=options.interpolator,
+            options=options.registration,
+            fixed_analysis=fixed.analysis,
+            cancel=cancel,
+        )
+    except BaseException:  # a failed or cancelled case still shows how long it tried
+        timer.add("register", time.perf_counter() - registering)
+        raise
     timer.update(result.report.get("timings", {}))
     _stop_if(cancel)
     with timer.step("pictures"):
