@@ -97,7 +97,13 @@ def test_register_volume_nodes_stays_lazy():
 
 
 def _fresh_python(code: str) -> str:
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=_environment())
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        encoding="utf-8",
+        errors="replace",
+        env={**_environment(), "PYTHONIOENCODING": "utf-8"},
+    )
     assert done.returncode == 0, done.stderr
     return done.stdout.strip()
 
