@@ -146,19 +146,7 @@ def erode_once(mask: sitk.Image) -> sitk.Image:
 def _nearest(mask: sitk.Image, grid: sitk.Image) -> sitk.Image:
     if mask.GetPixelID() != sitk.sitkUInt8:
         mask = sitk.Cast(mask, sitk.sitkUInt8)
-    if _same_grid(mask, grid):
-        return mask  # a full-resolution level: resampling onto its own grid would copy every voxel
     return sitk.Resample(mask, grid, sitk.Transform(), sitk.sitkNearestNeighbor, 0)
-
-
-def _same_grid(first: sitk.Image, second: sitk.Image) -> bool:
-    """Whether two images lie on exactly the same voxel grid."""
-    return (
-        first.GetSize() == second.GetSize()
-        and first.GetOrigin() == second.GetOrigin()
-        and first.GetSpacing() == second.GetSpacing()
-        and first.GetDirection() == second.GetDirection()
-    )
 
 
 # Mask helpers shared by the registration stages and the quality check
