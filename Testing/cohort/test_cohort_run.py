@@ -351,15 +351,3 @@ def test_labels_that_do_not_lie_on_their_scan_fail_the_case_before_it_registers(
     assert not any(
         name.startswith("P1_") and not name.endswith("_report.json") for name in os.listdir(tmp_path / "out")
     )
-
-
-def test_one_moving_scan_runs_in_this_process_without_a_worker(tmp_path):
-    """A single case would only pay for a worker (a fresh interpreter, its imports, the fixed scan sent
-    over)."""
-    fixed = write_fixed(tmp_path / "in" / "fixed.nii.gz")
-    moving = write_moving(tmp_path / "in" / "scan.nii.gz", 1)
-    status, _, _ = _run_cli(
-        "register", "--fixed", str(fixed), "--moving", str(moving), "--out", str(tmp_path / "out")
-    )
-    assert status == 0
-    assert case_report(tmp_path / "out", "scan")["where"]["backend"] == "in-process"

@@ -97,9 +97,8 @@ def run_cohort(
     files and folders). Where cases run: ``client`` (a ``distributed.Client``) or ``scheduler``
     ("tcp://HOST:PORT", or "local" for a local Dask cluster of ``jobs`` workers) sends them to Dask;
     otherwise ``jobs`` local worker processes (default one per core), or this process when
-    ``jobs`` is 1, there is one case to run or ``in_process`` is true. ``progress``: None (silent),
-    "auto", "bar", "lines" or "quiet" (only error lines).
-    ``stop`` lets a caller (another thread) stop the run.
+    ``jobs`` is 1 or ``in_process`` is true. ``progress``: None (silent), "auto", "bar", "lines" or
+    "quiet" (only error lines). ``stop`` lets a caller (another thread) stop the run.
     ``allow_slice_gaps`` reads DICOM series with missing or uneven slices onto an even grid;
     ``capture_reader_warnings`` turns ITK's stderr warnings into report notes (a program's own stderr
     only: never inside Slicer's process with its main window).
@@ -385,9 +384,7 @@ def _backend(tasks: list[CaseTask], jobs, client, scheduler, in_process):
             local_client, cluster = start_local_cluster(min(from_jobs, len(tasks)))
             return DaskBackend(local_client, cluster)
         return DaskBackend(connect(scheduler))
-    # One case gains nothing from a worker process and would pay for one: a fresh interpreter, its
-    # imports and the fixed scan sent over (about a second of a 256² register call).
-    if in_process or jobs == 1 or len(tasks) == 1:
+    if in_process or jobs == 1:
         return InProcessBackend()
     return ProcessPoolBackend(min(from_jobs, len(tasks)))
 
