@@ -36,6 +36,9 @@ def main(argv: list[str] | None = None) -> int:
         "--size", type=int, nargs=3, default=None, help="a scaling.py phantom of this size instead"
     )
     parser.add_argument("--top", type=int, default=25, help="rows to print")
+    parser.add_argument(
+        "--sort", choices=("cumulative", "tottime"), default="cumulative", help="order of the rows"
+    )
     args = parser.parse_args(argv)
     if args.size:
         import scaling
@@ -54,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
     threads = sitk.ProcessObject.GetGlobalDefaultNumberOfThreads()
     print(f"{case.name}: register + resample {seconds:.2f} s (SimpleITK threads: {threads})")
     text = io.StringIO()
-    stats = pstats.Stats(profiler, stream=text).sort_stats("cumulative")
+    stats = pstats.Stats(profiler, stream=text).sort_stats(args.sort)
     stats.print_stats(r"CTAffineRegisterLib|SimpleITK", args.top)
     print(text.getvalue())
     return 0

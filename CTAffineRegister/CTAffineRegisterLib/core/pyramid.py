@@ -249,6 +249,43 @@ def centroid(mask: sitk.Image) -> tuple[float, float, float]:
     return tuple(mask.TransformContinuousIndexToPhysicalPoint(mean_index))
 
 
+def mask_moments(mask: sitk.Image) -> tuple[int, np.ndarray, np.ndarray]:
+    """How many voxels a mask holds, their physical centre and the covariance (mm²) of their positions.
+
+    Computed from the mask's three 2D projections (each a single pass summing booleans), so a
+    512×512×300 body costs a few hundred milliseconds and no list of voxel coordinates: listing
+    every body voxel took over a second for a 256² scan and more than the registration at 512².
+
+    Args:
+        mask: a mask (voxels > 0 count).
+
+    Returns:
+        (voxel count, centre, 3×3 covariance in physical x, y, z); with fewer than 2 voxels the centre
+        is the image centre and the covariance zero.
+    """
+    array = sitk.GetArrayViewFromImage(mask) > 0  # (z, y, x)
+    z_y = array.sum(axis=2, dtype=np.float64)
+    z_x = array.sum(axis=1, dtype=np.float64)
+    y_x = array.sum(axis=0, dtype=np.float64)
+    total = float(y_x.sum())
+    if total < 2:
+        return int(total), image_center(mask), np.zeros((3, 3))
+    x, y, z = (np.arange(n, dtype=np.float64) for n in mask.GetSize())
+    mean = np.array([(y_x.sum(axis=0) * x).sum(), (y_x.sum(axis=1) * y).sum(), (z_y.sum(axis=1) * z).sum()])
+    mean /= total
+    second = np.empty((3, 3))
+    second[0, 0] = (y_x.sum(axis=0) * x * x).sum()
+    second[1, 1] = (y_x.sum(axis=1) * y * y).sum()
+    second[2, 2] = (z_y.sum(axis=1) * z * z).sum()
+    second[0, 1] = second[1, 0] = y @ y_x @ x
+    second[0, 2] = second[2, 0] = z @ z_x @ x
+    second[1, 2] = second[2, 1] = z @ z_y @ y
+    index_covariance = second / total - np.outer(mean, mean)
+    axes = np.array(mask.GetDirection()).reshape(3, 3) @ np.diag(mask.GetSpacing())
+    center = np.array(mask.TransformContinuousIndexToPhysicalPoint(mean.tolist()))
+    return int(total), center, axes @ index_covariance @ axes.T
+
+
 def image_center(image: sitk.Image) -> np.ndarray:
     """The physical centre of an image's grid: the geometric initial placement, an empty mask's centroid.
 

@@ -42,6 +42,10 @@ BODY_THRESHOLD_HU = -400.0
 BODY_WORKING_SPACING_MM = 4.0
 # No real CT voxel lies below this: a padding value under it needs no connectivity check.
 LOWEST_REAL_HU = -1200.0
+# Voxels sampled (on a regular stride) for the value range and the air level: a million values put a
+# thousand in each 0.1 % tail. Four million cost 10 % more CPU per analysis and gave the same air
+# level and padding on every real and benchmark scan.
+SAMPLED_VALUES = 1_000_000
 TABLE_OPENING_RADIUS_MM = 6.0
 
 
@@ -273,12 +277,17 @@ def _padding_region(array: np.ndarray, padding_range: tuple[float, float]) -> Op
 
 
 def _sample_real_values(array: np.ndarray, valid: np.ndarray) -> np.ndarray:
-    """About four million finite real-data values: enough for percentiles, cheap on 512² scans."""
-    step = max(1, int(round((array.size / 4_000_000) ** (1 / 3))))
+    """About a million finite real-data values: enough for percentiles, cheap on 512² scans."""
+    step = _sample_step(array)
     values = array[::step, ::step, ::step][valid[::step, ::step, ::step].astype(bool)]
     if values.dtype.kind == "f":
         values = values[np.isfinite(values)]
     return values
+
+
+def _sample_step(array: np.ndarray) -> int:
+    """The stride (along each axis) that leaves about ``SAMPLED_VALUES`` voxels of a volume."""
+    return max(1, int(round((array.size / SAMPLED_VALUES) ** (1 / 3))))
 
 
 def _not_ct_reason(values: np.ndarray) -> Optional[str]:
@@ -407,7 +416,7 @@ def _fill_holes_per_slice(mask: sitk.Image) -> sitk.Image:
 
 def _air_level(array: np.ndarray, valid: np.ndarray, body: np.ndarray) -> tuple[float, bool]:
     """Median of real voxels outside the body within the air window; -1024 when there is no air."""
-    step = max(1, int(round((array.size / 4_000_000) ** (1 / 3))))
+    step = _sample_step(array)
     sample = array[::step, ::step, ::step]
     keep = valid[::step, ::step, ::step].astype(bool) & ~body[::step, ::step, ::step].astype(bool)
     values = sample[keep]

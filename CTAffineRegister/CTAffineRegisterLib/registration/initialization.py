@@ -16,7 +16,7 @@ import numpy as np
 import SimpleITK as sitk
 
 from ..core.affine import affine_parts
-from ..core.pyramid import Level, as_mask, centroid, count, image_center
+from ..core.pyramid import Level, as_mask, image_center, mask_moments
 
 # Largest step (mm) between z-scan placements: the coarse metric's basin is a few centimetres wide.
 Z_SCAN_STEP_MM = 20.0
@@ -46,11 +46,11 @@ def candidate_placements(
     Returns:
         Transforms (fixed→moving) by name.
     """
-    fixed_body = as_mask(fixed_analysis.body_mask)
-    moving_body = as_mask(moving_analysis.body_mask)
+    fixed_body = mask_moments(as_mask(fixed_analysis.body_mask))
+    moving_body = mask_moments(as_mask(moving_analysis.body_mask))
     shifts = {"identity": np.zeros(3)}
-    if count(moving_body) > 0 and count(fixed_body) > 0:
-        shift = np.array(centroid(moving_body)) - np.array(centroid(fixed_body))
+    if moving_body[0] > 0 and fixed_body[0] > 0:
+        shift = moving_body[1] - fixed_body[1]
         shifts["body-moments"] = shift
         shifts["body-moments-xy"] = np.array([shift[0], shift[1], 0.0])
     shifts["geometry"] = image_center(moving_analysis.valid_mask) - image_center(fixed_analysis.valid_mask)
@@ -71,7 +71,7 @@ def candidate_placements(
         transform.SetCenter([float(c) for c in center])
         transform.SetTranslation([float(v) for v in shift])
         placements[name] = transform
-    ratio = body_size_ratio(fixed_body, moving_body) if allow_scale else None
+    ratio = _size_ratio(fixed_body, moving_body) if allow_scale else None
     if ratio is not None and abs(ratio - 1.0) >= SIZE_RATIO_MIN:
         for name, shift in shifts.items():
             scaled = sitk.Similarity3DTransform()
@@ -88,16 +88,24 @@ def body_size_ratio(fixed_body: sitk.Image, moving_body: sitk.Image) -> float | 
     The spread (standard deviation) of body voxels along the two in-plane axes does not depend on
     how much of the body each scan covers along its axis, which differs between datasets; the
     geometric mean of the two ratios is the isotropic scale that matches the two outlines.
+
+    Args:
+        fixed_body: the fixed scan's body mask.
+        moving_body: the moving scan's body mask.
+
+    Returns:
+        The ratio, or None when either mask holds fewer than 20 voxels or has no in-plane spread.
     """
+    return _size_ratio(mask_moments(fixed_body), mask_moments(moving_body))
+
+
+def _size_ratio(fixed_moments, moving_moments) -> float | None:
+    """``body_size_ratio`` from the two masks' ``mask_moments``."""
     spreads = []
-    for mask in (fixed_body, moving_body):
-        array = sitk.GetArrayViewFromImage(mask) > 0
-        if count(mask) < 20:
+    for voxels, _, covariance in (fixed_moments, moving_moments):
+        if voxels < 20:
             return None
-        index = np.argwhere(array)[:, ::-1].astype(float)
-        axes = np.array(mask.GetDirection()).reshape(3, 3) @ np.diag(mask.GetSpacing())
-        points = index @ axes.T
-        spreads.append(points[:, :2].std(axis=0))
+        spreads.append(np.sqrt(np.clip(np.diag(covariance)[:2], 0.0, None)))
     fixed_spread, moving_spread = spreads
     if np.any(fixed_spread <= 0) or np.any(moving_spread <= 0):
         return None

@@ -49,11 +49,15 @@ class RegistrationOptions:
     histogram_bins: int = 48
     # Iteration cap per level; regular-step descent usually converges well before it.
     max_iterations_per_level: int = 150
-    # First steps, in voxels of the level (about mm of physical shift per voxel): one voxel everywhere;
-    # on the finest level a smaller first step cannot leave the refine level's answer far enough.
+    # First steps, in voxels of the level (about mm of physical shift per voxel): one voxel to search
+    # and refine. The polish starts from the line-searched answer of the level above, well within a
+    # voxel of the optimum: half a voxel there spends fewer iterations bouncing and ends as close.
+    # Measured on the 10 known-answer cases of compare.py and on the same 10 rebuilt with other
+    # seeds (both in process, same code otherwise): mean TRE 0.181 -> 0.176 mm and 0.227 -> 0.221,
+    # 10 % less CPU. A third of a voxel was as good on the first set and worse on the second.
     search_step_voxels: float = 1.0
     refine_step_voxels: float = 1.0
-    polish_step_voxels: float = 1.0
+    polish_step_voxels: float = 0.5
     # Regular-step descent shrinks its step by this on every turn; 0.5 stops too soon on a noisy metric.
     relaxation: float = 0.7
     # Polishing stops when the step falls below this (mm): a tenth of the accuracy reached; smaller
