@@ -65,6 +65,7 @@ def test_a_case_report_and_the_summary_say_where_the_time_went(files, tmp_path, 
     _check_steps(report["timings"], CASE_STEPS, report["seconds"])
     assert [step for step in report["timings"] if step in ALWAYS] == ALWAYS  # all, in the order they ran
     assert report["timings"]["register"] > 0
+    assert 0 < report["timings"]["verdict"] == report["quality"]["seconds"]  # the verdict times itself
     summary = json.loads((out / "report.json").read_text())
     run = summary["run"]
     _check_steps(run["timings"], RUN_STEPS, run["seconds"])

@@ -150,6 +150,7 @@ def _register(fixed, moving, fixed_analysis, moving_analysis, options, progress,
     ]
     # two starts (scaled to the bodies' sizes, and not): keep the end the verdict's probes prefer
     transform, last, refinement, correlation, initialization = max(runs, key=lambda run: run[3])
+    judged = time.perf_counter()
     quality = judge(
         transform,
         fixed,
@@ -161,6 +162,7 @@ def _register(fixed, moving, fixed_analysis, moving_analysis, options, progress,
         center,
         probe,
     )
+    quality["seconds"] = round(time.perf_counter() - judged, 3)  # the verdict's own share (step timings)
     if refinement is not None:
         quality["refinement"] = refinement.to_dict()
         if refinement.applied:
