@@ -29,13 +29,17 @@ SUMMARY_MARKERS = {
 CASE_REPORT_SUFFIX = "_report.json"
 
 
-def output_names(case_id: str, output_format: str = DEFAULT_OUTPUT_FORMAT, labels: bool = False) -> dict:
+def output_names(
+    case_id: str, output_format: str = DEFAULT_OUTPUT_FORMAT, labels: bool = False, images: bool = True
+) -> dict:
     """File names of one case's outputs, by role; ``report`` (the per-case report) is written last.
 
     Args:
         case_id: the case's id (the outputs' stem).
         output_format: "nii.gz", "nii", "nrrd" or "mha".
         labels: include the carried label map.
+        images: include the registered scan, validity mask and pictures; False (a registration
+            made only to be judged, as ``reference`` does) names the transform and report only.
 
     Returns:
         File name by role (registered, transform, validmask, qc, ..., report).
@@ -52,7 +56,9 @@ def output_names(case_id: str, output_format: str = DEFAULT_OUTPUT_FORMAT, label
         "qc": f"{case_id}_qc.png",
         "qc_thumb": f"{case_id}_qc_thumb.png",
     }
-    if labels:
+    if not images:
+        names = {"transform": names["transform"]}
+    elif labels:
         names["labels"] = f"{case_id}_labels.{output_format}"
     names["report"] = case_id + CASE_REPORT_SUFFIX
     return names
