@@ -4,7 +4,8 @@ The public face: everything a script, a notebook or the Slicer console needs is 
 (``from CTAffineRegisterLib import register_pair, read_image``); ``__all__`` lists it. The work is done
 in subpackages named for the stages of the data's path, each importing only the ones below it:
 ``core`` → ``io`` → ``padding`` → ``resample``/``quality`` → ``registration`` → ``pair`` →
-``cohort``/``mrml``/``panel`` → ``cli`` (the import-linter contracts in pyproject.toml enforce it).
+``cohort``/``mrml``/``panel`` → ``reference`` → ``cli`` (the import-linter contracts in
+pyproject.toml enforce it).
 Every exception type is in ``errors``.
 
 Pure modules (SimpleITK + numpy) do the work; ``mrml`` connects them to a Slicer scene, and
@@ -36,6 +37,7 @@ from .padding.analysis import BackgroundAnalysis, analyze_background
 from .pair.apply import apply_files, apply_to_labels, apply_to_scan
 from .pair.check import check_files, check_transform
 from .pair.register import CaseResult, register_pair
+from .reference import choose_reference, read_recommendation
 from .registration.engine import register_images
 from .registration.options import ProgressEvent, RegistrationOptions, RegistrationResult
 from .resample.labels import carry_labels, read_label_map, resample_labels
@@ -71,6 +73,7 @@ __all__ = [
     "carry_labels",
     "check_files",
     "check_transform",
+    "choose_reference",
     "exit_status",
     "inputs_from_list_file",
     "inputs_from_paths",
@@ -78,6 +81,7 @@ __all__ = [
     "make_pair",
     "make_phantom",
     "read_any_transform",
+    "read_recommendation",
     "read_image",
     "read_label_map",
     "read_transform",

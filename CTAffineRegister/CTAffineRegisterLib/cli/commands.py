@@ -1,4 +1,4 @@
-"""The ``ct-affine-register`` command: inspect, register, demo.
+"""The ``ct-affine-register`` command: inspect, register, reference, check, apply, demo.
 
 Exit status: 0 all good, 1 when any input or case failed or a result's verdict is "failed" (the
 others were still done), 2 for usage errors (argparse's convention) or when nothing could be
@@ -25,7 +25,9 @@ from ..io.images import read_image
 from ..padding.analysis import analyze_background
 from ..pair.apply import apply_files, describe_result
 from ..pair.check import check_files, format_check
+from ..reference.report import read_recommendation
 from .demo import run_demo
+from .reference_command import add_reference_parser
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
@@ -70,7 +72,13 @@ def _parser() -> argparse.ArgumentParser:
         description="Register every moving scan onto the fixed scan. Rerunning the same command with "
         "the same --out continues the cohort: finished cases are kept, the rest run.",
     )
-    register.add_argument("--fixed", required=True, metavar="PATH", help="the reference scan (dataset A)")
+    fixed = register.add_mutually_exclusive_group(required=True)
+    fixed.add_argument("--fixed", metavar="PATH", help="the reference scan (dataset A)")
+    fixed.add_argument(
+        "--fixed-from",
+        metavar="JSON",
+        help="the scan recommended by 'ct-affine-register reference' (its OUT/reference.json)",
+    )
     sources = register.add_mutually_exclusive_group(required=True)
     sources.add_argument(
         "--moving", nargs="+", metavar="PATH", help="scans to register (files or DICOM folders)"
@@ -120,6 +128,7 @@ def _parser() -> argparse.ArgumentParser:
     register.set_defaults(handler=_register)
 
     _add_check_parser(commands)
+    add_reference_parser(commands, _whole_number, add_input_options)
 
     demo = commands.add_parser("demo", help="register a generated pair and print the accuracy")
     demo.add_argument("--out", default="ct-affine-register-demo", metavar="DIR", help="output folder")
@@ -278,9 +287,12 @@ def _register(arguments: argparse.Namespace) -> int:
         print(f"error: {problem}", file=sys.stderr)
         return EXIT_USAGE
     try:
+        fixed, chosen_by = arguments.fixed, None
+        if arguments.fixed_from is not None:
+            fixed, chosen_by = read_recommendation(arguments.fixed_from)
         moving = _moving_inputs(arguments)
         summary = run_cohort(
-            arguments.fixed,
+            fixed,
             moving,
             arguments.out,
             jobs=arguments.jobs,
@@ -293,6 +305,7 @@ def _register(arguments: argparse.Namespace) -> int:
             progress="quiet" if arguments.quiet else "auto",
             allow_slice_gaps=arguments.allow_slice_gaps,
             capture_reader_warnings=True,
+            fixed_chosen_by=chosen_by,
         )
     except (InputError, OutputExistsError, ImportError, ConnectionError) as error:
         print(f"error: {error}", file=sys.stderr)
