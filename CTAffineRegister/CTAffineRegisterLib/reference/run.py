@@ -312,7 +312,7 @@ def _read_candidates(candidates: list[MovingInput], options: CaseOptions, out_di
             ]
             scan.problem = f"cannot be read ({lines[-1][:200]})"
         if scan.problem is not None:
-            display.say(f"error: {candidate.path}: {scan.problem}")
+            display.error(f"{candidate.path}: {scan.problem}")
         scans[candidate.case_id] = scan
     return scans
 
