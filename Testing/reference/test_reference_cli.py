@@ -4,6 +4,7 @@ used and named, and bad inputs give one ``error:`` line (exit 2) or rank the can
 from __future__ import annotations
 
 import json
+import os
 
 import pytest
 import SimpleITK as sitk
@@ -66,31 +67,26 @@ def test_register_fixed_from_uses_the_recommended_scan_and_the_report_says_so(ph
         "--jobs",
         "1",
     )
-    assert code in (0, 1), (
-        errors
-    )  # the tiny phantom may get a "failed" verdict; the fixed scan is what matters
+    assert code in (0, 1), errors  # a tiny phantom may get a "failed" verdict; the fixed scan matters here
     report = json.loads((out / "report.json").read_text())
     assert report["fixed"]["path"] == ranking["recommended"]["path"]
+    assert report["cases"][0]["status"] == "ok"
+    assert report["cases"][0]["inputs"]["fixed"]["path"] == os.path.realpath(ranking["recommended"]["path"])
     assert report["fixed"]["chosen_by"].startswith(f"recommended by {json_path}")
     assert ranking["recommended"]["reasons"][0] in report["fixed"]["chosen_by"]
     assert "fixed scan chosen: recommended by" in (out / "report.html").read_text()
 
 
 def test_a_fixed_scan_given_by_hand_is_named_as_such(phantoms, tmp_path, capsys):
+    broken = tmp_path / "broken.nii.gz"  # the case fails at once; the report's header is what is checked
+    broken.write_bytes(b"not an image")
     out = tmp_path / "cohort"
-    run(
-        capsys,
-        "register",
-        "--fixed",
-        str(phantoms["scans"][0]),
-        "--moving",
-        str(phantoms["scans"][1]),
-        "--out",
-        str(out),
-        "--jobs",
-        "1",
+    code, _, _ = run(
+        capsys, "register", "--fixed", str(phantoms["scans"][0]), "--moving", str(broken), "--out", str(out)
     )
+    assert code == 1
     assert json.loads((out / "report.json").read_text())["fixed"]["chosen_by"] == "given by the user"
+    assert "fixed scan chosen: given by the user" in (out / "report.html").read_text()
 
 
 @pytest.mark.parametrize(

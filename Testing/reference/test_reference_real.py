@@ -122,6 +122,8 @@ def test_reference_page_in_a_real_headless_browser(real_run):
         fits = browser.evaluate(f"{ROWS_JS}.map(row => parseFloat(row.dataset.fit))")
         assert fits == sorted(fits)
         browser.evaluate("document.querySelector('th[data-key=order]').click()")
+        assert browser.evaluate(f"{ROWS_JS}.map(row => row.dataset.id)") == rows
+        browser.evaluate("document.querySelector('th[data-key=order]').click()")
         assert browser.evaluate(f"{ROWS_JS}.map(row => row.dataset.id)") == rows[::-1]
         urls = browser.requested_urls()
         assert urls and all(url.startswith(("file://", "about:")) for url in urls), urls
