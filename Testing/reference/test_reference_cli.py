@@ -182,7 +182,7 @@ def test_a_ranking_file_this_tool_did_not_write_is_left_alone(phantoms, tmp_path
         capsys, "reference", "--candidates", *map(str, phantoms["scans"]), "--out", str(out)
     )
     assert code == 2
-    refusal = "already exists and was not written by 'reference' (use --overwrite)"
+    refusal = "already exists and was not written by ct-affine-register (use --overwrite)"
     assert errors == f"error: {out / 'reference.csv'}: {refusal}\n"
     assert (out / "reference.csv").read_text() == "someone's,own,table\n"
     assert not (out / "pairs").exists()

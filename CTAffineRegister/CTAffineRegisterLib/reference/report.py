@@ -15,6 +15,7 @@ import os
 from typing import Optional
 
 from ..cohort.report_page import _SCRIPT, _STYLE, _e, _u
+from ..cohort.summary import _cell
 from ..errors import InputError
 from ..io.images import write_text
 
@@ -49,31 +50,6 @@ CSV_COLUMNS = [
     "ranked_last_because",
     "reasons",
 ]
-
-
-def foreign_ranking_files(out_dir: str) -> list[str]:
-    """Ranking paths in ``out_dir`` that exist but were not written by this tool (or are folders).
-
-    Args:
-        out_dir: the output folder.
-
-    Returns:
-        Their paths (empty when every ranking file is absent or this tool's).
-    """
-    foreign = []
-    for kind, name in RANKING_NAMES.items():
-        path = os.path.join(out_dir, name)
-        if not os.path.lexists(path):
-            continue
-        try:
-            with open(path, encoding="utf-8", errors="replace") as handle:
-                start = handle.read(4096)
-        except OSError:
-            foreign.append(path)
-            continue
-        if RANKING_MARKERS[kind] not in start:
-            foreign.append(path)
-    return foreign
 
 
 def write_ranking(out_dir: str, ranking: dict) -> Optional[str]:
@@ -254,11 +230,3 @@ def _data(value) -> str:
 
 def _number(value) -> str:
     return "" if value is None else f"{float(value):.3g}"
-
-
-def _cell(value):
-    if value is None:
-        return ""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return value

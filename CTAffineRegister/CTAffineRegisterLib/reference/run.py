@@ -42,7 +42,7 @@ from ..cohort.case import (
 from ..cohort.dask_backend import scheduler_problem
 from ..cohort.inputs import MovingInput, PathLike
 from ..cohort.lock import acquire_lock
-from ..cohort.outputs import check_inputs_not_outputs, output_names, prepare_out_dir
+from ..cohort.outputs import check_inputs_not_outputs, check_summary_paths, output_names, prepare_out_dir
 from ..cohort.progress import ProgressDisplay
 from ..cohort.resume import DONE, RUN, plan_case
 from ..cohort.run import (
@@ -63,7 +63,7 @@ from ..quality.picture import qc_picture, thumbnail
 from ..registration.options import RegistrationOptions
 from .facts import ScanFacts, scan_facts
 from .ranking import RULE, rank_candidates
-from .report import RANKING_NAMES, foreign_ranking_files, write_ranking
+from .report import RANKING_MARKERS, RANKING_NAMES, write_ranking
 
 QUALITIES = ("ranking", "full")
 DEFAULT_SAMPLE_SIZE = 12
@@ -151,11 +151,7 @@ def choose_reference(
     chosen = choose_sample(sample_inputs, sample_size)
     run_id = f"{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}-{secrets.token_hex(3)}"
     with acquire_lock(out_dir, run_id) as lock:
-        foreign = foreign_ranking_files(out_dir)
-        if foreign and not overwrite:
-            raise InputError(
-                foreign[0], "already exists and was not written by 'reference' (use --overwrite)"
-            )
+        check_summary_paths(out_dir, overwrite, RANKING_NAMES, RANKING_MARKERS, "the ranking")
         check_inputs_not_outputs(
             [item.path for item in candidate_inputs + chosen],
             [os.path.join(out_dir, name) for name in RANKING_NAMES.values()],
