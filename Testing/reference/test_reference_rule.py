@@ -61,6 +61,10 @@ def test_fit_is_the_mean_of_the_four_figures_and_a_scan_that_did_not_register_co
     assert figures["share_ok"] == 0.5 and figures["correlation"] == 0.3
     assert figures["body_dice"] == 0.4 and figures["air_dice"] == 0.2
     assert figures["fit"] == pytest.approx((0.5 + 0.3 + 0.4 + 0.2) / 4, abs=1e-4)
+    some_air = fit_figures([pair(air=None), pair(air=0.5), pair(status="failed")])
+    assert (
+        some_air["air_dice"] == 0.25
+    )  # the pair without air to compare is left out, the failed one counts 0
     no_air = fit_figures([pair(air=None)])
     assert no_air["air_dice"] is None and no_air["fit"] == pytest.approx((1 + 0.6 + 0.85) / 3, abs=1e-4)
 

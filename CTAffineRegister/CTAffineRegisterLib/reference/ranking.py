@@ -4,8 +4,9 @@ A candidate is judged on two things, both documented in ``docs/how-to/choose-ref
 
 1. **How well the sample fits onto it** (the verdict's figures of every sample scan registered
    onto it): the share of "ok" verdicts, the mean HU correlation, the mean body Dice and the mean
-   air Dice. Each is a number from 0 to 1 (a negative correlation counts 0) and a sample scan that
-   did not register counts 0 in each; the **fit** is their plain mean. No weights were tuned: each
+   air Dice. Each is a number from 0 to 1 (a negative correlation counts 0), a sample scan that
+   did not register counts 0 in each, and one with too little air to compare is left out of the
+   air Dice; the **fit** is their plain mean. No weights were tuned: each
    figure is evidence of a different kind (the verdict's own judgement, intensities, outline,
    inner anatomy) and none is known to matter more.
 2. **What it covers.** The fit figures are measured only where both scans hold data, so a short
@@ -94,13 +95,13 @@ def fit_figures(pairs: list[dict]) -> dict:
     verdicts = [(pair.get("quality") or {}).get("verdict") for pair in registered]
     figures["share_ok"] = sum(verdict == "ok" for verdict in verdicts) / len(pairs)
     for name in ("correlation", "body_dice", "air_dice"):
-        values = [_figure(pair, name) for pair in registered]
-        known = [value for value in values if value is not None]
+        known = [value for value in (_figure(pair, name) for pair in registered) if value is not None]
         if not known and name == "air_dice":  # no air to compare anywhere: not evidence either way
             figures[name] = None
             continue
-        # a pair that did not register, or has no value, counts 0
-        figures[name] = sum(max(0.0, value) for value in known) / len(pairs)
+        # a pair that did not register counts 0; one without this figure (too little air) is left out
+        counted = len(known) + len(pairs) - len(registered)
+        figures[name] = sum(max(0.0, value) for value in known) / max(1, counted)
     present = [figures[name] for name in FIT_FIGURES if figures[name] is not None]
     figures["fit"] = sum(present) / len(present)
     return {key: (round(value, 4) if isinstance(value, float) else value) for key, value in figures.items()}
