@@ -14,7 +14,7 @@ from CTAffineRegisterLib.io.images import LoadedImage
 from CTAffineRegisterLib.padding.analysis import analyze_background
 from CTAffineRegisterLib.reference.facts import scan_facts
 from CTAffineRegisterLib.reference.ranking import fit_figures, rank_candidates
-from CTAffineRegisterLib.reference.run import choose_sample
+from CTAffineRegisterLib.reference.sample import choose_sample
 
 
 def pair(verdict="ok", correlation=0.6, body=0.85, air=0.6, status="ok"):

@@ -4,9 +4,9 @@
 
 1. check what can be checked before any work (arguments, the output folder and its lock, ranking
    files that are not this tool's, inputs that outputs would replace);
-2. read every candidate once: its coverage facts (``reference.facts``) and a thumbnail; a candidate
+2. read every candidate once (``reference.candidates``): its coverage facts and a thumbnail; a candidate
    that cannot be read or cannot be a fixed scan is kept, ranked last with the reason;
-3. pick the sample reproducibly (``choose_sample``) and register each sample scan onto each
+3. pick the sample reproducibly (``reference.sample``) and register each sample scan onto each
    candidate on the cohort engine (``--jobs``/``--scheduler``, progress bar, resume, Ctrl-C):
    judge-only cases, that write a transform and a report each under ``OUT/pairs/``, no images;
 4. rank (``reference.ranking``) and write reference.json, .csv and .html (``reference.report``).
@@ -19,26 +19,15 @@ Pure module (Dask only when asked for).
 
 from __future__ import annotations
 
-import hashlib
 import os
 import secrets
 import time
 from collections.abc import Iterable
 from typing import Any, Optional, Union
 
-import SimpleITK as sitk
-
 from .._version import __version__
 from ..cohort.backends import StopRequest
-from ..cohort.case import (
-    CaseOptions,
-    CaseTask,
-    FixedScan,
-    fixed_problem,
-    input_fingerprint,
-    now_text,
-    subsampled,
-)
+from ..cohort.case import CaseOptions, CaseTask, now_text
 from ..cohort.dask_backend import scheduler_problem
 from ..cohort.inputs import MovingInput, PathLike
 from ..cohort.lock import acquire_lock
@@ -56,21 +45,15 @@ from ..cohort.run import (
     _refuse_conflicts,
     execute_tasks,
 )
-from ..errors import InputError
-from ..io.images import write_atomically
-from ..padding.analysis import analyze_background
-from ..quality.picture import qc_picture, thumbnail
 from ..registration.options import RegistrationOptions
-from .facts import ScanFacts, scan_facts
+from .candidates import PAIRS_FOLDER, RANKING_VOXEL_MM, CandidateScan, read_candidates, sample_extents
 from .ranking import RULE, rank_candidates
 from .report import RANKING_MARKERS, RANKING_NAMES, write_ranking
+from .sample import DEFAULT_SAMPLE_SIZE, choose_sample
 
 QUALITIES = ("ranking", "full")
-DEFAULT_SAMPLE_SIZE = 12
-# Voxel size (mm) scans are read at for ranking, and the coarse registration that goes with it: the
-# verdict's figures are measured on a ~4-6 mm level anyway, and a ranking compares candidates, not
-# tenths of a millimetre.
-RANKING_VOXEL_MM = 6.0
+# The coarse registration that goes with scans read at ``RANKING_VOXEL_MM``: the verdict's figures
+# are measured on a ~4-6 mm level anyway, and a ranking compares candidates, not tenths of a mm.
 RANKING_REGISTRATION = dict(
     finest_spacing_mm=RANKING_VOXEL_MM,
     level_count=2,
@@ -79,8 +62,6 @@ RANKING_REGISTRATION = dict(
     polish_sampling_points=3000,
     refine_to_optimum=False,
 )
-PAIRS_FOLDER = "pairs"
-THUMBS_FOLDER = "candidates"
 
 
 def choose_reference(
@@ -160,8 +141,8 @@ def choose_reference(
         display = ProgressDisplay(0, 0, _mode(progress))
         if lock.note:
             display.say(f"note: {out_dir}: {lock.note}")
-        scans = _read_candidates(candidate_inputs, options, out_dir, display)
-        extents = _sample_extents(chosen, scans, options, display)
+        scans = read_candidates(candidate_inputs, options, out_dir, display)
+        extents = sample_extents(chosen, scans, options)
         display.close()
         plans, fixed_of = _plan_pairs(candidate_inputs, chosen, scans, out_dir, options, overwrite)
         _refuse_conflicts(plans)
@@ -217,24 +198,6 @@ def case_options(quality: str, allow_slice_gaps: bool = False) -> CaseOptions:
     )
 
 
-def choose_sample(scans: list[MovingInput], size: int) -> list[MovingInput]:
-    """``size`` of the scans, the same ones on every run and machine whatever their order: those whose
-    id has the smallest SHA-256 (an even spread over names, dates and folders), in the given order.
-
-    Args:
-        scans: the scans to choose from.
-        size: how many.
-
-    Returns:
-        The chosen scans (all of them when there are no more than ``size``).
-    """
-    if len(scans) <= size:
-        return list(scans)
-    keyed = sorted(scans, key=lambda scan: hashlib.sha256(scan.case_id.encode("utf-8")).hexdigest())
-    chosen = {scan.case_id for scan in keyed[:size]}
-    return [scan for scan in scans if scan.case_id in chosen]
-
-
 def exit_status(ranking: dict) -> int:
     """0: a scan is recommended and every pair registered; 1: no recommendation, or a candidate or
     pair failed, or the ranking could not be written; 130/143/129 when stopped by a signal.
@@ -254,20 +217,7 @@ def exit_status(ranking: dict) -> int:
     return 1 if bad else 0
 
 
-# -- reading the candidates ----------------------------------------------------------------------
-
-
-class _Scan:
-    """One candidate as read: its facts, thumbnail, fingerprint and why it cannot be a fixed scan."""
-
-    def __init__(self, path: str, out_dir: str):
-        self.path = path
-        self.out_dir = out_dir
-        self.fingerprint: Optional[dict] = None
-        self.facts: Optional[ScanFacts] = None
-        self.problem: Optional[str] = None
-        self.thumbnail: Optional[str] = None
-        self.fixed: Optional[FixedScan] = None  # kept for the first usable candidate only
+# -- the pairs ----------------------------------------------------------------------------------
 
 
 def _cohort_inputs_named(items, argument: str) -> list[MovingInput]:
@@ -275,77 +225,6 @@ def _cohort_inputs_named(items, argument: str) -> list[MovingInput]:
         return _cohort_inputs(items)
     except (TypeError, ValueError) as error:
         raise type(error)(str(error).replace("moving", argument)) from None
-
-
-def _read_candidates(candidates: list[MovingInput], options: CaseOptions, out_dir: str, display) -> dict:
-    """Facts and a thumbnail of every candidate; one that cannot be read keeps its reason."""
-    scans = {}
-    pairs_dir = os.path.join(out_dir, PAIRS_FOLDER)
-    keep_first = True
-    for candidate in candidates:
-        scan = _Scan(candidate.path, pairs_dir)
-        scan.fingerprint = input_fingerprint(candidate.path)
-        try:
-            full = CaseOptions(allow_slice_gaps=options.allow_slice_gaps).read(candidate.path)
-            small = subsampled(full, RANKING_VOXEL_MM)
-            analysis = analyze_background(small.image, small.dicom_padding)
-            scan.facts = scan_facts(small.image, analysis, full.image)
-            scan.problem = fixed_problem(FixedScan(full, analysis, scan.fingerprint))
-            scan.thumbnail = _write_thumbnail(small.image, out_dir, candidate.case_id)
-            if scan.problem is None and keep_first:  # the scan the workers start with
-                if options.read_voxel_mm is None:
-                    scan.fixed = FixedScan(
-                        full, analyze_background(full.image, full.dicom_padding), scan.fingerprint
-                    )
-                else:
-                    scan.fixed = FixedScan(small, analysis, scan.fingerprint)
-                keep_first = False
-        except InputError as error:
-            scan.problem = error.reason
-        except (RuntimeError, ValueError) as error:  # a scan SimpleITK cannot handle: this candidate only
-            lines = [line.strip() for line in str(error).splitlines() if line.strip()] or [
-                type(error).__name__
-            ]
-            scan.problem = f"cannot be read ({lines[-1][:200]})"
-        if scan.problem is not None:
-            display.error(f"{candidate.path}: {scan.problem}")
-        scans[candidate.case_id] = scan
-    return scans
-
-
-def _write_thumbnail(image: sitk.Image, out_dir: str, case_id: str) -> Optional[str]:
-    """The scan's three middle planes, small, for the page; None if it cannot be written."""
-    name = f"{THUMBS_FOLDER}/{case_id}_scan.png"
-    path = os.path.join(out_dir, THUMBS_FOLDER, f"{case_id}_scan.png")
-    try:
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        picture = thumbnail(qc_picture(image, image))
-        write_atomically(
-            path, lambda temporary: sitk.WriteImage(picture, temporary, imageIO="PNGImageIO"), True
-        )
-    except (OSError, RuntimeError):
-        return None
-    return name
-
-
-def _sample_extents(chosen: list[MovingInput], scans: dict, options: CaseOptions, display) -> dict:
-    """Body extent (mm) of every sample scan: a candidate's from its facts, the others read once."""
-    by_path = {os.path.realpath(scan.path): scan for scan in scans.values()}
-    extents = {}
-    for item in chosen:
-        known = by_path.get(os.path.realpath(item.path))
-        if known is not None and known.facts is not None:
-            extents[item.case_id] = known.facts.body_extent_mm
-            continue
-        try:
-            small = subsampled(
-                CaseOptions(allow_slice_gaps=options.allow_slice_gaps).read(item.path), RANKING_VOXEL_MM
-            )
-            analysis = analyze_background(small.image, small.dicom_padding)
-            extents[item.case_id] = scan_facts(small.image, analysis).body_extent_mm
-        except (InputError, RuntimeError, ValueError):
-            continue  # its pairs fail on their own, each saying why
-    return extents
 
 
 def _plan_pairs(candidates, chosen, scans, out_dir, options, overwrite):
@@ -368,7 +247,7 @@ def _plan_pairs(candidates, chosen, scans, out_dir, options, overwrite):
     return plans, fixed_of
 
 
-def _task(pair: MovingInput, scan: _Scan, options: CaseOptions, run_id: str) -> CaseTask:
+def _task(pair: MovingInput, scan: CandidateScan, options: CaseOptions, run_id: str) -> CaseTask:
     return CaseTask(pair.case_id, pair.path, scan.out_dir, options, scan.path, scan.fingerprint, run_id)
 
 
