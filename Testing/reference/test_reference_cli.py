@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 
 import pytest
 import SimpleITK as sitk
 from support.cohort_helpers import TINY
 
+from CTAffineRegisterLib import InputError, choose_reference
 from CTAffineRegisterLib.cli.commands import main
 from CTAffineRegisterLib.synthetic import make_pair
 
@@ -200,3 +202,27 @@ def test_an_output_folder_that_is_a_file_is_refused(phantoms, tmp_path, capsys):
 def test_reference_needs_candidates(capsys, tmp_path):
     code, _, errors = run(capsys, "reference", "--out", str(tmp_path / "x"))
     assert code == 2 and "--candidates" in errors
+
+
+def test_local_worker_processes_rank_as_this_process_does(phantoms, tmp_path):
+    """Each pair names its own fixed scan; worker processes start with the first candidate's and read
+    the others themselves: the same figures as in this process."""
+    ranking = choose_reference(phantoms["scans"], tmp_path / "ranking", jobs=2)
+    assert ranking["run"]["backend"] == "2 local worker processes"
+    in_process = json.loads((phantoms["out"] / "reference.json").read_text())
+    assert [(row["id"], row["score"]) for row in ranking["candidates"]] == [
+        (row["id"], row["score"]) for row in in_process["candidates"]
+    ]
+    for row in ranking["candidates"]:
+        for pair in row["pair_results"]:
+            report = json.loads((tmp_path / "ranking" / pair["report"]).read_text())
+            assert report["inputs"]["fixed"]["path"] == os.path.realpath(row["path"])
+
+
+def test_rerun_at_another_quality_is_refused_before_any_work(phantoms, tmp_path):
+    out = tmp_path / "ranking"
+    shutil.copytree(phantoms["out"], out)
+    before = sorted((path.name, path.stat().st_mtime_ns) for path in (out / "pairs").iterdir())
+    with pytest.raises(InputError, match="finished from other options .*use --overwrite to redo them"):
+        choose_reference(phantoms["scans"], out, quality="full", jobs=1)
+    assert sorted((path.name, path.stat().st_mtime_ns) for path in (out / "pairs").iterdir()) == before
