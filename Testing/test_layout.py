@@ -52,6 +52,9 @@ FUNCTION_LEVEL_IMPORTS = {
     ("cli/commands.py", "CTAffineRegisterLib.padding.analysis"),
     ("cli/commands.py", "CTAffineRegisterLib.pair.apply"),
     ("cli/commands.py", "CTAffineRegisterLib.pair.check"),
+    ("cli/commands.py", "CTAffineRegisterLib.reference.report"),
+    ("cli/reference_command.py", "CTAffineRegisterLib.cohort.inputs"),
+    ("cli/reference_command.py", "CTAffineRegisterLib.reference.run"),
 }
 ENGINE = "CTAffineRegisterLib.registration.engine"
 # What importing the package itself loads: the 0.1 paths' finder, the version, the lazy names.
@@ -132,9 +135,9 @@ def test_every_public_name_imports_from_a_fresh_interpreter_and_is_listed_by_dir
 
 
 def test_a_subpackage_with_lazy_names_still_lists_and_gives_them():
-    from CTAffineRegisterLib import cohort, registration
+    from CTAffineRegisterLib import cohort, reference, registration
 
-    for package in (cohort, registration):
+    for package in (cohort, reference, registration):
         assert set(package.__all__) <= set(dir(package))
         for name in package.__all__:
             assert getattr(package, name) is not None, (package.__name__, name)
@@ -147,6 +150,7 @@ def test_a_subpackage_with_lazy_names_still_lists_and_gives_them():
     [
         (["--help"], ["SimpleITK", "numpy"]),
         (["register", "--help"], ["SimpleITK", "numpy"]),
+        (["reference", "--help"], ["SimpleITK", "numpy"]),
         (["--version"], ["SimpleITK"]),
         (["check", "--fixed", "f.nii", "--moving", "m.nii", "--transform", "none.tfm"], [ENGINE]),
     ],

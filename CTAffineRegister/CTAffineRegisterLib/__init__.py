@@ -4,7 +4,8 @@ The public face: everything a script, a notebook or the Slicer console needs is 
 (``from CTAffineRegisterLib import register_pair, read_image``); ``__all__`` lists it. The work is done
 in subpackages named for the stages of the data's path, each importing only the ones below it:
 ``core`` → ``io`` → ``padding`` → ``resample``/``quality`` → ``registration`` → ``pair`` →
-``cohort``/``mrml``/``panel`` → ``cli`` (the import-linter contracts in pyproject.toml enforce it).
+``cohort``/``mrml``/``panel`` → ``reference`` → ``cli`` (the import-linter contracts in
+pyproject.toml enforce it).
 Every exception type is in ``errors``.
 
 Each public name is imported on first use (PEP 562, ``core.lazy``): ``import CTAffineRegisterLib``
@@ -43,6 +44,7 @@ if TYPE_CHECKING:  # what the names are, for type checkers and the API reference
     from .pair.apply import apply_files, apply_to_labels, apply_to_scan
     from .pair.check import check_files, check_transform
     from .pair.register import CaseResult, register_pair
+    from .reference import choose_reference, read_recommendation
     from .registration.engine import register_images
     from .registration.options import ProgressEvent, RegistrationOptions, RegistrationResult
     from .resample.labels import carry_labels, read_label_map, resample_labels
@@ -62,6 +64,7 @@ _NAMES = {
     "CaseStopped": ".errors",
     "check_files": ".pair.check",
     "check_transform": ".pair.check",
+    "choose_reference": ".reference",
     "DicomPadding": ".io.images",
     "exit_status": ".cohort.run",
     "InputError": ".errors",
@@ -77,6 +80,7 @@ _NAMES = {
     "OutputWriteError": ".errors",
     "ProgressEvent": ".registration.options",
     "read_any_transform": ".io.transform_files",
+    "read_recommendation": ".reference",
     "read_image": ".io.images",
     "read_label_map": ".resample.labels",
     "read_transform": ".io.transform_files",
@@ -125,6 +129,7 @@ __all__ = [
     "carry_labels",
     "check_files",
     "check_transform",
+    "choose_reference",
     "exit_status",
     "inputs_from_list_file",
     "inputs_from_paths",
@@ -132,6 +137,7 @@ __all__ = [
     "make_pair",
     "make_phantom",
     "read_any_transform",
+    "read_recommendation",
     "read_image",
     "read_label_map",
     "read_transform",

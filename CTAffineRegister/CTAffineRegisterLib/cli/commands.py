@@ -1,4 +1,4 @@
-"""The ``ct-affine-register`` command: inspect, register, demo.
+"""The ``ct-affine-register`` command: inspect, register, reference, check, apply, demo.
 
 Each subcommand imports what it needs when it runs (``--help`` and ``--version`` load no SimpleITK,
 ``check`` no optimiser): start-up is a fixed cost of every call.
@@ -22,6 +22,7 @@ from .._version import __version__
 from ..cohort.outputs import OUTPUT_FORMATS
 from ..core.timing import format_table, process_seconds
 from ..errors import InputError, OutputExistsError
+from .reference_command import add_reference_parser
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
@@ -67,7 +68,13 @@ def _parser() -> argparse.ArgumentParser:
         description="Register every moving scan onto the fixed scan. Rerunning the same command with "
         "the same --out continues the cohort: finished cases are kept, the rest run.",
     )
-    register.add_argument("--fixed", required=True, metavar="PATH", help="the reference scan (dataset A)")
+    fixed = register.add_mutually_exclusive_group(required=True)
+    fixed.add_argument("--fixed", metavar="PATH", help="the reference scan (dataset A)")
+    fixed.add_argument(
+        "--fixed-from",
+        metavar="JSON",
+        help="the scan recommended by 'ct-affine-register reference' (its OUT/reference.json)",
+    )
     sources = register.add_mutually_exclusive_group(required=True)
     sources.add_argument(
         "--moving", nargs="+", metavar="PATH", help="scans to register (files or DICOM folders)"
@@ -124,6 +131,7 @@ def _parser() -> argparse.ArgumentParser:
     register.set_defaults(handler=_register)
 
     _add_check_parser(commands)
+    add_reference_parser(commands, _whole_number, add_input_options)
 
     demo = commands.add_parser("demo", help="register a generated pair and print the accuracy")
     demo.add_argument("--out", default="ct-affine-register-demo", metavar="DIR", help="output folder")
@@ -290,9 +298,14 @@ def _register(arguments: argparse.Namespace) -> int:
         print(f"error: {problem}", file=sys.stderr)
         return EXIT_USAGE
     try:
+        fixed, chosen_by = arguments.fixed, None
+        if arguments.fixed_from is not None:
+            from ..reference.report import read_recommendation
+
+            fixed, chosen_by = read_recommendation(arguments.fixed_from)
         moving = _moving_inputs(arguments)
         summary = run_cohort(
-            arguments.fixed,
+            fixed,
             moving,
             arguments.out,
             jobs=arguments.jobs,
@@ -305,6 +318,7 @@ def _register(arguments: argparse.Namespace) -> int:
             progress="quiet" if arguments.quiet else "auto",
             allow_slice_gaps=arguments.allow_slice_gaps,
             capture_reader_warnings=True,
+            fixed_chosen_by=chosen_by,
         )
     except (InputError, OutputExistsError, ImportError, ConnectionError) as error:
         print(f"error: {error}", file=sys.stderr)

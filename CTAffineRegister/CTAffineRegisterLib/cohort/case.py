@@ -17,6 +17,7 @@ SimpleITK, numpy and the standard library.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import hashlib
 import json
@@ -77,9 +78,14 @@ class CaseOptions:
     allow_slice_gaps: bool = False
     # ITK/GDCM warnings on stderr while reading become report notes (the CLI's own stderr only).
     capture_reader_warnings: bool = field(default=False, compare=False)
+    # Registrations made only to be judged (``reference`` ranks candidates by them): no registered
+    # scan, validity mask or pictures, only the transform and the report...
+    images: bool = True
+    # ...and scans read subsampled to about this voxel size (mm), or None for the scans as they are.
+    read_voxel_mm: Optional[float] = None
 
     def read(self, path: str):
-        """``read_image`` with this run's reading choices.
+        """``read_image`` with this run's reading choices (subsampled when ``read_voxel_mm`` is set).
 
         Args:
             path: the image file or series folder.
@@ -90,9 +96,10 @@ class CaseOptions:
         Raises:
             InputError: it cannot be read; names it.
         """
-        return read_image(
+        loaded = read_image(
             path, allow_slice_gaps=self.allow_slice_gaps, capture_itk_warnings=self.capture_reader_warnings
         )
+        return loaded if self.read_voxel_mm is None else subsampled(loaded, self.read_voxel_mm)
 
     def to_dict(self) -> dict:
         """Recorded in every case report; ``registration`` only when the caller changed the defaults,
@@ -105,7 +112,31 @@ class CaseOptions:
             "output_format": self.output_format,
             "registration": registration,
             "allow_slice_gaps": self.allow_slice_gaps,
+            # only when not the defaults: cohorts of earlier versions still resume
+            **({} if self.images else {"images": False}),
+            **({} if self.read_voxel_mm is None else {"read_voxel_mm": self.read_voxel_mm}),
         }
+
+
+def subsampled(loaded: LoadedImage, voxel_mm: float) -> LoadedImage:
+    """Every k-th voxel along each axis, so voxels are about ``voxel_mm``: values are kept exactly
+    (no averaging), so padding stays padding and the padding finder sees what it sees at full size.
+
+    Args:
+        loaded: the scan as read.
+        voxel_mm: the wanted voxel size (mm).
+
+    Returns:
+        The same ``LoadedImage`` with the subsampled image (and a note saying so).
+    """
+    image = loaded.image
+    factors = [max(1, int(round(voxel_mm / spacing))) for spacing in image.GetSpacing()]
+    if max(factors) == 1:
+        return loaded
+    small = sitk.Shrink(image, factors)
+    spacing = "×".join(f"{value:g}" for value in image.GetSpacing())
+    note = f"read subsampled to about {voxel_mm:g} mm voxels (from {spacing} mm) for ranking"
+    return dataclasses.replace(loaded, image=small, notes=[*loaded.notes, note])
 
 
 @dataclass(frozen=True)
@@ -127,7 +158,8 @@ class CaseTask:
         Returns:
             Name by role (``output_names``).
         """
-        return output_names(self.case_id, self.options.output_format, self.labels_path is not None)
+        labels = self.labels_path is not None
+        return output_names(self.case_id, self.options.output_format, labels, self.options.images)
 
     def paths(self) -> dict:
         """The case's output paths, by role.
@@ -326,6 +358,9 @@ def run_case(
             # What an earlier, unfinished attempt left at these paths (planning found it is ours to redo)
             remove_files(path for role, path in paths.items() if role != "report")
         _stop_if(cancel)
+        if os.path.realpath(fixed.loaded.path) != os.path.realpath(task.fixed_path):
+            # a run with several fixed scans (``reference``): this task's own, read once per process
+            fixed = load_fixed(task.fixed_path, task.fixed_fingerprint, task.options)
         results = _register_and_write(task, fixed, cancel, paths, written, timer)
         report = {**base, "status": "ok", "error": None, **_trust(results["quality"]), **results}
     except (RegistrationCancelled, CaseStopped):
@@ -413,16 +448,18 @@ def _register_and_write(
         raise
     timer.update(result.report.get("timings", {}))
     _stop_if(cancel)
-    with timer.step("pictures"):
-        picture = qc_picture(fixed.loaded.image, result.registered)
-        small = thumbnail(picture)
-    writers = [
-        ("registered", lambda path: write_image(result.registered, path, True)),
-        ("transform", lambda path: write_transform(result.transform, path, True)),
-        ("validmask", lambda path: write_image(result.valid_mask, path, True)),
-        ("qc", lambda path: _write_png(picture, path)),
-        ("qc_thumb", lambda path: _write_png(small, path)),
-    ]
+    writers = [("transform", lambda path: write_transform(result.transform, path, True))]
+    if options.images:
+        with timer.step("pictures"):
+            picture = qc_picture(fixed.loaded.image, result.registered)
+            small = thumbnail(picture)
+        writers = [
+            ("registered", lambda path: write_image(result.registered, path, True)),
+            *writers,
+            ("validmask", lambda path: write_image(result.valid_mask, path, True)),
+            ("qc", lambda path: _write_png(picture, path)),
+            ("qc_thumb", lambda path: _write_png(small, path)),
+        ]
     if labels is not None:
         with timer.step("labels"):
             carried = resample_labels(labels, fixed.loaded.image, result.transform)
@@ -472,7 +509,7 @@ def _report_base(task: CaseTask, fixed: FixedScan, where: Optional[dict], starte
         "moving_path": task.moving_path,
         "labels_path": task.labels_path,
         "inputs": {
-            "fixed": fixed.fingerprint,
+            "fixed": task.fixed_fingerprint,
             "moving": input_fingerprint(task.moving_path),
             "labels": input_fingerprint(task.labels_path),
         },

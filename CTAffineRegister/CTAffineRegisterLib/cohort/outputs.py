@@ -29,13 +29,17 @@ SUMMARY_MARKERS = {
 CASE_REPORT_SUFFIX = "_report.json"
 
 
-def output_names(case_id: str, output_format: str = DEFAULT_OUTPUT_FORMAT, labels: bool = False) -> dict:
+def output_names(
+    case_id: str, output_format: str = DEFAULT_OUTPUT_FORMAT, labels: bool = False, images: bool = True
+) -> dict:
     """File names of one case's outputs, by role; ``report`` (the per-case report) is written last.
 
     Args:
         case_id: the case's id (the outputs' stem).
         output_format: "nii.gz", "nii", "nrrd" or "mha".
         labels: include the carried label map.
+        images: include the registered scan, validity mask and pictures; False (a registration
+            made only to be judged, as ``reference`` does) names the transform and report only.
 
     Returns:
         File name by role (registered, transform, validmask, qc, ..., report).
@@ -52,7 +56,9 @@ def output_names(case_id: str, output_format: str = DEFAULT_OUTPUT_FORMAT, label
         "qc": f"{case_id}_qc.png",
         "qc_thumb": f"{case_id}_qc_thumb.png",
     }
-    if labels:
+    if not images:
+        names = {"transform": names["transform"]}
+    elif labels:
         names["labels"] = f"{case_id}_labels.{output_format}"
     names["report"] = case_id + CASE_REPORT_SUFFIX
     return names
@@ -86,38 +92,48 @@ def prepare_out_dir(out_dir: str) -> str:
     return out_dir
 
 
-def check_summary_paths(out_dir: str, overwrite: bool) -> None:
+def check_summary_paths(
+    out_dir: str,
+    overwrite: bool,
+    names: Optional[dict] = None,
+    markers: Optional[dict] = None,
+    what: str = "the cohort summary",
+) -> None:
     """report.json/.csv/.html are rebuilt on every run: refuse folders, and files this tool did not write.
 
     Args:
         out_dir: the output folder.
         overwrite: the user allows replacing outputs.
+        names: file name by kind; None: the cohort summary's (``reference`` passes its ranking's).
+        markers: the first bytes that mark each kind as this tool's; None: the cohort summary's.
+        what: what is written there, for the message.
 
     Raises:
         InputError: a summary path is a folder, or (without ``overwrite``) a file this tool did not write.
     """
-    for kind, name in SUMMARY_NAMES.items():
+    for kind, name in (names or SUMMARY_NAMES).items():
         path = os.path.join(out_dir, name)
         if os.path.isdir(path):
-            raise InputError(path, "is a folder; the cohort summary is written there")
-        if os.path.exists(path) and not overwrite and not is_own_summary(path, kind):
+            raise InputError(path, f"is a folder; {what} is written there")
+        if os.path.exists(path) and not overwrite and not is_own_summary(path, kind, markers):
             reason = "already exists and was not written by ct-affine-register (use --overwrite)"
             raise InputError(path, reason)
 
 
-def is_own_summary(path: str, kind: str) -> bool:
+def is_own_summary(path: str, kind: str, markers: Optional[dict] = None) -> bool:
     """Whether a summary file was written by this tool (its marker near the start): only those are replaced.
 
     Args:
         path: report.json, .csv or .html.
         kind: "json", "csv" or "html".
+        markers: the marker by kind; None: the cohort summary's.
 
     Returns:
         True if its marker is found; False otherwise or when it cannot be read.
     """
     try:
         with open(path, encoding="utf-8", errors="replace") as handle:
-            return SUMMARY_MARKERS[kind] in handle.read(4096)
+            return (markers or SUMMARY_MARKERS)[kind] in handle.read(4096)
     except OSError:
         return False
 

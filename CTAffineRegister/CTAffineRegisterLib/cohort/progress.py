@@ -69,6 +69,15 @@ class ProgressDisplay:
         if self.mode not in ("quiet", "silent"):
             self._print(message)
 
+    def error(self, message: str) -> None:
+        """An ``error:`` line for a problem outside any case (in every mode but silent).
+
+        Args:
+            message: what went wrong, naming the file.
+        """
+        if self.mode != "silent":
+            self._print(f"error: {message}")
+
     def case_finished(self, report: dict) -> None:
         """Count a finished case and show it (a line, or the bar updated).
 

@@ -113,6 +113,8 @@ def render_cohort_page(summary: dict) -> str:
         f"<title>{_e(title)}</title><style>{_STYLE}</style></head><body>",
         f"<h1>{_e(title)}</h1>",
         f'<p class="meta">fixed: {_e(fixed.get("path"))} &mdash; {_e(fixed.get("summary"))}</p>',
+        f'<p class="meta" id="chosen-by">fixed scan chosen: '
+        f"{_e(fixed.get('chosen_by', 'given by the user'))}</p>",
         f'<p class="meta" id="counts">{_e(summary.get("summary_line", ""))}</p>',
         f'<p class="meta">run: {_e(run.get("state"))}, {_e(run.get("backend"))}, '
         f"{_e(run.get('seconds'))} s, finished {_e(run.get('finished'))}</p>",

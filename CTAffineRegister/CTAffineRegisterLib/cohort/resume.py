@@ -64,7 +64,7 @@ def plan_case(
         Returns:
             The ``CasePlan`` (action, earlier report, reason).
     """
-    names = output_names(case.case_id, options.output_format, case.labels is not None)
+    names = output_names(case.case_id, options.output_format, case.labels is not None, options.images)
     report_path = os.path.join(out_dir, names["report"])
     previous, foreign = read_case_report(report_path)
     if overwrite:

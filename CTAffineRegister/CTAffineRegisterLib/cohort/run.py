@@ -24,7 +24,7 @@ import signal
 import threading
 import time
 from collections.abc import Iterable
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from typing import Any, Optional, Union
 
 import SimpleITK as sitk
@@ -91,6 +91,7 @@ def run_cohort(
     stop: Optional[StopRequest] = None,
     allow_slice_gaps: bool = False,
     capture_reader_warnings: bool = False,
+    fixed_chosen_by: Optional[str] = None,
 ) -> dict:
     """Register every ``moving`` scan onto ``fixed`` into ``out_dir``; returns the cohort summary.
 
@@ -129,6 +130,8 @@ def run_cohort(
         stop: a ``StopRequest`` another thread can set to stop the run.
         allow_slice_gaps: read DICOM series with missing or uneven slices onto an even grid.
         capture_reader_warnings: turn ITK's stderr warnings into report notes (not in Slicer).
+        fixed_chosen_by: how the fixed scan was chosen, in words, for the report (``register
+            --fixed-from`` names the ``reference`` ranking); None: given by the user.
 
     Returns:
         The cohort summary (also written as report.json/.csv/.html): ``cases`` (one dict per case,
@@ -165,16 +168,18 @@ def run_cohort(
             cases,
             out_dir,
             case_options,
-            _Where(jobs, client, scheduler, in_process),
+            Where(jobs, client, scheduler, in_process),
             overwrite,
             progress,
             stop,
-            _Started(started, started_wall, run_id, lock.note),
+            _Started(started, started_wall, run_id, lock.note, fixed_chosen_by),
         )
 
 
 @dataclasses.dataclass(frozen=True)
-class _Where:
+class Where:
+    """Where the cases run: ``jobs`` local processes, a Dask ``client`` or ``scheduler``, or this process."""
+
     jobs: Optional[int]
     client: object
     scheduler: Optional[str]
@@ -187,6 +192,7 @@ class _Started:
     wall: str
     run_id: str
     lock_note: Optional[str]
+    fixed_chosen_by: Optional[str] = None
 
 
 def _run_locked(
@@ -194,14 +200,13 @@ def _run_locked(
     cases: list[MovingInput],
     out_dir: str,
     case_options: CaseOptions,
-    where: _Where,
+    where: Where,
     overwrite: bool,
     progress: Optional[str],
     stop: Optional[StopRequest],
     started: _Started,
 ) -> dict:
     """The run itself, while this run holds the output folder's lock."""
-    jobs, client, scheduler, in_process = where.jobs, where.client, where.scheduler, where.in_process
     run_id = started.run_id
     timer = StepTimer()
     check_summary_paths(out_dir, overwrite)
@@ -238,32 +243,12 @@ def _run_locked(
         if plan.action == BLOCKED:
             display.case_finished(results[plan.case.case_id])
 
-    def on_done(task: CaseTask, report: dict) -> None:
-        results[task.case_id] = report
-        display.case_finished(report)
-
-    backend, described, lost = None, "nothing to run", None
-    try:
-        with _stopped_by_signals(stop):
-            if tasks:
-                backend = _backend(tasks, jobs, client, scheduler, in_process)
-                described = backend.describe()
-            done_before = sum(plan.action == DONE for plan in plans)
-            counts = f"{done_before} finished by an earlier run, {len(tasks)} to run"
-            display.say(f"{len(cases)} cases: {counts} ({described})")
-            if backend is not None and not stop.is_set():
-                with timer.step("cases"):
-                    backend.run(tasks, fixed_scan, on_done, stop)
-    except SchedulerLost as error:
-        lost = str(error)
-    finally:
-        display.close()
-        if scheduler is not None and scheduler != "local" and backend is not None:
-            backend.close_quietly()
-    for task in tasks:
-        results.setdefault(task.case_id, _not_started(task) if lost is None else _unfinished(task, lost))
+    done_before = sum(plan.action == DONE for plan in plans)
+    counts = f"{len(cases)} cases: {done_before} finished by an earlier run, {len(tasks)} to run"
+    described, lost = execute_tasks(tasks, fixed_scan, where, display, stop, counts, results, timer)
 
     header = _header(fixed_path, fixed_scan, case_options, overwrite, out_dir, run_id, started.wall)
+    header["fixed"]["chosen_by"] = started.fixed_chosen_by or "given by the user"
     header["run"].update(
         {
             "finished": now_text(),
@@ -298,6 +283,59 @@ def _load_fixed_timed(fixed_path: str, case_options: CaseOptions, timer: StepTim
     else:
         timer.add("read_fixed", elapsed)
     return fixed_scan
+
+
+def execute_tasks(
+    tasks: list[CaseTask],
+    fixed_scan: FixedScan,
+    where: Where,
+    display: ProgressDisplay,
+    stop: StopRequest,
+    counts: str,
+    results: dict,
+    timer: Optional[StepTimer] = None,
+) -> tuple[str, Optional[str]]:
+    """Run the tasks on the backend ``where`` asks for, with the progress display, stopping cleanly on
+    Ctrl-C/SIGTERM/SIGHUP; shared by ``run_cohort`` and ``reference`` (whose tasks have several
+    fixed scans: each task names its own, ``fixed_scan`` is the one workers start with).
+
+    Args:
+        tasks: the cases to run.
+        fixed_scan: the analysed fixed scan (of the first task).
+        where: the backend choice.
+        display: the progress display (closed here).
+        stop: the stop request.
+        counts: the line said before the run ("12 cases: ... to run"); the backend is added.
+        results: case id → report; every task's report is put here (a stub if it never ran).
+        timer: where the run's steps are timed (the backend's run as "cases"), or None.
+
+    Returns:
+        (how the cases ran, in words; why the run could not go on, or None).
+    """
+
+    def on_done(task: CaseTask, report: dict) -> None:
+        results[task.case_id] = report
+        display.case_finished(report)
+
+    backend, described, lost = None, "nothing to run", None
+    try:
+        with _stopped_by_signals(stop):
+            if tasks:
+                backend = _backend(tasks, where.jobs, where.client, where.scheduler, where.in_process)
+                described = backend.describe()
+            display.say(f"{counts} ({described})")
+            if backend is not None and not stop.is_set():
+                with timer.step("cases") if timer is not None else nullcontext():
+                    backend.run(tasks, fixed_scan, on_done, stop)
+    except SchedulerLost as error:
+        lost = str(error)
+    finally:
+        display.close()
+        if where.scheduler not in (None, "local") and backend is not None:
+            backend.close_quietly()
+    for task in tasks:
+        results.setdefault(task.case_id, _not_started(task) if lost is None else _unfinished(task, lost))
+    return described, lost
 
 
 def exit_status(summary: dict) -> int:
@@ -364,7 +402,7 @@ def _check_paths(fixed_path: str, cases: list[MovingInput], options: CaseOptions
     inputs = [fixed_path] + [case.path for case in cases] + [case.labels for case in cases if case.labels]
     outputs = [os.path.join(out_dir, name) for name in SUMMARY_NAMES.values()]
     for case in cases:
-        names = output_names(case.case_id, options.output_format, case.labels is not None)
+        names = output_names(case.case_id, options.output_format, case.labels is not None, options.images)
         outputs += [os.path.join(out_dir, name) for name in names.values()]
     check_inputs_not_outputs(inputs, outputs, out_dir)
 
