@@ -188,6 +188,8 @@ def _run_from(start, plan, runner: _Runner, probe: SimilarityProbe, probe_level:
     None, the probes' correlation of the end, -inf when too few points compare)."""
     transform = start
     for step in plan:
+        if step.role == "polish" and _polish_skipped(transform, probe, runner, step, options):
+            continue
         transform = runner.run(as_type(transform, step.stage), step)
         if runner.stages[-1].reverted and step.role == "refine":
             transform = runner.run(transform, step, step_scale=0.25)  # once more, with shorter steps
@@ -205,6 +207,33 @@ def _run_from(start, plan, runner: _Runner, probe: SimilarityProbe, probe_level:
         )
     correlation, _ = probe.correlation(*affine_parts(transform, (0.0, 0.0, 0.0)))
     return transform, last, refinement, -np.inf if correlation is None else correlation
+
+
+def _polish_skipped(transform, probe: SimilarityProbe, runner: _Runner, step: _Step, options) -> bool:
+    """Whether the finest-level polish is left out: the scans' HU correlation is below
+    ``options.polish_min_correlation`` (two patients: two polishes end millimetres apart there and the
+    structure overlap does not change). A skip is recorded as a stage that says why."""
+    started = time.perf_counter()
+    correlation, _ = probe.correlation(*affine_parts(transform, (0.0, 0.0, 0.0)))
+    if correlation is None or correlation >= options.polish_min_correlation:
+        return False
+    previous = runner.stages[-1]
+    runner.stages.append(
+        StageInfo(
+            stage=step.stage,
+            level=step.level,
+            spacing_mm=tuple(runner.fixed_levels[step.level].spacing),
+            iterations=0,
+            metric=previous.metric,
+            stop_reason=(
+                f"skipped: HU correlation {correlation:.2f} is below {options.polish_min_correlation:g} "
+                "(two patients): a finest-level polish would not settle between them"
+            ),
+            seconds=time.perf_counter() - started,
+            role=step.role,
+        )
+    )
+    return True
 
 
 def _closing_polish(

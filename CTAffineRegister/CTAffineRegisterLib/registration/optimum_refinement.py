@@ -51,15 +51,12 @@ from ..quality.verdict import (
     not_at_optimum,
     probe_optimum,
 )
+from .options import POLISH_MIN_CORRELATION
 
 # Descents on the correlation, each followed by the probes; the development set settled in 1-2.
 REFINE_ROUNDS = 3
 # A probe raising the correlation by more than this (in correlation units) is worth going on from.
 REFINE_MIN_GAIN = 0.005
-# The closing polish runs only from this correlation up: one patient's scans agree at 0.9 and more,
-# two patients' at 0.3-0.6, where mutual information pulled every closing polish of the development
-# set back toward where it had stopped short (each rejected, at a second a case).
-POLISH_MIN_CORRELATION = 0.8
 # The closing polish may lower the probes' correlation by at most this (correlation units): the
 # probes' own resolution on the ~4 mm level; a polish pulling back toward where the registration
 # stopped short loses more.
@@ -160,6 +157,9 @@ def refine_to_optimum(
             break
         candidate = _moved(candidate, found, probe.center, transform_type)
     polished = False
+    # One patient only (``POLISH_MIN_CORRELATION``): between two patients mutual information pulled
+    # every closing polish of the development set back toward where it had stopped short (each
+    # rejected, at a second a case).
     if polish is not None and best is not transform and best_correlation >= POLISH_MIN_CORRELATION:
         finished = polish(best)
         found = _probe(probe, finished, kinds)
