@@ -10,7 +10,8 @@ Run from the project root, on a quiet machine (the load average is printed befor
 The pairs: ``synthetic.make_pair`` at 256×256×134 (1.95 × 1.95 × 3 mm, the real chest scans' grid) and
 512×512×300 (0.98 × 0.98 × 1 mm), the moving scan on a slightly different grid with -3024 padding
 outside its field of view; and, when ``../shared/data`` has it, the real pair of two patients
-(nsclc_radiomics LUNG1-001 fixed, LUNG1-003 moving, 256²). All are .nii.gz files, as users have them.
+(nsclc_radiomics LUNG1-001 fixed, LUNG1-003 moving, 256²), also upsampled to 512² in-plane when 512
+is among the sizes. All are .nii.gz files, as users have them.
 
 For each pair and repeat, in alternating order: ``ct-affine-register register --verbose`` as a child
 process (its step table is parsed from the output: start-up, reading and analysing the fixed scan,
@@ -85,9 +86,29 @@ def build_pairs(sizes: list[int], real: bool, workdir: Path) -> list[tuple[str, 
         fixed, moving = REAL / "LUNG1-001_ct.nii.gz", REAL / "LUNG1-003_ct.nii.gz"
         if fixed.exists() and moving.exists():
             pairs.append(("real 256² (LUNG1-003 → LUNG1-001)", fixed, moving))
+            if 512 in sizes:  # the same two patients at a full-resolution chest CT's in-plane grid
+                folder = workdir / "real-512"
+                folder.mkdir(parents=True, exist_ok=True)
+                upsampled = [folder / fixed.name, folder / moving.name]
+                for source, target in zip((fixed, moving), upsampled):
+                    if not target.exists():
+                        sitk.WriteImage(in_plane_twice(sitk.ReadImage(str(source))), str(target), True)
+                pairs.append(("real, upsampled to 512² (LUNG1-003 → LUNG1-001)", *upsampled))
         else:
             print(f"real pair skipped: {REAL} has no LUNG1-001/-003 scans")
     return pairs
+
+
+def in_plane_twice(image: sitk.Image) -> sitk.Image:
+    """The scan on a grid twice as fine in-plane (linear interpolation, same extent and type): a
+    512² chest CT of the same two patients, for lack of openly licensed full-resolution ones here."""
+    size = [image.GetSize()[0] * 2, image.GetSize()[1] * 2, image.GetSize()[2]]
+    spacing = [image.GetSpacing()[0] / 2, image.GetSpacing()[1] / 2, image.GetSpacing()[2]]
+    first = image.TransformContinuousIndexToPhysicalPoint((-0.25, -0.25, 0.0))
+    return sitk.Resample(
+        image, size, sitk.Transform(), sitk.sitkLinear, first, spacing, image.GetDirection(),
+        -1024.0, image.GetPixelID(),
+    )  # fmt: skip
 
 
 def io_floor(fixed: Path, moving: Path, registered: Path, workdir: Path) -> dict:
