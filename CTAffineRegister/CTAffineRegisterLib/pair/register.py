@@ -117,7 +117,9 @@ def register_pair(
             raise RegistrationError(f"{role} image is {analysis.summary}")
     registering = time.perf_counter()
     result = register_images(fixed, moving, fixed_analysis, moving_analysis, options, progress, cancel)
-    timer.update(registration_steps(result.quality, time.perf_counter() - registering))
+    timer.update(
+        registration_steps(result.quality, time.perf_counter() - registering, result.verdict_seconds)
+    )
     fill_value = float(moving_analysis.air_value) if fill is None else fill  # an int stays exact
     with timer.step("resample"):
         registered, valid = resample_with_valid_mask(
@@ -141,15 +143,16 @@ def register_pair(
     return CaseResult(registered=registered, valid_mask=valid, transform=result.transform, report=report)
 
 
-def registration_steps(quality: dict, seconds: float) -> dict:
+def registration_steps(quality: dict, seconds: float, verdict_seconds: Optional[float] = None) -> dict:
     """``register_images``' seconds split into the steps its result accounts for: the last stage's
-    refinement (``quality["refinement"]["seconds"]``) and, when the verdict reports its own time
-    (``quality["seconds"]``), the verdict; the rest is "register". Read from the result, so the
-    engine's own figures are never guessed at.
+    refinement (``quality["refinement"]["seconds"]``) and the verdict (``verdict_seconds``, the
+    result's own figure); the rest is "register". Read from the result, so the engine's own figures
+    are never guessed at.
 
     Args:
         quality: the registration result's ``quality``.
         seconds: the wall time of the whole ``register_images`` call.
+        verdict_seconds: the result's ``verdict_seconds`` (None: not reported).
 
     Returns:
         ``{"register": s, "refine": s, "verdict": s}`` (refine and verdict only when reported).
@@ -158,8 +161,8 @@ def registration_steps(quality: dict, seconds: float) -> dict:
     refinement = quality.get("refinement")
     if isinstance(refinement, dict) and isinstance(refinement.get("seconds"), (int, float)):
         parts["refine"] = float(refinement["seconds"])
-    if isinstance(quality.get("seconds"), (int, float)):
-        parts["verdict"] = float(quality["seconds"])
+    if verdict_seconds is not None:
+        parts["verdict"] = float(verdict_seconds)
     inside = sum(parts.values())
     if inside > seconds:  # rounded figures of a near-instant call: never more than the call took
         parts = {name: value * seconds / inside for name, value in parts.items()}

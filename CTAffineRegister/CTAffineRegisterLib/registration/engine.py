@@ -162,7 +162,7 @@ def _register(fixed, moving, fixed_analysis, moving_analysis, options, progress,
         center,
         probe,
     )
-    quality["seconds"] = round(time.perf_counter() - judged, 3)  # the verdict's own share (step timings)
+    verdict_seconds = time.perf_counter() - judged
     if refinement is not None:
         quality["refinement"] = refinement.to_dict()
         if refinement.applied:
@@ -180,6 +180,7 @@ def _register(fixed, moving, fixed_analysis, moving_analysis, options, progress,
         initialization=initialization,
         options=options,
         polish_spread_mm=runner.polish_spread_mm,
+        verdict_seconds=verdict_seconds,
     )
 
 

@@ -189,6 +189,8 @@ class RegistrationResult:
     # How far apart (mm, mean over the fixed body) two polishes on independent sample sets ended: an
     # estimate of how much the sampling alone moves the answer. None when there was no polish.
     polish_spread_mm: Optional[float] = None
+    # Of ``seconds``, what the verdict took (kept out of ``quality``, which depends on the scans only).
+    verdict_seconds: Optional[float] = None
 
     def to_dict(self) -> dict:
         """Plain values for a JSON report: the transform's parts, figures, stages and options.
@@ -206,6 +208,7 @@ class RegistrationResult:
             "stop_reason": self.stop_reason,
             "iterations": self.iterations,
             "seconds": round(self.seconds, 3),
+            "verdict_seconds": None if self.verdict_seconds is None else round(self.verdict_seconds, 3),
             "initialization": self.initialization,
             "polish_spread_mm": None if self.polish_spread_mm is None else round(self.polish_spread_mm, 3),
             "quality": dict(self.quality),

@@ -11,6 +11,9 @@ Pure module: SimpleITK, numpy and the standard library.
 
 from __future__ import annotations
 
+import threading
+import weakref
+from dataclasses import dataclass
 from typing import Optional
 
 import numpy as np
@@ -97,29 +100,79 @@ def prepare_pyramids(fixed, moving, fixed_analysis, moving_analysis, options):
     Raises:
         RegistrationError: too few valid or body voxels, or a scan whose valid voxels are constant.
     """
-    fixed_ready = prepare_for_registration(fixed, fixed_analysis, compact=True)
+    fixed_levels, center = _fixed_pyramid(fixed, fixed_analysis, options)
     moving_ready = prepare_for_registration(moving, moving_analysis, compact=True)
-    _check_not_constant(fixed_ready, fixed_analysis, "fixed")
     _check_not_constant(moving_ready, moving_analysis, "moving")
-
-    fixed_valid = as_mask(fixed_analysis.valid_mask)
     moving_valid = as_mask(moving_analysis.valid_mask)
+    targets = _level_targets(fixed.GetSpacing(), options)
+    moving_factors = [
+        shrink_factors(moving.GetSpacing(), target, moving_ready.GetSize()) for target in targets
+    ]
+    moving_levels = build_levels(
+        moving_ready, None, moving_factors, erode_mask_voxels=1, limit_mask=_padded_only(moving_valid)
+    )
+    return fixed_levels, moving_levels, center
+
+
+def _fixed_pyramid(fixed, fixed_analysis, options) -> tuple[list[Level], tuple[float, float, float]]:
+    """The fixed scan's levels and body centre, built once per thread for a fixed scan and analysis.
+
+    A cohort registers every moving scan onto one fixed scan: its pyramid (a third of a 256² case's
+    preparation) depends on nothing else, so each thread that registers keeps the last one it built,
+    for as long as that analysis lives. Per thread, because SimpleITK images shared between threads
+    race; the levels are only ever read.
+    """
+    key = (
+        id(fixed_analysis),
+        threading.get_ident(),
+        options.finest_spacing_mm,
+        options.level_count,
+        options.body_margin_mm,
+    )
+    with _FIXED_LOCK:
+        kept = _FIXED_PYRAMIDS.get(key)
+    if kept is not None and kept.analysis() is fixed_analysis and kept.fixed is fixed:
+        return kept.levels, kept.center
+    built = _build_fixed_pyramid(fixed, fixed_analysis, options)
+    with _FIXED_LOCK:
+        for old in [old for old in _FIXED_PYRAMIDS if old[1] == key[1]]:  # one per thread
+            del _FIXED_PYRAMIDS[old]
+        _FIXED_PYRAMIDS[key] = _KeptPyramid(
+            weakref.ref(fixed_analysis, lambda _: _forget(key)), fixed, *built
+        )
+    return built
+
+
+def _forget(key) -> None:
+    with _FIXED_LOCK:
+        _FIXED_PYRAMIDS.pop(key, None)
+
+
+@dataclass
+class _KeptPyramid:
+    analysis: weakref.ref  # the fixed scan's analysis: the entry goes when it does
+    fixed: sitk.Image
+    levels: list[Level]
+    center: tuple[float, float, float]
+
+
+_FIXED_PYRAMIDS: dict[tuple, _KeptPyramid] = {}
+_FIXED_LOCK = threading.Lock()
+
+
+def _build_fixed_pyramid(fixed, fixed_analysis, options) -> tuple[list[Level], tuple[float, float, float]]:
+    fixed_ready = prepare_for_registration(fixed, fixed_analysis, compact=True)
+    _check_not_constant(fixed_ready, fixed_analysis, "fixed")
+    fixed_valid = as_mask(fixed_analysis.valid_mask)
     region = _metric_region(fixed_analysis, fixed_valid, options)
     if count(region) < 50:
         raise RegistrationError("fixed image has too few valid body voxels to register")
     center = centroid(region)
     fixed_ready, fixed_valid = crop_to(region, fixed_ready, fixed_valid)
-
     targets = _level_targets(fixed.GetSpacing(), options)
     fixed_factors = [shrink_factors(fixed.GetSpacing(), target, fixed_ready.GetSize()) for target in targets]
-    moving_factors = [
-        shrink_factors(moving.GetSpacing(), target, moving_ready.GetSize()) for target in targets
-    ]
     fixed_levels = build_levels(
         fixed_ready, region, fixed_factors, erode_mask_voxels=1, limit_mask=_padded_only(fixed_valid)
-    )
-    moving_levels = build_levels(
-        moving_ready, None, moving_factors, erode_mask_voxels=1, limit_mask=_padded_only(moving_valid)
     )
     for level in fixed_levels:
         if level.mask is not None and count(level.mask) < 200:
@@ -127,7 +180,7 @@ def prepare_pyramids(fixed, moving, fixed_analysis, moving_analysis, options):
                 f"fixed image has too few valid body voxels to register ({count(level.mask)} at "
                 f"{_spacing_text(level.spacing)} mm; at least 200 are needed)"
             )
-    return fixed_levels, moving_levels, center
+    return fixed_levels, center
 
 
 def build_pyramids(
