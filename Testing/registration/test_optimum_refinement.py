@@ -94,17 +94,20 @@ def test_a_right_same_patient_result_is_not_touched(pair):
     assert polish.role == "polish" and polish.iterations > 0 and result.polish_spread_mm is not None
 
 
-def test_the_finest_polish_runs_only_from_the_correlation_limit_up(pair):
-    """The limit is the user's: at 1 even one patient's scans fall short of it, and the skip says why."""
+def test_every_polish_round_runs_only_from_the_correlation_limit_up(pair):
+    """The limit is the user's: at 1 even one patient's scans fall short of it; one round, saying why."""
     pair, fixed_analysis, moving_analysis = pair
-    options = RegistrationOptions(polish_min_correlation=1.0)
+    options = RegistrationOptions(full_polish_min_correlation=1.0)
     result = register_images(pair.fixed, pair.moving, fixed_analysis, moving_analysis, options)
-    skipped = result.stages[-1]
-    assert skipped.role == "polish" and skipped.iterations == 0 and result.polish_spread_mm is None
-    assert skipped.stop_reason.startswith("skipped: HU correlation 0.9") and "below 1" in skipped.stop_reason
-    assert result.stop_reason == skipped.stop_reason and result.metric == result.stages[-2].metric
-    with pytest.raises(ValueError, match="polish_min_correlation"):
-        RegistrationOptions(polish_min_correlation=1.5)
+    polish = result.stages[-1]
+    assert polish.role == "polish" and polish.iterations > 0 and result.polish_spread_mm is not None
+    assert (
+        polish.stop_reason.startswith("1 round(s) of two polishes") and "two patients" in polish.stop_reason
+    )
+    everything = register_images(pair.fixed, pair.moving, fixed_analysis, moving_analysis)
+    assert everything.stages[-1].stop_reason.startswith("2 round(s)")  # still apart after one
+    with pytest.raises(ValueError, match="full_polish_min_correlation"):
+        RegistrationOptions(full_polish_min_correlation=1.5)
 
 
 def test_a_refinement_never_keeps_a_placement_that_fits_worse(pair):
@@ -161,10 +164,9 @@ def test_a_1_3_scale_between_two_real_patients_is_ok():
     assert quality["verdict"] == "ok", quality["reason"]
     assert quality["checks"]["plausibility"]["level"] == "ok"
     assert quality["figures"]["scale_max"] > 1.15  # a real size difference, reported
-    # two patients: no finest-level polish (it cannot settle between them), and the report says so
+    # two patients: one round of polishes (a second cannot settle them), and the report says so
     polish = next(stage for stage in result.stages if stage.role == "polish")
-    assert polish.iterations == 0 and "(two patients)" in polish.stop_reason
-    assert result.polish_spread_mm is None
+    assert polish.stop_reason.startswith("1 round(s)") and "two patients" in polish.stop_reason
     assert (
         quality["figures"]["probe_gain"] <= verdict.PROBE_GAIN + 1e-9
         or quality["figures"]["probe_move_mm"] < 3

@@ -189,9 +189,8 @@ def _run_from(start, plan, runner: _Runner, probe: SimilarityProbe, probe_level:
     None, the probes' correlation of the end, -inf when too few points compare)."""
     transform = start
     for step in plan:
-        if step.role == "polish" and _polish_skipped(transform, probe, runner, step, options):
-            continue
-        transform = runner.run(as_type(transform, step.stage), step)
+        rounds = _polish_rounds(transform, probe, options) if step.role == "polish" else None
+        transform = runner.run(as_type(transform, step.stage), step, rounds=rounds)
         if runner.stages[-1].reverted and step.role == "refine":
             transform = runner.run(transform, step, step_scale=0.25)  # once more, with shorter steps
     last = runner.stages[-1]
@@ -210,31 +209,14 @@ def _run_from(start, plan, runner: _Runner, probe: SimilarityProbe, probe_level:
     return transform, last, refinement, -np.inf if correlation is None else correlation
 
 
-def _polish_skipped(transform, probe: SimilarityProbe, runner: _Runner, step: _Step, options) -> bool:
-    """Whether the finest-level polish is left out: the scans' HU correlation is below
-    ``options.polish_min_correlation`` (two patients: two polishes end millimetres apart there and the
-    structure overlap does not change). A skip is recorded as a stage that says why."""
-    started = time.perf_counter()
+def _polish_rounds(transform, probe: SimilarityProbe, options) -> Optional[int]:
+    """1 when the scans' HU correlation is below ``options.full_polish_min_correlation`` (two
+    patients: there a second round of polishes does not bring the two closer), else None (all of
+    ``options.polish_rounds``)."""
     correlation, _ = probe.correlation(*affine_parts(transform, (0.0, 0.0, 0.0)))
-    if correlation is None or correlation >= options.polish_min_correlation:
-        return False
-    previous = runner.stages[-1]
-    runner.stages.append(
-        StageInfo(
-            stage=step.stage,
-            level=step.level,
-            spacing_mm=tuple(runner.fixed_levels[step.level].spacing),
-            iterations=0,
-            metric=previous.metric,
-            stop_reason=(
-                f"skipped: HU correlation {correlation:.2f} is below {options.polish_min_correlation:g} "
-                "(two patients): a finest-level polish would not settle between them"
-            ),
-            seconds=time.perf_counter() - started,
-            role=step.role,
-        )
-    )
-    return True
+    if correlation is None or correlation >= options.full_polish_min_correlation:
+        return None
+    return 1
 
 
 def _closing_polish(
@@ -426,8 +408,11 @@ class _Runner:
         # or pass 1; a progress bar only moves forward, up to 1.
         self._fraction = 0.0
 
-    def run(self, transform: sitk.Transform, step: _Step, step_scale: float = 1.0) -> sitk.Transform:
-        """One stage: optimise, undo it if the coarse metric got clearly worse, and record it."""
+    def run(
+        self, transform: sitk.Transform, step: _Step, step_scale: float = 1.0, rounds: Optional[int] = None
+    ) -> sitk.Transform:
+        """One stage: optimise, undo it if the coarse metric got clearly worse, and record it;
+        ``rounds`` caps a polish's rounds (None: ``options.polish_rounds``)."""
         _raise_if_cancelled(self.should_stop)
         # the last stage on correlation is judged by the verdict's probes, not by the MI guard
         guarded = step.role != "optimum"
@@ -436,7 +421,7 @@ class _Runner:
         iterations_before = self.total_iterations
         started = time.perf_counter()
         if step.role == "polish":
-            outcome = self._polish(transform, step)
+            outcome = self._polish(transform, step, rounds)
         else:
             points, seed = self.options.sampling_points, self.options.seed
             outcome = self._optimize(transform, step, step_scale, points, seed)
@@ -463,7 +448,7 @@ class _Runner:
         )
         return transform
 
-    def _polish(self, transform: sitk.Transform, step: _Step) -> _Outcome:
+    def _polish(self, transform: sitk.Transform, step: _Step, rounds_cap: Optional[int] = None) -> _Outcome:
         """Rounds of two polishes from the same start on independent sample sets, side by side.
 
         A fixed sample set makes the metric ripple and each polish stops in a ripple; how far the two
@@ -476,7 +461,10 @@ class _Runner:
         private = (_private_copy(fixed_level), _private_copy(moving_level))
         region = mask_points(self.fixed_levels[0], 2000)  # where the two polishes are compared
         points, current, spread, metric, rounds = options.polish_sampling_points, transform, 0.0, 0.0, 0
-        while rounds < max(1, options.polish_rounds):
+        planned = max(
+            1, options.polish_rounds if rounds_cap is None else min(rounds_cap, options.polish_rounds)
+        )
+        while rounds < planned:
             scale, seed = (1.0 if rounds == 0 else 0.25), options.seed + 2 * rounds
             first, second = _in_parallel(
                 [
@@ -493,8 +481,9 @@ class _Runner:
             if spread <= options.polish_agreement_mm:
                 break
         self.polish_spread_mm = spread
+        limited = "" if rounds_cap is None else " (two patients: one round, a second would not settle them)"
         return _Outcome(
-            current, metric, f"{rounds} round(s) of two polishes, the last two {spread:.3f} mm apart"
+            current, metric, f"{rounds} round(s) of two polishes, the last two {spread:.3f} mm apart{limited}"
         )
 
     def _optimize(
