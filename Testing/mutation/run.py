@@ -128,6 +128,24 @@ def save_results(modules: list[str]) -> None:
             )
 
 
+def show(modules: list[str]) -> None:
+    """Print each survivor (not marked equivalent) of the last run as a diff, to triage it."""
+    os.chdir(ROOT)
+    from mutmut.mutation.diff_apply import get_diff_for_mutant
+
+    equivalents = load_equivalents()
+    for module in modules:
+        meta = ROOT / "mutants" / (str(module_path(module)) + ".meta")
+        codes = json.loads(meta.read_text(encoding="utf-8"))["exit_code_by_key"]
+        for name, code in sorted(codes.items()):
+            if name in equivalents or code is None or code in KILLED or code in TIMEOUT:
+                continue
+            status = "no test reaches it" if code in NO_TESTS else f"survived (exit {code})"
+            print(f"# {name}: {status}")
+            print(get_diff_for_mutant(name, path=module_path(module)))
+            print()
+
+
 def figures(module: str, equivalents: dict[str, str]) -> dict[str, int]:
     codes = json.loads(result_file(module).read_text(encoding="utf-8"))["exit_code_by_key"]
     counts = {
@@ -196,6 +214,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--jobs", type=int, default=2, help="mutants tested at a time (default 2)")
     parser.add_argument("--retest", action="store_true", help="test the modules' survivors again")
     parser.add_argument("--survivors", action="store_true", help="list the survivors not marked equivalent")
+    parser.add_argument(
+        "--show", action="store_true", help="the survivors' diffs (from mutants/, the last run)"
+    )
     parser.add_argument("--report", action="store_true", help="print the per-module table")
     args = parser.parse_args(argv)
     if args.report:
@@ -211,6 +232,10 @@ def main(argv: list[str] | None = None) -> int:
         for module in args.modules:
             for name in survivors(module, equivalents):
                 print(name)
+        return 0
+
+    if args.show:
+        show(args.modules)
         return 0
 
     mutmut_main = prepare_mutmut(args.modules)

@@ -1,0 +1,237 @@
+"""What a rerun into the same folder does with each case, decided from the files alone (cohort/resume.py).
+
+No registration: a "finished" case is a report and outputs written by hand, the way a finished run
+leaves them, so every rule of the resume promise (done, run, conflict, blocked, and the words of a
+refusal) is checked in milliseconds.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import os
+
+import pytest
+
+from CTAffineRegisterLib.cohort.case import CASE_REPORT_FORMAT, CaseOptions, input_fingerprint
+from CTAffineRegisterLib.cohort.inputs import MovingInput
+from CTAffineRegisterLib.cohort.outputs import output_names
+from CTAffineRegisterLib.cohort.resume import BLOCKED, CONFLICT, DONE, RUN, plan_case
+
+OPTIONS = CaseOptions()
+
+
+@pytest.fixture
+def finished(tmp_path):
+    """(case, out_dir, fixed fingerprint) of a case finished with OPTIONS."""
+    fixed, moving = tmp_path / "fixed.nii", tmp_path / "m0.nii"
+    fixed.write_bytes(b"F" * 300)
+    moving.write_bytes(b"M" * 200)
+    out = tmp_path / "out"
+    out.mkdir()
+    case = MovingInput(str(moving), "m0")
+    names = output_names("m0", OPTIONS.output_format, False)
+    sizes = {}
+    for role, name in names.items():
+        if role != "report":
+            (out / name).write_bytes(b"x" * (10 + len(role)))
+            sizes[role] = 10 + len(role)
+    report = {
+        "format": CASE_REPORT_FORMAT,
+        "status": "ok",
+        "inputs": {
+            "fixed": input_fingerprint(str(fixed)),
+            "moving": input_fingerprint(str(moving)),
+            "labels": None,
+        },
+        "options": OPTIONS.to_dict(),
+        "outputs": {role: name for role, name in names.items() if role != "report"},
+        "output_bytes": sizes,
+    }
+    (out / names["report"]).write_text(json.dumps(report), encoding="utf-8")
+    return case, str(out), input_fingerprint(str(fixed))
+
+
+def _plan(finished, case=None, options=OPTIONS, overwrite=False):
+    original, out, fixed_fingerprint = finished
+    return plan_case(case or original, out, options, fixed_fingerprint, overwrite)
+
+
+def _report(out) -> tuple[str, dict]:
+    path = os.path.join(out, output_names("m0")["report"])
+    with open(path, encoding="utf-8") as handle:
+        return path, json.load(handle)
+
+
+def _rewrite(out, **changes) -> None:
+    path, report = _report(out)
+    report.update(changes)
+    with open(path, "w", encoding="utf-8") as handle:
+        json.dump(report, handle)
+
+
+def test_an_unchanged_finished_case_is_done_and_keeps_its_report(finished):
+    plan = _plan(finished)
+    assert plan.action == DONE
+    assert plan.previous["status"] == "ok" and plan.reason is None
+
+
+def test_a_new_case_runs_and_overwrite_runs_even_a_finished_one(finished, tmp_path):
+    assert _plan(finished, case=MovingInput(str(tmp_path / "fixed.nii"), "new")).action == RUN
+    plan = _plan(finished, overwrite=True)
+    assert plan.action == RUN and plan.previous["status"] == "ok"
+
+
+@pytest.mark.parametrize("status", ["failed", "cancelled", "running"])
+def test_an_unfinished_case_of_this_tool_runs_again(finished, status):
+    _rewrite(finished[1], status=status)
+    assert _plan(finished).action == RUN
+
+
+def test_an_output_missing_resized_or_unlisted_makes_the_case_run_again(finished):
+    _, out, _ = finished
+    names = output_names("m0")
+    registered = os.path.join(out, names["registered"])
+    with open(registered, "ab") as handle:
+        handle.write(b"more")
+    assert _plan(finished).action == RUN
+    os.remove(registered)
+    assert _plan(finished).action == RUN
+
+
+def test_an_output_listed_under_another_name_makes_the_case_run_again(finished):
+    _, out, _ = finished
+    _, report = _report(out)
+    outputs = dict(report["outputs"], qc="elsewhere.png")
+    _rewrite(out, outputs=outputs)
+    assert _plan(finished).action == RUN
+    _rewrite(out, outputs=None, output_bytes=None)
+    assert _plan(finished).action == RUN
+
+
+def test_files_no_report_claims_block_the_case_and_name_the_file(finished):
+    _, out, _ = finished
+    path, _ = _report(out)
+    with open(path, "w", encoding="utf-8") as handle:
+        handle.write("someone else's notes")
+    plan = _plan(finished)
+    assert plan.action == BLOCKED and plan.reason.startswith(path) and "--overwrite" in plan.reason
+    with open(path, "w", encoding="utf-8") as handle:
+        json.dump({"format": "another tool", "status": "ok"}, handle)
+    assert _plan(finished).action == BLOCKED
+    os.remove(path)
+    plan = _plan(finished)
+    assert plan.action == BLOCKED
+    assert plan.reason.startswith(os.path.join(out, "m0_")) and "already exists" in plan.reason
+
+
+def test_a_moving_scan_at_another_path_is_a_conflict_naming_both(finished, tmp_path):
+    other = tmp_path / "other.nii"
+    other.write_bytes(b"O" * 123)
+    plan = _plan(finished, case=MovingInput(str(other), "m0"))
+    assert plan.action == CONFLICT
+    moving = os.path.realpath(finished[0].path)
+    assert plan.reason.endswith(
+        f"finished from another moving input ({moving}, 200 bytes; now {os.path.realpath(other)}, 123 bytes)"
+    )
+
+
+def test_a_moving_scan_now_missing_is_a_conflict_saying_so(finished):
+    os.remove(finished[0].path)
+    plan = _plan(finished)
+    assert plan.action == CONFLICT
+    moving = os.path.realpath(finished[0].path)
+    assert plan.reason.endswith(f"({moving}, 200 bytes; now {moving} missing)")
+
+
+def test_a_missing_moving_scan_that_was_missing_before_names_the_missing_file(finished):
+    os.remove(finished[0].path)
+    _, out, _ = finished
+    _, report = _report(out)
+    moving = os.path.realpath(finished[0].path)
+    report["inputs"]["moving"] = {"path": moving, "kind": "missing"}
+    _rewrite(out, inputs=report["inputs"])
+    assert _plan(finished).action == DONE  # the same (missing) input as recorded
+    report["inputs"]["moving"] = {"path": moving + ".old", "kind": "missing"}
+    _rewrite(out, inputs=report["inputs"])
+    plan = _plan(finished)
+    assert plan.action == CONFLICT and f"({moving}.old missing; now {moving} missing)" in plan.reason
+
+
+def test_a_moving_scan_edited_in_place_is_a_conflict_saying_what_changed(finished):
+    path = finished[0].path
+    stat = os.stat(path)
+    with open(path, "wb") as handle:
+        handle.write(b"N" * 250)
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    plan = _plan(finished)
+    assert plan.action == CONFLICT
+    assert plan.reason.endswith(f"({os.path.realpath(path)}: 200 bytes, now 250, its content changed)")
+
+
+def test_a_same_size_edit_with_its_time_put_back_is_a_content_change(finished):
+    path = finished[0].path
+    stat = os.stat(path)
+    with open(path, "wb") as handle:
+        handle.write(b"N" * 200)
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    plan = _plan(finished)
+    assert plan.action == CONFLICT
+    assert plan.reason.endswith("its content changed (same size and modification time))")
+
+
+def test_a_series_folder_that_gained_a_file_is_a_conflict_counting_files(finished, tmp_path):
+    series = tmp_path / "series"
+    series.mkdir()
+    (series / "1.dcm").write_bytes(b"a" * 10)
+    case = MovingInput(str(series), "m0")
+    _, out, _ = finished
+    _, report = _report(out)
+    report["inputs"]["moving"] = input_fingerprint(str(series))
+    _rewrite(out, inputs=report["inputs"])
+    assert _plan(finished, case=case).action == DONE
+    (series / "2.dcm").write_bytes(b"b" * 10)
+    plan = _plan(finished, case=case)
+    assert plan.action == CONFLICT
+    assert "1 files, now 2" in plan.reason and "10 bytes, now 20" in plan.reason
+
+
+def test_other_options_are_a_conflict_naming_each_option_that_changed(finished):
+    plan = _plan(finished, options=CaseOptions(fill=-500.0, interpolator="bspline"))
+    assert plan.action == CONFLICT
+    assert plan.reason.endswith("other options (fill None now -500.0, interpolator 'linear' now 'bspline')")
+
+
+def test_a_report_from_before_content_samples_still_counts_as_done(finished):
+    _, out, _ = finished
+    _, report = _report(out)
+    del report["inputs"]["moving"]["sample"]
+    _rewrite(out, inputs=report["inputs"])
+    assert _plan(finished).action == DONE
+
+
+def test_another_fixed_scan_is_a_conflict(finished, tmp_path):
+    case, out, _ = finished
+    other = tmp_path / "fixed2.nii"
+    other.write_bytes(b"G" * 300)
+    plan = plan_case(case, out, OPTIONS, input_fingerprint(str(other)), False)
+    assert plan.action == CONFLICT and "another fixed input" in plan.reason
+
+
+def test_a_touched_moving_scan_is_a_conflict_giving_both_times(finished):
+    path = finished[0].path
+    before = os.stat(path).st_mtime_ns
+    after = before + 5_000_000_000
+    os.utime(path, ns=(after, after))
+
+    def when(ns):
+        return datetime.datetime.fromtimestamp(ns / 1e9).isoformat(sep=" ", timespec="microseconds")
+
+    plan = _plan(finished)
+    assert plan.action == CONFLICT
+    assert plan.reason.endswith(f"({os.path.realpath(path)}: modified {when(before)}, now {when(after)})")
+    _, out, _ = finished
+    _, report = _report(out)
+    report["inputs"]["moving"]["mtime_ns"] = "yesterday"
+    _rewrite(out, inputs=report["inputs"])
+    assert f"modified unknown, now {when(after)}" in _plan(finished).reason
