@@ -235,3 +235,47 @@ def test_a_touched_moving_scan_is_a_conflict_giving_both_times(finished):
     report["inputs"]["moving"]["mtime_ns"] = "yesterday"
     _rewrite(out, inputs=report["inputs"])
     assert f"modified unknown, now {when(after)}" in _plan(finished).reason
+
+
+def test_a_case_with_labels_is_done_with_the_same_labels_and_a_conflict_with_others(tmp_path):
+    fixed, moving, labels = tmp_path / "fixed.nii", tmp_path / "m1.nii", tmp_path / "m1_labels.nii"
+    fixed.write_bytes(b"F" * 300)
+    moving.write_bytes(b"M" * 200)
+    labels.write_bytes(b"L" * 50)
+    out = tmp_path / "out"
+    out.mkdir()
+    case = MovingInput(str(moving), "m1", str(labels))
+    names = output_names("m1", OPTIONS.output_format, True)
+    assert "labels" in names
+    for role, name in names.items():
+        if role != "report":
+            (out / name).write_bytes(b"x" * 12)
+    inputs = {
+        "fixed": input_fingerprint(str(fixed)),
+        "moving": input_fingerprint(str(moving)),
+        "labels": input_fingerprint(str(labels)),
+    }
+    report = {
+        "format": CASE_REPORT_FORMAT,
+        "status": "ok",
+        "inputs": inputs,
+        "options": OPTIONS.to_dict(),
+        "outputs": {role: name for role, name in names.items() if role != "report"},
+        "output_bytes": {role: 12 for role in names if role != "report"},
+    }
+    (out / names["report"]).write_text(json.dumps(report), encoding="utf-8")
+    fixed_fingerprint = input_fingerprint(str(fixed))
+    assert plan_case(case, str(out), OPTIONS, fixed_fingerprint, False).action == DONE
+    labels.write_bytes(b"L" * 60)
+    plan = plan_case(case, str(out), OPTIONS, fixed_fingerprint, False)
+    assert plan.action == CONFLICT and "another labels input" in plan.reason
+
+
+def test_an_option_an_older_report_did_not_record_is_named(finished):
+    _, out, _ = finished
+    _, report = _report(out)
+    del report["options"]["allow_slice_gaps"]
+    _rewrite(out, options=report["options"])
+    plan = _plan(finished)
+    assert plan.action == CONFLICT
+    assert plan.reason.endswith("other options (allow_slice_gaps None now False)")
