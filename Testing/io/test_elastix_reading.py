@@ -71,3 +71,96 @@ def test_a_transform_line_only_in_a_comment_is_refused_as_an_unknown_transform(t
     with pytest.raises(InputError) as caught:
         read_transform(str(path))
     assert str(caught.value) == f"{path}: holds an elastix ?; only linear transforms can be checked"
+
+
+def _write(folder, name: str, kind: str, parameters, extra: str = ""):
+    path = folder / name
+    values = " ".join(str(value) for value in parameters)
+    path.write_text(f'(Transform "{kind}")\n(TransformParameters {values})\n{extra}')
+    return path
+
+
+def test_similarity_affine_and_translation_files_map_as_itk_does(tmp_path):
+    center = (5.0, -7.0, 12.0)
+    similarity = sitk.Similarity3DTransform()
+    similarity.SetCenter(center)
+    similarity.SetParameters((0.1, -0.05, 0.2, 3.0, 4.0, -5.0, 1.15))
+    path = _write(
+        tmp_path,
+        "s.txt",
+        "SimilarityTransform",
+        similarity.GetParameters(),
+        "(CenterOfRotationPoint 5 -7 12)\n",
+    )
+    assert _maps_like(read_transform(str(path)), similarity)
+
+    affine = sitk.AffineTransform(3)
+    affine.SetCenter(center)
+    affine.SetParameters((1.1, 0.2, 0.0, 0.0, 0.9, 0.1, 0.05, 0.0, 1.3, 7.0, -8.0, 9.0))
+    path = _write(
+        tmp_path, "a.txt", "AffineTransform", affine.GetParameters(), "(CenterOfRotationPoint 5 -7 12)\n"
+    )
+    assert _maps_like(read_transform(str(path)), affine)
+
+    path = _write(tmp_path, "t.txt", "TranslationTransform", (3.0, -4.0, 12.0))
+    assert _maps_like(read_transform(str(path)), sitk.TranslationTransform(3, (3.0, -4.0, 12.0)))
+
+
+def test_an_initial_transform_is_applied_first(tmp_path):
+    first = _write(tmp_path, "TransformParameters.0.txt", "TranslationTransform", (10.0, 0.0, 0.0))
+    elsewhere = "run7/TransformParameters.0.txt"  # relative to where elastix ran: found next to this file
+    second = _write(
+        tmp_path,
+        "TransformParameters.1.txt",
+        "EulerTransform",
+        (*ANGLES, *SHIFT),
+        f'(InitialTransformParametersFileName "{elsewhere}")\n(HowToCombineTransforms "Compose")\n',
+    )
+    expected = sitk.CompositeTransform([_expected(), sitk.TranslationTransform(3, (10.0, 0.0, 0.0))])
+    assert _maps_like(read_transform(str(second)), expected)
+    absolute = _write(
+        tmp_path,
+        "abs.txt",
+        "EulerTransform",
+        (*ANGLES, *SHIFT),
+        f'(InitialTransformParametersFileName "{first}")\n',
+    )
+    assert _maps_like(read_transform(str(absolute)), expected)
+
+
+def test_initial_transforms_that_add_are_missing_or_loop_are_refused(tmp_path):
+    _write(tmp_path, "base.txt", "TranslationTransform", (1.0, 2.0, 3.0))
+    adding = _write(
+        tmp_path,
+        "add.txt",
+        "TranslationTransform",
+        (1.0, 0.0, 0.0),
+        '(InitialTransformParametersFileName "base.txt")\n(HowToCombineTransforms "Add")\n',
+    )
+    with pytest.raises(InputError, match=r"adds its transforms .* only Compose can be checked"):
+        read_transform(str(adding))
+    missing = _write(
+        tmp_path,
+        "missing.txt",
+        "TranslationTransform",
+        (1.0, 0.0, 0.0),
+        '(InitialTransformParametersFileName "gone.txt")\n',
+    )
+    with pytest.raises(InputError, match="its initial transform gone.txt was not found"):
+        read_transform(str(missing))
+    _write(
+        tmp_path,
+        "x.txt",
+        "TranslationTransform",
+        (1.0, 0.0, 0.0),
+        '(InitialTransformParametersFileName "y.txt")\n',
+    )
+    looping = _write(
+        tmp_path,
+        "y.txt",
+        "TranslationTransform",
+        (1.0, 0.0, 0.0),
+        '(InitialTransformParametersFileName "x.txt")\n',
+    )
+    with pytest.raises(InputError, match="refer to each other in a loop"):
+        read_transform(str(looping))
