@@ -7,8 +7,10 @@ from __future__ import annotations
 import gzip
 import re
 import struct
+import zlib
 from pathlib import Path
 
+import numpy as np
 import pytest
 import SimpleITK as sitk
 
@@ -112,3 +114,40 @@ def test_a_sound_nii_gz_refused_for_its_header_is_not_called_damaged(tmp_path):
 )
 def test_both_nrrd_wordings_of_a_short_read_give_the_same_reason(text, expected):
     assert reason_from_reader_error(text) == expected
+
+
+def _nii_gz_bytes(tmp_path, phantom) -> bytes:
+    path = tmp_path / "scan.nii.gz"
+    sitk.WriteImage(phantom, str(path), True)
+    return path.read_bytes()
+
+
+def test_nii_gz_cut_short_says_how_many_voxel_bytes_are_there(tmp_path, phantom):
+    data = _nii_gz_bytes(tmp_path, phantom)
+    kept = data[: int(len(data) * 0.6)]
+    present = (
+        len(zlib.decompressobj(31).decompress(kept)) - 352
+    )  # what the stream still holds, past the header
+    cut = tmp_path / "cut.nii.gz"
+    cut.write_bytes(kept)
+    assert _refusal(cut) == (
+        f"truncated file: it holds {present:,} of the 147,456 bytes of voxel data its NIfTI header promises "
+        f"({round(100 * present / VOXEL_BYTES)}%); the gzip stream ends before its end-of-stream marker"
+    )
+
+
+def test_a_complete_gzip_stream_of_a_short_nii_is_refused_with_its_byte_counts(tmp_path, phantom):
+    plain = tmp_path / "scan.nii"
+    sitk.WriteImage(phantom, str(plain), False)
+    short = tmp_path / "short.nii.gz"
+    short.write_bytes(gzip.compress(plain.read_bytes()[:-1000]))
+    assert _refusal(short) == (
+        "truncated file: it holds 146,456 of the 147,456 bytes of voxel data its NIfTI header promises (99%)"
+    )
+
+
+def test_zero_padding_after_the_gzip_stream_is_not_damage(tmp_path, phantom):
+    padded = tmp_path / "padded.nii.gz"
+    padded.write_bytes(_nii_gz_bytes(tmp_path, phantom) + b"\0" * 300)
+    image = read_image(str(padded)).image
+    assert np.array_equal(sitk.GetArrayFromImage(image), sitk.GetArrayFromImage(phantom))

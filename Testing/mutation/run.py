@@ -162,18 +162,14 @@ def show(modules: list[str]) -> None:
 
 def figures(module: str, equivalents: dict[str, str]) -> dict[str, int]:
     codes = json.loads(result_file(module).read_text(encoding="utf-8"))["exit_code_by_key"]
-    counts = {
-        "mutants": 0,
-        "killed": 0,
-        "survived": 0,
-        "no_tests": 0,
-        "timeout": 0,
-        "equivalent": 0,
-        "other": 0,
-    }
+    counts = dict.fromkeys(
+        ("mutants", "unchecked", "killed", "survived", "no_tests", "timeout", "equivalent", "other"), 0
+    )
     for name, code in codes.items():
         counts["mutants"] += 1
-        if code in KILLED:
+        if code is None:
+            counts["unchecked"] += 1
+        elif code in KILLED:
             counts["killed"] += 1
         elif code in TIMEOUT:
             counts["timeout"] += 1
@@ -193,32 +189,37 @@ def survivors(module: str, equivalents: dict[str, str]) -> list[str]:
     return sorted(
         name
         for name, code in codes.items()
-        if name not in equivalents and code not in KILLED and code not in TIMEOUT
+        if name not in equivalents and code is not None and code not in KILLED and code not in TIMEOUT
     )
 
 
 def report() -> None:
+    """The per-module table of docs/development/testing.md, from the recorded results."""
     equivalents = load_equivalents()
-    print("| module | mutants | killed | timeout | equivalent | survived | no test reaches | survival |")
-    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+    print(
+        "| module | mutants | not yet run | killed | timeout | equivalent | survived | no test reaches "
+        "| survival |"
+    )
+    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     total: dict[str, int] = {}
     for saved in sorted(RESULTS.glob("*.json")):
         module = saved.stem.replace(".", "/")
         counts = figures(module, equivalents)
         for key, value in counts.items():
             total[key] = total.get(key, 0) + value
-        print(row(module, counts))
+        print(row(f"`{module}.py`", counts))
     if total:
         print(row("**total**", total))
 
 
 def row(name: str, counts: dict[str, int]) -> str:
+    """Survival: survivors (and mutants no test reaches) over the mutants run, equivalents left out."""
     alive = counts["survived"] + counts["no_tests"] + counts["other"]
-    judged = counts["mutants"] - counts["equivalent"]
+    judged = counts["mutants"] - counts["unchecked"] - counts["equivalent"]
     rate = f"{100.0 * alive / judged:.1f} %" if judged else "-"
     return (
-        f"| {name} | {counts['mutants']} | {counts['killed']} | {counts['timeout']} | {counts['equivalent']} "
-        f"| {counts['survived'] + counts['other']} | {counts['no_tests']} | {rate} |"
+        f"| {name} | {counts['mutants']} | {counts['unchecked']} | {counts['killed']} | {counts['timeout']} "
+        f"| {counts['equivalent']} | {counts['survived'] + counts['other']} | {counts['no_tests']} | {rate} |"
     )
 
 
