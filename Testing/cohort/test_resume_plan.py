@@ -279,3 +279,109 @@ def test_an_option_an_older_report_did_not_record_is_named(finished):
     plan = _plan(finished)
     assert plan.action == CONFLICT
     assert plan.reason.endswith("other options (allow_slice_gaps None now False)")
+
+
+def _labelled_case(tmp_path):
+    """(case, out_dir, fixed fingerprint, names) of a finished case carrying labels."""
+    fixed, moving, labels = tmp_path / "fixed.nii", tmp_path / "m2.nii", tmp_path / "m2_labels.nii"
+    fixed.write_bytes(b"F" * 300)
+    moving.write_bytes(b"M" * 200)
+    labels.write_bytes(b"L" * 50)
+    out = tmp_path / "out2"
+    out.mkdir()
+    names = output_names("m2", OPTIONS.output_format, True)
+    for role, name in names.items():
+        if role != "report":
+            (out / name).write_bytes(b"x" * 12)
+    report = {
+        "format": CASE_REPORT_FORMAT,
+        "status": "ok",
+        "inputs": {
+            "fixed": input_fingerprint(str(fixed)),
+            "moving": input_fingerprint(str(moving)),
+            "labels": input_fingerprint(str(labels)),
+        },
+        "options": OPTIONS.to_dict(),
+        "outputs": {role: name for role, name in names.items() if role != "report"},
+        "output_bytes": {role: 12 for role in names if role != "report"},
+    }
+    (out / names["report"]).write_text(json.dumps(report), encoding="utf-8")
+    return MovingInput(str(moving), "m2", str(labels)), str(out), input_fingerprint(str(fixed)), names
+
+
+def test_a_missing_carried_label_output_makes_the_case_run_again(tmp_path):
+    case, out, fixed_fingerprint, names = _labelled_case(tmp_path)
+    assert plan_case(case, out, OPTIONS, fixed_fingerprint, False).action == DONE
+    os.remove(os.path.join(out, names["labels"]))
+    assert plan_case(case, out, OPTIONS, fixed_fingerprint, False).action == RUN
+
+
+def test_labels_given_now_but_not_before_are_a_conflict_saying_none_before(finished, tmp_path):
+    labels = tmp_path / "new_labels.nii"
+    labels.write_bytes(b"L" * 77)
+    case = MovingInput(finished[0].path, "m0", str(labels))
+    plan = _plan(finished, case=case)
+    assert plan.action == CONFLICT
+    assert plan.reason.endswith(f"another labels input (none; now {os.path.realpath(labels)}, 77 bytes)")
+
+
+def test_an_input_missing_before_and_there_now_is_described_as_both(finished):
+    _, out, _ = finished
+    _, report = _report(out)
+    moving = os.path.realpath(finished[0].path)
+    report["inputs"]["moving"] = {"path": moving, "kind": "missing"}
+    _rewrite(out, inputs=report["inputs"])
+    plan = _plan(finished)
+    assert plan.action == CONFLICT
+    assert plan.reason.endswith(f"({moving} missing; now {moving}, 200 bytes)")
+
+
+def test_a_file_replaced_by_a_folder_and_folder_edits_are_told_apart(finished, tmp_path):
+    series = tmp_path / "series"
+    series.mkdir()
+    (series / "1.dcm").write_bytes(b"a" * 10)
+    (series / "2.dcm").write_bytes(b"b" * 10)
+    case = MovingInput(str(series), "m0")
+    _, out, _ = finished
+    _, report = _report(out)
+    recorded = input_fingerprint(str(series))
+    report["inputs"]["moving"] = dict(recorded, kind="file")
+    _rewrite(out, inputs=report["inputs"])
+    reason = _plan(finished, case=case).reason
+    assert reason.endswith(f"({os.path.realpath(series)}: was a file, now a folder)")
+    # same count, same bytes, same times: only the names differ
+    report["inputs"]["moving"] = recorded
+    _rewrite(out, inputs=report["inputs"])
+    stat = os.stat(series / "2.dcm")
+    os.rename(series / "2.dcm", series / "3.dcm")
+    os.utime(series / "3.dcm", ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    reason = _plan(finished, case=case).reason
+    assert reason.endswith(f"({os.path.realpath(series)}: a file in it was renamed, resized or modified)")
+    # same count, other size
+    (series / "3.dcm").write_bytes(b"c" * 15)
+    os.utime(series / "3.dcm", ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    report["inputs"]["moving"] = input_fingerprint(str(series))
+    _rewrite(out, inputs=report["inputs"])
+    (series / "3.dcm").write_bytes(b"c" * 16)
+    os.utime(series / "3.dcm", ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    reason = _plan(finished, case=case).reason
+    assert "files, now" not in reason and "25 bytes, now 26" in reason
+
+
+def test_a_time_on_a_whole_second_is_written_with_its_microseconds(finished):
+    path = finished[0].path
+    before = os.stat(path).st_mtime_ns
+    whole = (before // 1_000_000_000 + 60) * 1_000_000_000
+    os.utime(path, ns=(whole, whole))
+    reason = _plan(finished).reason
+    assert reason.endswith(".000000)")
+
+
+def test_plans_keep_their_case(finished):
+    case = finished[0]
+    assert _plan(finished, overwrite=True).case is case
+    _, out, _ = finished
+    path, _ = _report(out)
+    with open(path, "w", encoding="utf-8") as handle:
+        handle.write("not ours")
+    assert _plan(finished).case is case
