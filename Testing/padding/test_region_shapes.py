@@ -70,3 +70,12 @@ def test_on_a_large_face_a_thin_band_below_its_share_counts_as_a_speck():
     candidate = _thin_band(96, 4000)
     assert np.count_nonzero(border_region_exact(candidate)) == 96
     assert border_region(candidate) is None
+
+
+def test_a_region_reaching_exactly_two_faces_is_padding():
+    candidate = np.zeros((12, 40, 45), dtype=bool)
+    candidate[3:8, :5, :5] = True  # in the corner of the y = 0 and x = 0 faces, away from the z faces
+    assert np.array_equal(border_region_exact(candidate), candidate)
+    thin = np.zeros((12, 40, 45), dtype=bool)
+    thin[3:8, :5, 0] = True  # one voxel deep along x = 0, touching y = 0 too
+    assert np.array_equal(border_region_exact(thin), thin)
