@@ -126,3 +126,12 @@ def test_a_header_size_beyond_the_data_file_holds_nothing(tmp_path):
         _header("CompressedData = True\nCompressedDataSize = 0\nHeaderSize = 50\n", "short.raw")
     )
     assert _refusal(header) == _truncated(0, 0, 0, "compressed ")
+
+
+@pytest.mark.parametrize("missing", ["DimSize", "ElementType"])
+def test_a_header_without_a_required_field_is_refused_by_name_not_with_a_traceback(tmp_path, missing):
+    lines = [line for line in _header().decode().splitlines(keepends=True) if not line.startswith(missing)]
+    path = tmp_path / "incomplete.mha"
+    path.write_bytes("".join(lines).encode() + VOXELS.tobytes())
+    message = _refusal(path)
+    assert message.startswith("not a readable image")
