@@ -135,3 +135,20 @@ def test_a_header_without_a_required_field_is_refused_by_name_not_with_a_traceba
     path.write_bytes("".join(lines).encode() + VOXELS.tobytes())
     message = _refusal(path)
     assert message.startswith("not a readable image")
+
+
+def test_compressed_local_data_without_its_size_is_refused_not_read_wrong(tmp_path):
+    """SimpleITK cannot decompress voxel data in the header file without CompressedDataSize: it printed
+    "Uncompress failed" on stderr and returned wrong voxels (a detached data file is fine: its size is
+    the file's)."""
+    packed = zlib.compress(VOXELS.tobytes())
+    path = tmp_path / "no_size.mha"
+    path.write_bytes(_header("CompressedData = True\n") + packed)
+    assert _refusal(path) == (
+        "its voxel data are compressed but its header gives no CompressedDataSize, which SimpleITK needs "
+        "to decompress them"
+    )
+    (tmp_path / "data.zraw").write_bytes(packed)
+    detached = tmp_path / "detached.mhd"
+    detached.write_bytes(_header("CompressedData = True\n", "data.zraw"))
+    assert _reads_exactly(detached) == []
