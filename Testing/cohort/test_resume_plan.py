@@ -385,3 +385,22 @@ def test_plans_keep_their_case(finished):
     with open(path, "w", encoding="utf-8") as handle:
         handle.write("not ours")
     assert _plan(finished).case is case
+
+
+def test_every_kind_of_plan_keeps_its_case_and_a_block_names_the_first_output(finished, tmp_path):
+    case, out, _ = finished
+    assert _plan(finished).case is case  # done
+    _rewrite(out, status="failed")
+    assert _plan(finished).case is case  # run: unfinished
+    _rewrite(out, status="ok")
+    assert _plan(finished, options=CaseOptions(fill=-5.0)).case is case  # conflict
+    os.remove(os.path.join(out, output_names("m0")["qc"]))
+    assert _plan(finished).case is case  # run: an output missing
+    path, _ = _report(out)
+    os.remove(path)
+    plan = _plan(finished)
+    assert plan.case is case and plan.action == BLOCKED
+    assert (
+        plan.reason
+        == f"{os.path.join(out, output_names('m0')['registered'])}: already exists (use --overwrite to replace it)"
+    )
