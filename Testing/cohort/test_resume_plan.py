@@ -400,7 +400,5 @@ def test_every_kind_of_plan_keeps_its_case_and_a_block_names_the_first_output(fi
     os.remove(path)
     plan = _plan(finished)
     assert plan.case is case and plan.action == BLOCKED
-    assert (
-        plan.reason
-        == f"{os.path.join(out, output_names('m0')['registered'])}: already exists (use --overwrite to replace it)"
-    )
+    first = os.path.join(out, output_names("m0")["registered"])
+    assert plan.reason == f"{first}: already exists (use --overwrite to replace it)"
