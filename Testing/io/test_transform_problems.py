@@ -35,3 +35,27 @@ def test_usable_and_singular_transforms():
     flat.SetMatrix((1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 0.0))
     flat.SetCenter((50.0, -20.0, 10.0))
     assert transform_problem(flat).startswith("its matrix is singular (determinant 0)")
+
+
+def _affine(diagonal) -> sitk.AffineTransform:
+    transform = sitk.AffineTransform(3)
+    transform.SetMatrix((diagonal[0], 0.0, 0.0, 0.0, diagonal[1], 0.0, 0.0, 0.0, diagonal[2]))
+    return transform
+
+
+def test_singular_means_a_tiny_share_of_the_largest_scale_and_zero_is_singular():
+    from CTAffineRegisterLib.io.transform_files import _SINGULAR_RATIO
+
+    assert transform_problem(_affine((0.0, 0.0, 0.0))).startswith("its matrix is singular")
+    assert transform_problem(_affine((2.0, 1.0, 2.0 * _SINGULAR_RATIO * 0.5))).startswith(
+        "its matrix is singular"
+    )
+    assert transform_problem(_affine((2.0, 1.0, 2.0 * _SINGULAR_RATIO * 2.0))) is None
+    assert transform_problem(_affine((2.0 * _SINGULAR_RATIO * 2.0, 1.0, 2.0))) is None
+
+
+def test_a_matrix_so_large_that_points_overflow_maps_no_point():
+    assert (
+        transform_problem(_affine((1e307, 1e307, 1e307)))
+        == "it maps points to NaN or Inf, so it maps no point anywhere"
+    )
