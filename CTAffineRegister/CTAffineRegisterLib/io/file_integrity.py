@@ -306,6 +306,14 @@ def _check_metaimage(path: str) -> FileFacts:
     present = os.path.getsize(data_path) - offset
     if fields.get("compresseddata", "").strip().lower() == "true":
         compressed_size = _numbers(fields.get("compresseddatasize", ""))
+        if not compressed_size and data_path == path:
+            # SimpleITK then prints "Uncompress failed" and returns wrong voxels (a detached file is
+            # read whole, so it needs no size).
+            raise InputError(
+                path,
+                "its voxel data are compressed but its header gives no CompressedDataSize, which "
+                "SimpleITK needs to decompress them",
+            )
         if compressed_size and present < compressed_size[0]:
             reason = _truncated_reason(
                 max(present, 0), int(compressed_size[0]), "MetaImage header", "compressed "
