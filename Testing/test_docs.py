@@ -133,13 +133,14 @@ def test_readme_keeps_the_two_setup_commands():
         "&& .venv/bin/ct-affine-register demo --out demo-output"
     )
     assert demo in text
+    test_command = "python -m pytest -q -n 2 --dist loadfile"
     assert (
-        'python3 -m venv .venv && .venv/bin/pip install -q -e ".[test,dask]" && .venv/bin/python -m pytest -q'
+        'python3 -m venv .venv && .venv/bin/pip install -q -e ".[test,dask]" && .venv/bin/' + test_command
         in text
     )
     ci = (ROOT / ".ci" / "run").read_text(encoding="utf-8")
     assert 'pip install --quiet -e ".[test,dask,docs]"' in ci
-    assert "python -m pytest -q" in ci
+    assert f"\n{test_command}\n" in ci  # the same command, not a narrower one
 
 
 def test_every_relative_link_points_to_an_existing_file_and_heading():
