@@ -10,8 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import SimpleITK as sitk
+from support.refusals import refusal
 
-from CTAffineRegisterLib.errors import InputError
 from CTAffineRegisterLib.io.images import read_image
 
 VOXELS = (np.arange(4 * 5 * 6).reshape(4, 5, 6) * 7 - 500).astype("<i2")  # z, y, x: 240 bytes
@@ -28,14 +28,6 @@ def _reads_exactly(path: Path) -> list[str]:
     loaded = read_image(str(path))
     assert np.array_equal(sitk.GetArrayFromImage(loaded.image), VOXELS)
     return loaded.notes
-
-
-def _refusal(path: Path) -> str:
-    with pytest.raises(InputError) as caught:
-        read_image(str(path))
-    message = str(caught.value)
-    assert message.startswith(f"{path}: "), message
-    return message[len(f"{path}: ") :]
 
 
 def _truncated(present: int, expected: int, share: int, what: str = "") -> str:
@@ -59,7 +51,7 @@ def test_a_detached_file_with_a_header_size_is_checked_after_those_bytes(tmp_pat
     (tmp_path / "cut.raw").write_bytes(b"J" * 100 + VOXELS.tobytes()[:-10])
     cut = tmp_path / "cut.mhd"
     cut.write_bytes(_header("HeaderSize = 100\n", "cut.raw"))
-    assert _refusal(cut) == _truncated(230, 240, 96)
+    assert refusal(cut) == _truncated(230, 240, 96)
 
 
 def test_header_size_minus_one_takes_the_last_bytes_whatever_comes_before(tmp_path):
@@ -94,13 +86,13 @@ def test_two_channels_cut_short_are_counted_with_both_channels(tmp_path):
     both = np.stack([VOXELS, VOXELS + 1], axis=-1).astype("<i2")
     path = tmp_path / "two.mha"
     path.write_bytes(_header("ElementNumberOfChannels = 2\n") + both.tobytes()[:-100])
-    assert _refusal(path) == _truncated(380, 480, 79)
+    assert refusal(path) == _truncated(380, 480, 79)
 
 
 def test_a_single_slice_cut_short_is_refused(tmp_path):
     path = tmp_path / "one.mha"
     path.write_bytes(_header(dims="6 5 1") + VOXELS[:1].tobytes()[:-4])
-    assert _refusal(path) == _truncated(56, 60, 93)
+    assert refusal(path) == _truncated(56, 60, 93)
 
 
 def test_compressed_data_cut_short_gives_the_compressed_byte_counts(tmp_path):
@@ -113,10 +105,10 @@ def test_compressed_data_cut_short_gives_the_compressed_byte_counts(tmp_path):
     cut.write_bytes(_header(fields) + packed[:-20])
     present = len(packed) - 20
     share = round(100 * present / len(packed))
-    assert _refusal(cut) == _truncated(present, len(packed), share, "compressed ")
+    assert refusal(cut) == _truncated(present, len(packed), share, "compressed ")
     empty = tmp_path / "empty.mha"
     empty.write_bytes(_header(fields))
-    assert _refusal(empty) == _truncated(0, len(packed), 0, "compressed ")
+    assert refusal(empty) == _truncated(0, len(packed), 0, "compressed ")
 
 
 def test_a_header_size_beyond_the_data_file_holds_nothing(tmp_path):
@@ -125,7 +117,7 @@ def test_a_header_size_beyond_the_data_file_holds_nothing(tmp_path):
     header.write_bytes(
         _header("CompressedData = True\nCompressedDataSize = 0\nHeaderSize = 50\n", "short.raw")
     )
-    assert _refusal(header) == _truncated(0, 0, 0, "compressed ")
+    assert refusal(header) == _truncated(0, 0, 0, "compressed ")
 
 
 @pytest.mark.parametrize("missing", ["DimSize", "ElementType"])
@@ -133,7 +125,7 @@ def test_a_header_without_a_required_field_is_refused_by_name_not_with_a_traceba
     lines = [line for line in _header().decode().splitlines(keepends=True) if not line.startswith(missing)]
     path = tmp_path / "incomplete.mha"
     path.write_bytes("".join(lines).encode() + VOXELS.tobytes())
-    message = _refusal(path)
+    message = refusal(path)
     assert message.startswith("not a readable image")
 
 
@@ -144,7 +136,7 @@ def test_compressed_local_data_without_its_size_is_refused_not_read_wrong(tmp_pa
     packed = zlib.compress(VOXELS.tobytes())
     path = tmp_path / "no_size.mha"
     path.write_bytes(_header("CompressedData = True\n") + packed)
-    assert _refusal(path) == (
+    assert refusal(path) == (
         "its voxel data are compressed but its header gives no CompressedDataSize, which SimpleITK needs "
         "to decompress them"
     )

@@ -8,14 +8,14 @@ import gzip
 import re
 import struct
 import zlib
-from pathlib import Path
 
 import numpy as np
 import pytest
 import SimpleITK as sitk
+from support.refusals import refusal
 
 from CTAffineRegisterLib.io.file_integrity import reason_from_reader_error
-from CTAffineRegisterLib.io.images import InputError, read_image
+from CTAffineRegisterLib.io.images import read_image
 from CTAffineRegisterLib.synthetic import make_phantom
 
 VOXEL_BYTES = 48 * 48 * 32 * 2  # the phantom's int16 voxels: 147,456 bytes
@@ -32,20 +32,12 @@ def phantom() -> sitk.Image:
     return image
 
 
-def _refusal(path: Path) -> str:
-    with pytest.raises(InputError) as caught:
-        read_image(str(path))
-    message = str(caught.value)
-    assert message.startswith(f"{path}: "), message
-    return message[len(f"{path}: ") :]
-
-
 def test_raw_nrrd_cut_short_says_how_many_bytes_are_there(tmp_path, phantom):
     path = tmp_path / "scan.nrrd"
     sitk.WriteImage(phantom, str(path), False)
     cut = tmp_path / "cut.nrrd"
     cut.write_bytes(path.read_bytes()[:-1000])
-    assert _refusal(cut) == (
+    assert refusal(cut) == (
         "truncated file: it holds 146,456 of the 147,456 bytes of voxel data its NRRD header promises (99%)"
     )
 
@@ -56,7 +48,7 @@ def test_gzip_nrrd_cut_short_says_how_many_bytes_are_there(tmp_path, phantom):
     data = path.read_bytes()
     cut = tmp_path / "cut.nrrd"
     cut.write_bytes(data[: int(len(data) * 0.9)])
-    message = _refusal(cut)
+    message = refusal(cut)
     found = re.fullmatch(
         r"truncated file: it holds ([\d,]+) of the 147,456 bytes of voxel data its NRRD header promises "
         r"\((\d+)%\)",
@@ -77,7 +69,7 @@ def test_gzip_nrrd_damaged_inside_its_stream_is_called_damaged(tmp_path, phantom
         data[index] ^= 0x5A
     damaged = tmp_path / "damaged.nrrd"
     damaged.write_bytes(bytes(data))
-    assert _refusal(damaged) == "damaged file: its gzip-compressed voxel data cannot be decompressed"
+    assert refusal(damaged) == "damaged file: its gzip-compressed voxel data cannot be decompressed"
 
 
 def test_a_sound_nii_gz_refused_for_its_header_is_not_called_damaged(tmp_path):
@@ -88,7 +80,7 @@ def test_a_sound_nii_gz_refused_for_its_header_is_not_called_damaged(tmp_path):
     header[280:328] = struct.pack("<12f", 1, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0)
     packed = tmp_path / "flat.nii.gz"
     packed.write_bytes(gzip.compress(bytes(header)))
-    message = _refusal(packed)
+    message = refusal(packed)
     assert "damaged" not in message
     assert "orthonormal" in message
 
@@ -130,7 +122,7 @@ def test_nii_gz_cut_short_says_how_many_voxel_bytes_are_there(tmp_path, phantom)
     )  # what the stream still holds, past the header
     cut = tmp_path / "cut.nii.gz"
     cut.write_bytes(kept)
-    assert _refusal(cut) == (
+    assert refusal(cut) == (
         f"truncated file: it holds {present:,} of the 147,456 bytes of voxel data its NIfTI header promises "
         f"({round(100 * present / VOXEL_BYTES)}%); the gzip stream ends before its end-of-stream marker"
     )
@@ -141,7 +133,7 @@ def test_a_complete_gzip_stream_of_a_short_nii_is_refused_with_its_byte_counts(t
     sitk.WriteImage(phantom, str(plain), False)
     short = tmp_path / "short.nii.gz"
     short.write_bytes(gzip.compress(plain.read_bytes()[:-1000]))
-    assert _refusal(short) == (
+    assert refusal(short) == (
         "truncated file: it holds 146,456 of the 147,456 bytes of voxel data its NIfTI header promises (99%)"
     )
 
