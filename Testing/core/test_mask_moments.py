@@ -43,3 +43,13 @@ def test_mask_moments_of_an_empty_mask_are_the_image_centre_and_no_spread():
     assert voxels == 0
     np.testing.assert_allclose(center, (7.0, 5.0, 4.5))
     assert not covariance.any()
+
+
+def test_a_single_voxel_is_its_own_centre_with_no_spread():
+    mask = sitk.Image(8, 6, 4, sitk.sitkUInt8)
+    mask.SetSpacing((2.0, 2.0, 3.0))
+    mask[5, 1, 2] = 1
+    voxels, center, covariance = mask_moments(mask)
+    assert voxels == 1 and not covariance.any()
+    np.testing.assert_allclose(center, (10.0, 2.0, 6.0))
+    assert centroid(mask) == tuple(center)

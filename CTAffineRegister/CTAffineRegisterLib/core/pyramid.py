@@ -238,15 +238,7 @@ def centroid(mask: sitk.Image) -> tuple[float, float, float]:
     Returns:
         The centre, in physical coordinates.
     """
-    array = sitk.GetArrayViewFromImage(mask) > 0
-    total = np.count_nonzero(array)
-    if total == 0:
-        return tuple(image_center(mask))
-    mean_index = []
-    for axis in (2, 1, 0):
-        profile = array.sum(axis=tuple(a for a in range(3) if a != axis))
-        mean_index.append(float((profile * np.arange(profile.size)).sum() / total))
-    return tuple(mask.TransformContinuousIndexToPhysicalPoint(mean_index))
+    return tuple(float(value) for value in mask_moments(mask)[1])
 
 
 def mask_moments(mask: sitk.Image) -> tuple[int, np.ndarray, np.ndarray]:
@@ -260,19 +252,22 @@ def mask_moments(mask: sitk.Image) -> tuple[int, np.ndarray, np.ndarray]:
         mask: a mask (voxels > 0 count).
 
     Returns:
-        (voxel count, centre, 3×3 covariance in physical x, y, z); with fewer than 2 voxels the centre
-        is the image centre and the covariance zero.
+        (voxel count, centre, 3×3 covariance in physical x, y, z); an empty mask's centre is the image
+        centre, and with fewer than 2 voxels the covariance is zero.
     """
     array = sitk.GetArrayViewFromImage(mask) > 0  # (z, y, x)
     z_y = array.sum(axis=2, dtype=np.float64)
     z_x = array.sum(axis=1, dtype=np.float64)
     y_x = array.sum(axis=0, dtype=np.float64)
     total = float(y_x.sum())
-    if total < 2:
-        return int(total), image_center(mask), np.zeros((3, 3))
+    if total == 0:
+        return 0, image_center(mask), np.zeros((3, 3))
     x, y, z = (np.arange(n, dtype=np.float64) for n in mask.GetSize())
     mean = np.array([(y_x.sum(axis=0) * x).sum(), (y_x.sum(axis=1) * y).sum(), (z_y.sum(axis=1) * z).sum()])
     mean /= total
+    center = np.array(mask.TransformContinuousIndexToPhysicalPoint(mean.tolist()))
+    if total < 2:
+        return int(total), center, np.zeros((3, 3))
     second = np.empty((3, 3))
     second[0, 0] = (y_x.sum(axis=0) * x * x).sum()
     second[1, 1] = (y_x.sum(axis=1) * y * y).sum()
@@ -282,7 +277,6 @@ def mask_moments(mask: sitk.Image) -> tuple[int, np.ndarray, np.ndarray]:
     second[1, 2] = second[2, 1] = z @ z_y @ y
     index_covariance = second / total - np.outer(mean, mean)
     axes = np.array(mask.GetDirection()).reshape(3, 3) @ np.diag(mask.GetSpacing())
-    center = np.array(mask.TransformContinuousIndexToPhysicalPoint(mean.tolist()))
     return int(total), center, axes @ index_covariance @ axes.T
 
 
