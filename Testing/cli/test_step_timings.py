@@ -24,11 +24,13 @@ from CTAffineRegisterLib.pair.register import registration_steps
 from CTAffineRegisterLib.synthetic import make_pair
 
 DOCS = Path(__file__).resolve().parents[2] / "docs"
-# What every registered case does, whatever its options.
+# What every registered case does, whatever its options (a lone case in this process reads and
+# analyses its moving scan ahead, beside the fixed scan's analysis: it waits for it instead).
 ALWAYS = [
     "claim", "read_moving", "analyse_moving", "register", "resample", "pictures",
     "write_registered", "write_transform", "write_validmask", "write_qc", "write_qc_thumb",
 ]  # fmt: skip
+LONE = ["claim", "wait_moving", *ALWAYS[3:]]
 
 
 @pytest.fixture(scope="module")
@@ -63,7 +65,10 @@ def test_a_case_report_and_the_summary_say_where_the_time_went(files, tmp_path, 
     assert main(command + ["--out", str(out), "--jobs", "1", "--quiet", "--verbose"]) == 0
     report = json.loads((out / "m1_report.json").read_text())
     _check_steps(report["timings"], CASE_STEPS, report["seconds"])
-    assert [step for step in report["timings"] if step in ALWAYS] == ALWAYS  # all, in the order they ran
+    assert [step for step in report["timings"] if step in LONE] == LONE  # all, in the order they ran
+    assert "read_moving" not in report["timings"]  # it ran before the case, beside analyse_fixed:
+    assert set(report["read_ahead"]) == {"read_moving", "analyse_moving"}
+    assert all(seconds > 0 for seconds in report["read_ahead"].values())
     assert report["timings"]["register"] > 0
     verdict_seconds = report["registration"]["verdict_seconds"]  # the verdict times itself
     assert 0 < verdict_seconds and report["timings"]["verdict"] == pytest.approx(verdict_seconds, abs=0.001)
@@ -76,8 +81,11 @@ def test_a_case_report_and_the_summary_say_where_the_time_went(files, tmp_path, 
 
     table = capsys.readouterr().out
     names = [line.split()[0] for line in table.splitlines()[2:]]
-    for step in ["start-up", "read_fixed", "analyse_fixed", "cases", *ALWAYS, "summary", "total", "wall"]:
+    for step in ["start-up", "read_fixed", "analyse_fixed", "cases", *LONE, "summary", "total", "wall"]:
         assert step in names, (step, table)
+    lines = table.splitlines()
+    below = lines[[line.split()[0] for line in lines].index("analyse_fixed") + 1 :][:2]
+    assert [line.split()[:2] for line in below] == [["read_moving", "(beside"], ["analyse_moving", "(beside"]]
     total = float(re.search(r"^total\s+([\d.]+)", table, re.M).group(1))
     wall = float(re.search(r"^wall time\s+([\d.]+)", table, re.M).group(1))
     assert 0 < total <= wall + 0.001 * len(names)  # each step rounded to the millisecond
@@ -135,6 +143,9 @@ def test_the_fixed_scan_is_analysed_once_for_all_cases_of_a_run(files, tmp_path,
     assert summary["counts"]["registered"] == 2
     assert len(calls) == 1
     assert all("analyse_fixed" not in case["timings"] for case in summary["cases"])
+    for case in summary["cases"]:  # several cases read their own scans, in order; none is read ahead
+        assert [step for step in case["timings"] if step in ALWAYS] == ALWAYS
+        assert "read_ahead" not in case and "wait_moving" not in case["timings"]
 
 
 def test_worker_processes_are_handed_the_analysed_fixed_scan(files, tmp_path, pair):
@@ -195,4 +206,5 @@ def test_a_case_that_fails_to_register_still_shows_where_its_time_went(files, tm
     case = summary["cases"][0]
     assert case["status"] == "failed"
     _check_steps(case["timings"], CASE_STEPS, case["seconds"])
-    assert "read_moving" in case["timings"] and "register" in case["timings"]
+    assert "register" in case["timings"]
+    assert "read_moving" in case["read_ahead"]  # a lone case: read beside the fixed scan's analysis

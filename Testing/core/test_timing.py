@@ -40,13 +40,22 @@ def test_negative_seconds_count_as_zero_and_totals_add_per_step():
 
 
 def test_table_lists_steps_inner_steps_total_and_what_is_outside():
-    table = format_table({"read": 1.0, "cases": 2.0}, wall=4.0, inner=("cases", {"register": 1.5}))
+    table = format_table({"read": 1.0, "cases": 2.0}, wall=4.0, inner={"cases": {"register": 1.5}})
     lines = table.splitlines()
     first_words = [line.split()[0] for line in lines[1:]]
     assert first_words == ["read", "cases", "register", "total", "outside", "wall"]
     assert lines[3].startswith("  register")
     assert "3.000" in lines[4] and " 75.0%" in lines[4]  # the inner step is not counted twice
     assert "1.000" in lines[5]  # 4 s wall - 3 s of steps
+
+
+def test_table_lists_work_beside_a_step_under_it_and_a_group_without_its_step_at_the_end():
+    inner = {"analyse": {"read other (beside it)": 0.5}, "cases": {"register": 1.5}}
+    table = format_table({"read": 1.0, "analyse": 1.0}, wall=2.5, inner=inner)
+    names = [line.rsplit(None, 2)[0] for line in table.splitlines()[1:]]
+    beside, cases = "  read other (beside it)", "  register"
+    assert names == ["read", "analyse", beside, cases, "total", "outside the steps", "wall time"]
+    assert "2.000" in table.splitlines()[5]  # beside or inner, never added to the total
 
 
 def test_process_seconds_grow_with_the_process():

@@ -20,7 +20,7 @@ from typing import Optional
 
 from .._version import __version__
 from ..cohort.outputs import OUTPUT_FORMATS
-from ..core.timing import format_table, process_seconds
+from ..core.timing import add_up, format_table, process_seconds
 from ..errors import InputError, OutputExistsError
 from .reference_command import add_reference_parser
 
@@ -368,9 +368,14 @@ def step_table(summary: dict, wall: Optional[float] = None, startup: Optional[fl
     besides = float(steps.get("cases", 0.0)) - sum(cases.values())
     if cases and besides > 0.0005:  # cases one after another: what they spent outside their steps
         cases["other (workers, hand-over)"] = besides
+    inner = {"cases": cases}
+    # a lone case's moving scan, read and analysed on the second core while the fixed scan was analysed
+    ahead = add_up([case["read_ahead"] for case in summary.get("cases", []) if case.get("read_ahead")])
+    if ahead:
+        inner = {"analyse_fixed": {f"{name} (beside it)": value for name, value in ahead.items()}, **inner}
     ran = sum(1 for case in summary.get("cases", []) if case.get("timings") and not case.get("resumed"))
     title = f"step (cases: sum over {_count(ran, 'case')})"
-    return format_table(steps, wall, inner=("cases", cases), title=title)
+    return format_table(steps, wall, inner=inner, title=title)
 
 
 def _moving_labels_problem(arguments: argparse.Namespace) -> Optional[str]:

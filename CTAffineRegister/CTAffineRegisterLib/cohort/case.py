@@ -32,7 +32,7 @@ from typing import Callable, Optional
 import SimpleITK as sitk
 
 from .._version import __version__
-from ..core.timing import StepTimer
+from ..core.timing import StepTimer, rounded
 from ..errors import (
     CaseStopped,
     InputError,
@@ -57,6 +57,7 @@ from .outputs import (
     remove_files,
     stray_temporaries,
 )
+from .prefetch import take_prefetched
 
 CASE_REPORT_FORMAT = "ct-affine-register case report"
 # How much of each input's start and end its fingerprint hashes (a file scan; each file of a series).
@@ -187,7 +188,10 @@ _FIXED_LOCK = threading.Lock()
 
 
 def load_fixed(
-    path: str, expected_fingerprint: Optional[dict] = None, options: Optional[CaseOptions] = None
+    path: str,
+    expected_fingerprint: Optional[dict] = None,
+    options: Optional[CaseOptions] = None,
+    after_read: Optional[Callable[[], None]] = None,
 ) -> FixedScan:
     """The analysed fixed scan, read once per process; ``InputError`` if it changed since planning.
 
@@ -197,6 +201,8 @@ def load_fixed(
         path: the fixed scan.
         expected_fingerprint: its ``input_fingerprint`` when the run was planned, or None.
         options: the run's ``CaseOptions`` (how to read), or None.
+        after_read: called once the scan is read, before it is analysed (a lone case's moving scan
+            is then read beside the analysis), or None.
 
     Returns:
         The ``FixedScan`` (image, analysis, path).
@@ -214,6 +220,8 @@ def load_fixed(
             timer = StepTimer()
             with timer.step("read_fixed"):
                 loaded = (options or CaseOptions()).read(path)
+            if after_read is not None:
+                after_read()
             with timer.step("analyse_fixed"):
                 analysis = analyze_background(loaded.image, loaded.dicom_padding)
             cached = FixedScan(loaded, analysis, fingerprint, timer.to_dict())
@@ -352,6 +360,7 @@ def run_case(
     with timer.step("claim"):
         base = _report_base(task, fixed, where, started_wall)
     written: list[str] = []  # the outputs this very attempt wrote: the only ones its clean-up removes
+    read_ahead: dict = {}  # a lone case's scan read beside the fixed scan's analysis: those seconds
     try:
         with timer.step("claim"):
             _claim(base, paths["report"])
@@ -361,7 +370,7 @@ def run_case(
         if os.path.realpath(fixed.loaded.path) != os.path.realpath(task.fixed_path):
             # a run with several fixed scans (``reference``): this task's own, read once per process
             fixed = load_fixed(task.fixed_path, task.fixed_fingerprint, task.options)
-        results = _register_and_write(task, fixed, cancel, paths, written, timer)
+        results = _register_and_write(task, fixed, cancel, paths, written, timer, read_ahead)
         report = {**base, "status": "ok", "error": None, **_trust(results["quality"]), **results}
     except (RegistrationCancelled, CaseStopped):
         report = {**base, "status": "cancelled", "error": f"{task.moving_path}: cancelled before it finished"}
@@ -383,6 +392,8 @@ def run_case(
         raise
     report["finished"] = now_text()
     report["timings"] = timer.to_dict()
+    if read_ahead:  # not in timings: they ran before this call, beside the fixed scan's analysis
+        report["read_ahead"] = rounded(read_ahead)
     report["seconds"] = round(time.perf_counter() - started, 3)
     if report["status"] != "ok":  # no half-made case: none of its outputs stay
         report.update({"outputs": {}, "output_bytes": {}, "trustworthy": False})
@@ -418,10 +429,17 @@ def _report_on_disk(task: CaseTask) -> Optional[dict]:
 
 
 def _register_and_write(
-    task: CaseTask, fixed: FixedScan, cancel, paths: dict, written: list, timer: StepTimer
+    task: CaseTask, fixed: FixedScan, cancel, paths: dict, written: list, timer: StepTimer, read_ahead: dict
 ) -> dict:
-    with timer.step("read_moving"):
-        moving = task.options.read(task.moving_path)
+    waiting = time.perf_counter()
+    prefetched = take_prefetched(task.moving_path)  # a lone case's scan, read beside the fixed analysis
+    if prefetched is None:
+        with timer.step("read_moving"):
+            moving, moving_analysis = task.options.read(task.moving_path), None
+    else:  # its reading and analysis ran before this call: here only what was left to wait for
+        timer.add("wait_moving", time.perf_counter() - waiting)
+        moving, moving_analysis = prefetched.loaded, prefetched.analysis
+        read_ahead.update(read_moving=prefetched.read_seconds, analyse_moving=prefetched.analyse_seconds)
     problem = fill_problem(task.options.fill, moving.image.GetPixelID())
     if problem is not None:
         raise InputError(task.moving_path, f"--fill {problem}")
@@ -441,6 +459,7 @@ def _register_and_write(
             interpolator=options.interpolator,
             options=options.registration,
             fixed_analysis=fixed.analysis,
+            moving_analysis=moving_analysis,
             cancel=cancel,
         )
     except BaseException:  # a failed or cancelled case still shows how long it tried

@@ -61,6 +61,7 @@ from .outputs import (
     output_names,
     prepare_out_dir,
 )
+from .prefetch import MovingPrefetch, begin_prefetch, end_prefetch
 from .progress import ProgressDisplay, choose_mode
 from .resume import BLOCKED, CONFLICT, DONE, RUN, CasePlan, plan_case
 from .summary import build_summary, write_summary
@@ -207,10 +208,39 @@ def _run_locked(
     started: _Started,
 ) -> dict:
     """The run itself, while this run holds the output folder's lock."""
+    # A lone case in this process: its moving scan is read and analysed beside the fixed scan's analysis.
+    prefetch = begin_prefetch(cases[0].path, case_options.read) if _lone_in_process(cases, where) else None
+    try:
+        return _run_planned(
+            fixed_path, cases, out_dir, case_options, where, overwrite, progress, stop, started, prefetch
+        )
+    finally:
+        end_prefetch(prefetch)
+
+
+def _lone_in_process(cases: list[MovingInput], where: Where) -> bool:
+    """Whether the run is one case that will run in this process (``_backend``'s choice for it)."""
+    if len(cases) != 1 or where.client is not None or where.scheduler is not None:
+        return False
+    return bool(where.in_process) or where.jobs == 1 or (where.jobs is None and where.in_process is None)
+
+
+def _run_planned(
+    fixed_path: str,
+    cases: list[MovingInput],
+    out_dir: str,
+    case_options: CaseOptions,
+    where: Where,
+    overwrite: bool,
+    progress: Optional[str],
+    stop: Optional[StopRequest],
+    started: _Started,
+    prefetch: Optional[MovingPrefetch],
+) -> dict:
     run_id = started.run_id
     timer = StepTimer()
     check_summary_paths(out_dir, overwrite)
-    fixed_scan = _load_fixed_timed(fixed_path, case_options, timer)
+    fixed_scan = _load_fixed_timed(fixed_path, case_options, timer, prefetch)
     with timer.step("plan"):
         problem = fixed_problem(fixed_scan)
         if problem is not None:
@@ -270,11 +300,19 @@ def _run_locked(
     return summary
 
 
-def _load_fixed_timed(fixed_path: str, case_options: CaseOptions, timer: StepTimer) -> FixedScan:
+def _load_fixed_timed(
+    fixed_path: str, case_options: CaseOptions, timer: StepTimer, prefetch: Optional[MovingPrefetch] = None
+) -> FixedScan:
     """``load_fixed``, its seconds in ``timer``: reading and analysing when this call did them,
-    else (the scan was already in this process's cache) the call as a whole, as ``read_fixed``."""
+    else (the scan was already in this process's cache) the call as a whole, as ``read_fixed``.
+    A ``prefetch`` starts reading the moving scan as soon as the fixed scan has been read."""
     loading = time.perf_counter()
-    fixed_scan = load_fixed(fixed_path, options=case_options)
+    after_read = None if prefetch is None else prefetch.start
+    try:
+        fixed_scan = load_fixed(fixed_path, options=case_options, after_read=after_read)
+    finally:
+        if prefetch is not None:
+            prefetch.start()  # already cached, or failed: never keep the helper thread waiting
     elapsed = time.perf_counter() - loading
     inside = sum(fixed_scan.timings.values())
     if fixed_scan.timings and inside <= elapsed + 0.002:  # read now (the figures are rounded to 1 ms)

@@ -19,6 +19,7 @@ CASE_STEPS = (
     "claim",
     "read_fixed",
     "analyse_fixed",
+    "wait_moving",
     "read_moving",
     "analyse_moving",
     "register",
@@ -130,7 +131,7 @@ def add_up(tables: list[Mapping[str, float]]) -> dict:
 def format_table(
     steps: Mapping[str, float],
     wall: Optional[float] = None,
-    inner: Optional[tuple[str, Mapping[str, float]]] = None,
+    inner: Optional[Mapping[str, Mapping[str, float]]] = None,
     title: str = "step",
 ) -> str:
     """A step table as aligned text: one line per step with its seconds and share of the whole, then
@@ -139,22 +140,24 @@ def format_table(
     Args:
         steps: seconds by step name.
         wall: the whole call's wall time, or None (shares are then of the steps' total).
-        inner: ``(step, its own steps)``: listed indented below that step (e.g. "cases" and the
-            summed steps of its cases); not added to the total again.
+        inner: ``{step: its own steps}``: listed indented below that step (e.g. "cases" and the
+            summed steps of its cases, or work done beside a step on another thread), at the end
+            when the step is not in ``steps``; never added to the total again.
         title: the first column's heading.
 
     Returns:
         The lines, without a final newline.
     """
+    inner = inner or {}
     total = sum(steps.values())
     whole = wall if wall is not None and wall > 0 else total
     rows = []
     for name, seconds in steps.items():
         rows.append((name, seconds))
-        if inner is not None and name == inner[0]:
-            rows += [(f"  {step}", value) for step, value in inner[1].items()]
-    if inner is not None and inner[0] not in steps:
-        rows += [(f"  {step}", value) for step, value in inner[1].items()]
+        rows += [(f"  {step}", value) for step, value in inner.get(name, {}).items()]
+    for name in inner:
+        if name not in steps:
+            rows += [(f"  {step}", value) for step, value in inner[name].items()]
     rows.append(("total", total))
     if wall is not None:
         rows += [("outside the steps", max(0.0, wall - total)), ("wall time", wall)]

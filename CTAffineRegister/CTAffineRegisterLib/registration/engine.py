@@ -36,6 +36,7 @@ from ..core.affine import (
     mean_distance,
     nearest_rotation,
 )
+from ..core.parallel import private_image, side_by_side, split_in_two
 from ..core.pyramid import (
     Level,
     count,
@@ -243,13 +244,16 @@ def _best_initial(fixed_level: Level, moving_level: Level, fixed_analysis, movin
     the development set when arms up met arms down (the ratio of in-plane spreads then mixes arms
     into body size: 0.522 structure overlap from the scaled start, 0.578 from the rigid one); the
     probes' correlation at the end chose the better of the two on all three pairs that had both."""
-    scored = []
     allow_scale = options.transform != "rigid"
-    for name, transform in candidate_placements(fixed_analysis, moving_analysis, center, allow_scale).items():
-        share = overlap_fraction(transform, fixed_level, moving_level)
-        value = _dense_metric(transform, fixed_level, moving_level, options) if share >= MIN_OVERLAP else None
-        if value is not None:
-            scored.append((value * share, name, transform))
+    placements = list(candidate_placements(fixed_analysis, moving_analysis, center, allow_scale).items())
+    shares = [overlap_fraction(transform, fixed_level, moving_level) for _, transform in placements]
+    worth = [index for index, share in enumerate(shares) if share >= MIN_OVERLAP]
+    values = _dense_metrics([placements[index][1] for index in worth], fixed_level, moving_level, options)
+    scored = [
+        (value * shares[index], placements[index][0], placements[index][1])
+        for index, value in zip(worth, values)
+        if value is not None
+    ]
     if not scored:
         raise RegistrationError(
             "the images do not overlap for any initial placement (body centres, image centres, "
@@ -262,6 +266,24 @@ def _best_initial(fixed_level: Level, moving_level: Level, fixed_analysis, movin
         if unscaled is not None:
             starts.append((unscaled[2], unscaled[1]))
     return starts
+
+
+def _dense_metrics(transforms: list, fixed_level: Level, moving_level: Level, options) -> list:
+    """``_dense_metric`` of each transform, in order, half of them on a second thread (with its own
+    copies of the level images): the candidates' coarse metrics are a tenth of a 256² registration."""
+    if len(transforms) < 2:
+        return [_dense_metric(transform, fixed_level, moving_level, options) for transform in transforms]
+    ours, theirs = split_in_two(list(transforms))
+    private = (_private_copy(fixed_level), _private_copy(moving_level))
+    mine, other = side_by_side(
+        [
+            lambda: [_dense_metric(transform, fixed_level, moving_level, options) for transform in ours],
+            lambda: [_dense_metric(transform, *private, options) for transform in theirs],
+        ]
+    )
+    values: list[Optional[float]] = [None] * len(transforms)
+    values[0::2], values[1::2] = mine, other
+    return values
 
 
 def _dense_metric(transform, fixed_level: Level, moving_level: Level, options) -> Optional[float]:
@@ -466,7 +488,7 @@ class _Runner:
         )
         while rounds < planned:
             scale, seed = (1.0 if rounds == 0 else 0.25), options.seed + 2 * rounds
-            first, second = _in_parallel(
+            first, second = side_by_side(
                 [
                     partial(self._optimize, copy_transform(current), step, scale, points, seed),
                     partial(
@@ -559,40 +581,9 @@ class _Runner:
         return _dense_metric(transform, self.fixed_levels[0], self.moving_levels[0], self.options)
 
 
-def _in_parallel(tasks: list[Callable[[], _Outcome]]) -> list[_Outcome]:
-    """Run the tasks side by side, the first on the calling thread (SimpleITK releases the GIL while
-    it computes, and each task is single-threaded, so results do not depend on timing)."""
-    results: list = [None] * len(tasks)
-
-    def work(index: int) -> None:
-        try:
-            results[index] = tasks[index]()
-        except BaseException as error:  # noqa: B036 - handed to the calling thread below
-            results[index] = error
-
-    helpers = [threading.Thread(target=work, args=(index,), daemon=True) for index in range(1, len(tasks))]
-    for helper in helpers:
-        helper.start()
-    work(0)
-    for helper in helpers:
-        helper.join()
-    for result in results:
-        if isinstance(result, BaseException):
-            raise result
-    return results
-
-
 def _private_copy(level: Level) -> Level:
     """The level with its own pixel buffers, so another thread never touches the original's."""
-
-    def unique(image: Optional[sitk.Image]) -> Optional[sitk.Image]:
-        if image is None:
-            return None
-        copy = sitk.Image(image)
-        copy.MakeUnique()
-        return copy
-
-    return Level(unique(level.image), unique(level.mask), level.factors)
+    return Level(private_image(level.image), private_image(level.mask), level.factors)
 
 
 def _average(transforms: list[sitk.Transform], stage: str) -> sitk.Transform:
