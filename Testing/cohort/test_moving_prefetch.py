@@ -13,6 +13,7 @@ import time
 import pytest
 from support.cohort_helpers import case_report, write_fixed, write_moving
 
+from CTAffineRegisterLib.cohort import case as case_module
 from CTAffineRegisterLib.cohort import prefetch as prefetch_module
 from CTAffineRegisterLib.cohort.case import CaseOptions
 from CTAffineRegisterLib.cohort.prefetch import MovingPrefetch
@@ -56,6 +57,32 @@ def test_a_bad_moving_scan_read_ahead_fails_its_case_naming_the_file(scans, tmp_
     assert case["status"] == "failed"
     assert str(broken) in case["error"]
     assert os.listdir(tmp_path / "out").count("broken_report.json") == 1
+
+
+def test_a_lone_case_prepares_the_fixed_pyramid_while_its_scan_is_analysed(scans, tmp_path, monkeypatch):
+    from CTAffineRegisterLib.registration import preparation
+
+    fixed, moving = scans
+    analyse = prefetch_module.analyze_background
+    built: list = []
+    original = preparation._build_fixed_pyramid
+
+    def slow_analysis(image, padding):  # a moving scan that takes long to analyse
+        time.sleep(1.0)
+        return analyse(image, padding)
+
+    def counting(*arguments):
+        built.append(prefetch_module.prefetch_pending(str(moving)))  # still analysing the moving scan?
+        return original(*arguments)
+
+    monkeypatch.setattr(prefetch_module, "analyze_background", slow_analysis)
+    monkeypatch.setattr(preparation, "_build_fixed_pyramid", counting)
+    case_module._FIXED_CACHE.clear()  # a fixed scan (and its pyramid) of an earlier test is not reused
+    summary = run_cohort(str(fixed), [str(moving)], str(tmp_path / "out"))
+    case = summary["cases"][0]
+    assert case["status"] == "ok"
+    assert built == [True]  # once, while the moving scan was still being analysed, not again
+    assert case["timings"]["wait_moving"] < case["read_ahead"]["analyse_moving"]
 
 
 def _counting_reader(calls: list, result="scan"):

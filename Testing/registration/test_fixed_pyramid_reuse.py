@@ -71,3 +71,23 @@ def test_a_kept_pyramid_goes_with_its_analysis(scans):
     del analysis
     gc.collect()
     assert not any(kept[0] == key for kept in preparation._FIXED_PYRAMIDS)
+
+
+def test_a_pyramid_warmed_ahead_is_the_one_the_registration_uses(scans, builds):
+    fixed, analysis, moving, _ = scans
+    assert preparation.warm_fixed_pyramid(fixed, analysis, FAST) is True
+    assert len(builds) == 1
+    warmed = _register(fixed, analysis, moving)
+    assert len(builds) == 1  # built ahead (while a lone case's moving scan is still being read)
+    fresh = _register(fixed, analyze_background(fixed), moving)
+    assert warmed.transform.GetParameters() == fresh.transform.GetParameters()
+
+
+def test_warming_a_scan_that_cannot_be_registered_leaves_the_error_to_the_registration(scans):
+    fixed, analysis, moving, _ = scans
+    flat = fixed * 0 - 1000  # air only: no body to register
+    flat.CopyInformation(fixed)
+    flat_analysis = analyze_background(flat)
+    assert preparation.warm_fixed_pyramid(flat, flat_analysis, FAST) is False
+    with pytest.raises(preparation.RegistrationError):
+        register_images(flat, moving, flat_analysis, analyze_background(moving), FAST)

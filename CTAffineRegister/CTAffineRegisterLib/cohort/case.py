@@ -48,6 +48,7 @@ from ..pair.register import register_pair
 from ..quality.picture import qc_picture, thumbnail
 from ..quality.verdict import MIN_COVERAGE_MM
 from ..registration.options import RegistrationOptions
+from ..registration.preparation import warm_fixed_pyramid
 from ..resample.labels import check_label_image, check_labels_overlap, read_label_map, resample_labels
 from ..resample.scans import fill_problem
 from .outputs import (
@@ -57,7 +58,7 @@ from .outputs import (
     remove_files,
     stray_temporaries,
 )
-from .prefetch import take_prefetched
+from .prefetch import prefetch_pending, take_prefetched
 
 CASE_REPORT_FORMAT = "ct-affine-register case report"
 # How much of each input's start and end its fingerprint hashes (a file scan; each file of a series).
@@ -431,6 +432,9 @@ def _report_on_disk(task: CaseTask) -> Optional[dict]:
 def _register_and_write(
     task: CaseTask, fixed: FixedScan, cancel, paths: dict, written: list, timer: StepTimer, read_ahead: dict
 ) -> dict:
+    if prefetch_pending(task.moving_path):  # meanwhile, the fixed side of the registration
+        with timer.step("prepare_fixed"):
+            warm_fixed_pyramid(fixed.loaded.image, fixed.analysis, _registration_options(task.options))
     waiting = time.perf_counter()
     prefetched = take_prefetched(task.moving_path)  # a lone case's scan, read beside the fixed analysis
     if prefetched is None:
@@ -508,6 +512,11 @@ def _register_and_write(
     if moving.note:
         report["note"] = moving.note
     return report
+
+
+def _registration_options(options: CaseOptions) -> RegistrationOptions:
+    """The registration knobs ``register_pair`` will use for this run's cases."""
+    return options.registration or RegistrationOptions(transform=options.transform)
 
 
 def _claim(base: dict, path: str) -> None:

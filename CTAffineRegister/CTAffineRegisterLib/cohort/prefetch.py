@@ -66,6 +66,18 @@ class MovingPrefetch:
         self._result = None
         self._error = None
 
+    def pending(self, path: str) -> bool:
+        """Whether ``path`` is the scan prefetched and its reading or analysis is still under way.
+
+        Args:
+            path: the moving scan a case is about to read.
+
+        Returns:
+            True while the helper thread is still working on it.
+        """
+        same = os.path.realpath(path) == os.path.realpath(self.path)
+        return same and not self._dropped and self._thread.is_alive()
+
     def take(self, path: str) -> Optional[Prefetched]:
         """The prepared scan when ``path`` is the one prefetched and its file has not changed since,
         else None (the caller reads it itself). Waits for the helper thread if it is still working.
@@ -144,6 +156,20 @@ def take_prefetched(path: str) -> Optional[Prefetched]:
     with _LOCK:
         prefetch = _CURRENT
     return None if prefetch is None else prefetch.take(path)
+
+
+def prefetch_pending(path: str) -> bool:
+    """Whether this process is still reading or analysing ``path`` ahead (see ``MovingPrefetch.pending``).
+
+    Args:
+        path: the moving scan a case is about to read.
+
+    Returns:
+        True while that work is under way.
+    """
+    with _LOCK:
+        prefetch = _CURRENT
+    return prefetch is not None and prefetch.pending(path)
 
 
 def end_prefetch(prefetch: Optional[MovingPrefetch]) -> None:

@@ -19,6 +19,7 @@ CASE_STEPS = (
     "claim",
     "read_fixed",
     "analyse_fixed",
+    "prepare_fixed",
     "wait_moving",
     "read_moving",
     "analyse_moving",

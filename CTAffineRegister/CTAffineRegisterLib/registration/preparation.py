@@ -114,6 +114,27 @@ def prepare_pyramids(fixed, moving, fixed_analysis, moving_analysis, options):
     return fixed_levels, moving_levels, center
 
 
+def warm_fixed_pyramid(fixed: sitk.Image, fixed_analysis, options: RegistrationOptions) -> bool:
+    """Build the fixed scan's pyramid now, on this thread, for this thread's next registration onto it
+    (``prepare_pyramids`` then finds it ready): a lone case does this while its moving scan is still
+    being read and analysed on the other core.
+
+    Args:
+        fixed: the fixed scan.
+        fixed_analysis: its ``BackgroundAnalysis`` (the pyramid lives as long as it does).
+        options: the ``RegistrationOptions`` the registration will use.
+
+    Returns:
+        True when the pyramid is ready; False when the scan cannot be registered (the registration
+        itself raises the reason in its turn, with the case's other errors in their usual order).
+    """
+    try:
+        _fixed_pyramid(fixed, fixed_analysis, options)
+    except RegistrationError:
+        return False
+    return True
+
+
 def _fixed_pyramid(fixed, fixed_analysis, options) -> tuple[list[Level], tuple[float, float, float]]:
     """The fixed scan's levels and body centre, built once per thread for a fixed scan and analysis.
 
