@@ -1,7 +1,7 @@
 """What the verdict and the last stage (``optimum_refinement``) cost per case, on the development set.
 
 For each pair of ``interpatient_dev.py``: the whole ``register_pair`` time, the last stage's own time
-(its descents on HU correlation, probes and closing polish: ``quality["refinement"]["seconds"]``)
+(its descents on HU correlation, probes and closing polish: ``registration.refine_seconds``)
 and the verdict's (measured apart, the same call the registration makes), and their share of the
 case; and how many starts ran to the end (two when the best start was scaled to the bodies' sizes).
 The issue's budget: verdict plus any refinement at most 15 % of a case's time.
@@ -37,7 +37,7 @@ def main() -> None:
         started = time.perf_counter()
         result = register_pair(fixed, moving)
         case = time.perf_counter() - started
-        refinement = result.report["quality"].get("refinement", {}).get("seconds", 0.0)
+        refinement = result.report["registration"].get("refine_seconds") or 0.0
         judge = Judge(fixed, moving)
         started = time.perf_counter()
         judge(result.transform)

@@ -113,10 +113,9 @@ def test_register_pair_times_the_analyses_it_makes_itself(pair):
 
 
 def test_registration_steps_take_the_refinement_and_verdict_out_of_register():
-    quality = {"refinement": {"seconds": 0.5}}
-    assert registration_steps(quality, 2.0, 0.25) == {"register": 1.25, "refine": 0.5, "verdict": 0.25}
-    assert registration_steps({}, 2.0) == {"register": 2.0}
-    squeezed = registration_steps({"refinement": {"seconds": 3.0}}, 2.0, 1.0)
+    assert registration_steps(2.0, 0.25, 0.5) == {"register": 1.25, "refine": 0.5, "verdict": 0.25}
+    assert registration_steps(2.0) == {"register": 2.0}
+    squeezed = registration_steps(2.0, 1.0, 3.0)
     assert squeezed["register"] == 0 and sum(squeezed.values()) == pytest.approx(2.0)
 
 

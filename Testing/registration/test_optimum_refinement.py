@@ -74,6 +74,8 @@ def test_a_registration_stopped_short_is_refined_to_the_optimum(pair):
     assert error < min(2.0, short_error / 2), error  # within a voxel of the ~4 mm level
     assert refined.quality["verdict"] == "ok", refined.quality["reason"]
     report = refined.quality["refinement"]
+    assert "seconds" not in report and refined.refine_seconds > 0  # quality: the scans' facts only
+    assert short.refine_seconds is None
     assert report["applied"] is True and report["found_move"] == figures["probe_move"]
     assert report["correlation_after"] > report["correlation_before"] and report["match_gain"] > 0.02
     assert f"refined: {report['found_move']}, match +" in refined.quality["reason"]

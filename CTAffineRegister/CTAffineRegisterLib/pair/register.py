@@ -118,7 +118,7 @@ def register_pair(
     registering = time.perf_counter()
     result = register_images(fixed, moving, fixed_analysis, moving_analysis, options, progress, cancel)
     timer.update(
-        registration_steps(result.quality, time.perf_counter() - registering, result.verdict_seconds)
+        registration_steps(time.perf_counter() - registering, result.verdict_seconds, result.refine_seconds)
     )
     fill_value = float(moving_analysis.air_value) if fill is None else fill  # an int stays exact
     with timer.step("resample"):
@@ -143,24 +143,24 @@ def register_pair(
     return CaseResult(registered=registered, valid_mask=valid, transform=result.transform, report=report)
 
 
-def registration_steps(quality: dict, seconds: float, verdict_seconds: Optional[float] = None) -> dict:
-    """``register_images``' seconds split into the steps its result accounts for: the last stage's
-    refinement (``quality["refinement"]["seconds"]``) and the verdict (``verdict_seconds``, the
-    result's own figure); the rest is "register". Read from the result, so the engine's own figures
-    are never guessed at.
+def registration_steps(
+    seconds: float, verdict_seconds: Optional[float] = None, refine_seconds: Optional[float] = None
+) -> dict:
+    """``register_images``' seconds split into the steps its result accounts for: the last stage
+    (``refine_seconds``) and the verdict (``verdict_seconds``), the result's own figures; the rest is
+    "register". Read from the result, so the engine's own figures are never guessed at.
 
     Args:
-        quality: the registration result's ``quality``.
         seconds: the wall time of the whole ``register_images`` call.
         verdict_seconds: the result's ``verdict_seconds`` (None: not reported).
+        refine_seconds: the result's ``refine_seconds`` (None: the last stage did not run).
 
     Returns:
         ``{"register": s, "refine": s, "verdict": s}`` (refine and verdict only when reported).
     """
     parts = {}
-    refinement = quality.get("refinement")
-    if isinstance(refinement, dict) and isinstance(refinement.get("seconds"), (int, float)):
-        parts["refine"] = float(refinement["seconds"])
+    if refine_seconds is not None:
+        parts["refine"] = float(refine_seconds)
     if verdict_seconds is not None:
         parts["verdict"] = float(verdict_seconds)
     inside = sum(parts.values())

@@ -182,6 +182,7 @@ def _register(fixed, moving, fixed_analysis, moving_analysis, options, progress,
         options=options,
         polish_spread_mm=runner.polish_spread_mm,
         verdict_seconds=verdict_seconds,
+        refine_seconds=None if refinement is None else refinement.seconds,
     )
 
 

@@ -112,8 +112,7 @@ class Refinement:
             "rounds": self.rounds,
             "moved_mm": round(self.moved_mm, 2),
             "polished": self.polished,
-            "seconds": round(self.seconds, 3),
-        }
+        }  # not its seconds: quality depends on the scans only (``RegistrationResult.refine_seconds``)
 
 
 def refine_to_optimum(

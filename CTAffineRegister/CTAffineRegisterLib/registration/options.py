@@ -193,6 +193,8 @@ class RegistrationResult:
     polish_spread_mm: Optional[float] = None
     # Of ``seconds``, what the verdict took (kept out of ``quality``, which depends on the scans only).
     verdict_seconds: Optional[float] = None
+    # Of ``seconds``, what the last stage took (``refine_to_optimum``); None when it did not run.
+    refine_seconds: Optional[float] = None
 
     def to_dict(self) -> dict:
         """Plain values for a JSON report: the transform's parts, figures, stages and options.
@@ -211,6 +213,7 @@ class RegistrationResult:
             "iterations": self.iterations,
             "seconds": round(self.seconds, 3),
             "verdict_seconds": None if self.verdict_seconds is None else round(self.verdict_seconds, 3),
+            "refine_seconds": None if self.refine_seconds is None else round(self.refine_seconds, 3),
             "initialization": self.initialization,
             "polish_spread_mm": None if self.polish_spread_mm is None else round(self.polish_spread_mm, 3),
             "quality": dict(self.quality),
