@@ -20,7 +20,7 @@ import SimpleITK as sitk
 from ..core.affine import affine_about, affine_parts
 from ..errors import InputError
 from .file_integrity import special_file_reason
-from .itk_transform_text import itk_text_problem
+from .tfm_text import itk_text_problem
 
 # elastix transform names with their parameter layout (see elastix's transform components).
 _ELASTIX_LINEAR = ("AffineTransform", "EulerTransform", "SimilarityTransform", "TranslationTransform")

@@ -1,5 +1,5 @@
 """An ITK text transform file that would make ITK corrupt memory is refused by name before ITK parses it
-(io/itk_transform_text.py): a NaN or Inf or a word among the parameters, or too few parameters of an
+(io/tfm_text.py): a NaN or Inf or a word among the parameters, or too few parameters of an
 Euler3DTransform, crashed Python ("corrupted size vs. prev_size"). Each file is read in a subprocess, so
 a crash is a failed test, not a dead test run."""
 
