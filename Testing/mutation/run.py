@@ -127,9 +127,25 @@ def prepare_mutmut(modules: list[str]):
     # Which tests reach which function is recorded only for functions mutated at the time: after a
     # change of modules, record it again (one run of the selected tests).
     stats = ROOT / "mutants" / "mutmut-stats.json"
-    if regenerated and stats.exists():
+    if stats.exists() and (regenerated or selection_changed(stats, config())):
         stats.unlink()
     return mutmut_main
+
+
+def selection_changed(stats: Path, config) -> bool:
+    """Whether the test selection (or pytest's options) changed since the stats were recorded.
+
+    mutmut itself answers such a change by resetting every recorded result, including those of
+    modules run earlier; they are keyed by a hash of their function and stay valid (a new test can only
+    kill more), so the driver records the stats again instead and keeps the results: ``--retest`` then
+    gives the survivors to the tests added.
+    """
+    try:
+        recorded = json.loads(stats.read_text(encoding="utf-8")).get("config_fingerprint", {})
+    except (OSError, ValueError):
+        return True
+    current = config.config_fingerprint()
+    return any(recorded.get(group) != current[group] for group in ("test_execution", "test_selection"))
 
 
 def save_results(modules: list[str]) -> None:
