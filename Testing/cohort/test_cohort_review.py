@@ -75,3 +75,19 @@ def test_a_small_cohort_is_not_judged_and_says_so():
     assert all(case["quality"]["cohort"]["judged"] is False for case in cases[: MIN_COHORT_SIZE - 1])
     assert "too small" in cases[0]["quality"]["cohort"]["note"]
     assert cases[-1] == before[-1]
+
+
+def test_a_cohort_of_exactly_the_minimum_size_is_judged():
+    cases = [_case(dice) for dice in (0.95, 0.96, 0.94, 0.955, 0.965, 0.945, 0.95)] + [_case(0.80)]
+    assert len(cases) == MIN_COHORT_SIZE
+    review_cohort(cases)
+    assert cases[-1]["quality"]["verdict"] == "suspect"
+    assert [case["quality"]["cohort"]["outlier"] for case in cases] == [False] * 7 + [True]
+
+
+def test_a_case_without_figures_gets_no_score_and_the_others_are_judged():
+    bare = {"status": "ok", "quality": {"verdict": "ok", "reason": "own checks passed"}}
+    cases = _cohort() + [bare, _case(0.80)]
+    review_cohort(cases)
+    assert bare["quality"]["cohort"] == {"judged": True, "outlier": False, "scores": {}, "notes": []}
+    assert bare["quality"]["verdict"] == "ok" and cases[-1]["quality"]["verdict"] == "suspect"
