@@ -17,6 +17,7 @@ Usage (from the project root; nice it, the machine is shared)::
 
     nice -n 19 python Testing/mutation/run.py padding/analysis core/affine    # run (incremental)
     nice -n 19 python Testing/mutation/run.py --retest padding/analysis       # rerun its survivors
+    nice -n 19 python Testing/mutation/run.py --finish padding/analysis       # survivors + not yet run
     python Testing/mutation/run.py --survivors padding/analysis               # survivors to triage
     python Testing/mutation/run.py --report                                   # the table for the docs
 """
@@ -210,6 +211,14 @@ def survivors(module: str, equivalents: dict[str, str]) -> list[str]:
     )
 
 
+def unchecked(module: str) -> list[str]:
+    """The module's mutants not run yet (a run stopped before them)."""
+    if not result_file(module).exists():
+        return []
+    codes = json.loads(result_file(module).read_text(encoding="utf-8"))["exit_code_by_key"]
+    return sorted(name for name, code in codes.items() if code is None)
+
+
 def report() -> None:
     """The per-module table of docs/development/testing.md, from the recorded results."""
     equivalents = load_equivalents()
@@ -246,6 +255,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("modules", nargs="*", help="modules under CTAffineRegisterLib, e.g. padding/analysis")
     parser.add_argument("--jobs", type=int, default=2, help="mutants tested at a time (default 2)")
     parser.add_argument("--retest", action="store_true", help="test the modules' survivors again")
+    parser.add_argument(
+        "--finish",
+        action="store_true",
+        help="in one run: the survivors again (after new tests) and the mutants not run yet",
+    )
     parser.add_argument("--survivors", action="store_true", help="list the survivors not marked equivalent")
     parser.add_argument(
         "--show", action="store_true", help="the survivors' diffs (from mutants/, the last run)"
@@ -273,11 +287,13 @@ def main(argv: list[str] | None = None) -> int:
 
     mutmut_main = prepare_mutmut(args.modules)
     names: list[str] = []
-    if args.retest:
+    if args.retest or args.finish:
         equivalents = load_equivalents()
         names = [name for module in args.modules for name in survivors(module, equivalents)]
+        if args.finish:
+            names += [name for module in args.modules for name in unchecked(module)]
         if not names:
-            print("no survivors to retest")
+            print("no survivors to retest" if args.retest else "nothing left to run")
             return 0
     try:
         mutmut_main._run(names, args.jobs)
