@@ -167,15 +167,29 @@ def show(modules: list[str]) -> None:
 
     equivalents = load_equivalents()
     for module in modules:
-        meta = ROOT / "mutants" / (str(module_path(module)) + ".meta")
-        codes = json.loads(meta.read_text(encoding="utf-8"))["exit_code_by_key"]
+        codes = json.loads(result_file(module).read_text(encoding="utf-8"))["exit_code_by_key"]
+        source = _mutated_source(module)
         for name, code in sorted(codes.items()):
             if name in equivalents or code is None or code in KILLED or code in TIMEOUT:
                 continue
             status = "no test reaches it" if code in NO_TESTS else f"survived (exit {code})"
             print(f"# {name}: {status}")
-            print(get_diff_for_mutant(name, path=module_path(module)))
+            print(get_diff_for_mutant(name, source=source, path=module_path(module)))
             print()
+
+
+def _mutated_source(module: str) -> str:
+    """The module with all its mutants in place: mutmut's copy, or made again when a run on other modules
+    has put the plain source back in ``mutants/`` (same names: same source, same configuration)."""
+    copy = ROOT / "mutants" / module_path(module)
+    if copy.exists():
+        text = copy.read_text(encoding="utf-8")
+        if "mutmut" in text:
+            return text
+    from mutmut.mutation.file_mutation import mutate_file_contents
+
+    original = (ROOT / module_path(module)).read_text(encoding="utf-8")
+    return mutate_file_contents(str(module_path(module)), original).code
 
 
 def figures(module: str, equivalents: dict[str, str]) -> dict[str, int]:
