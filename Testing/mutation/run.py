@@ -167,7 +167,9 @@ def show(modules: list[str]) -> None:
 
     equivalents = load_equivalents()
     for module in modules:
-        codes = json.loads(result_file(module).read_text(encoding="utf-8"))["exit_code_by_key"]
+        meta = ROOT / "mutants" / (str(module_path(module)) + ".meta")
+        record = meta if meta.exists() else result_file(module)  # a run still going: its live record
+        codes = json.loads(record.read_text(encoding="utf-8"))["exit_code_by_key"]
         source = _mutated_source(module)
         for name, code in sorted(codes.items()):
             if name in equivalents or code is None or code in KILLED or code in TIMEOUT:
