@@ -47,3 +47,26 @@ def test_a_3d_image_whose_one_voxel_header_fails_is_written_the_second_way(tmp_p
     write_volume(image, str(path))
     _same(path, image)
     assert sorted(p.name for p in tmp_path.iterdir()) == [path.name]
+
+
+@pytest.mark.parametrize("chunks", [[], [b"voxels " * 1000, b"", b"more"]])
+def test_a_zlib_stream_of_any_chunks_decompresses_and_its_length_is_told(chunks):
+    import io
+    import zlib
+
+    sink = io.BytesIO()
+    written = volume_writers.write_zlib(sink, iter(chunks), threads=1)
+    assert zlib.decompress(sink.getvalue()) == b"".join(chunks)
+    assert written == len(sink.getvalue())
+
+
+def test_a_metaimage_header_gives_its_compressed_size_as_one_number(tmp_path):
+    """Other MetaImage readers parse the whole value: nothing may follow the number on its line."""
+    import re
+
+    path = tmp_path / "scan.mha"
+    write_volume(_image((6, 30, 40)), str(path))
+    content = path.read_bytes()
+    end = content.index(b"ElementDataFile = LOCAL\n") + len(b"ElementDataFile = LOCAL\n")
+    sizes = re.findall(rb"(?m)^CompressedDataSize = (.*)$", content[:end])
+    assert sizes == [b"%020d" % (len(content) - end)]

@@ -28,6 +28,7 @@ import argparse
 import json
 import os
 import shutil
+import signal
 import sys
 from pathlib import Path
 
@@ -266,6 +267,10 @@ def row(name: str, counts: dict[str, int]) -> str:
     )
 
 
+def _interrupt(signum, frame) -> None:
+    raise KeyboardInterrupt
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("modules", nargs="*", help="modules under CTAffineRegisterLib, e.g. padding/analysis")
@@ -301,6 +306,8 @@ def main(argv: list[str] | None = None) -> int:
         show(args.modules)
         return 0
 
+    # SIGTERM stops a run like Ctrl-C (a run in the background ignores SIGINT): the results so far are kept.
+    signal.signal(signal.SIGTERM, _interrupt)
     mutmut_main = prepare_mutmut(args.modules)
     names: list[str] = []
     if args.retest or args.finish:
