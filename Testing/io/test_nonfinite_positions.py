@@ -49,3 +49,14 @@ def test_a_single_nan_is_put_back(tmp_path, name):
 def test_a_float_scan_with_zeros_and_no_nan_comes_back_unchanged(tmp_path, name):
     values = _scan({})
     assert np.array_equal(_read_back(tmp_path, values, name), values)
+
+
+def test_bytes_after_the_voxels_are_not_taken_for_voxels(tmp_path):
+    """A .nii may go on after its voxels (a tool's padding): NaN there is no voxel of the scan."""
+    values = _scan({5: np.nan})
+    path = tmp_path / "padded.nii"
+    sitk.WriteImage(sitk.GetImageFromArray(values), str(path))
+    with open(path, "ab") as handle:
+        handle.write(np.full(4, np.nan, dtype="<f4").tobytes())
+    back = sitk.GetArrayFromImage(read_image(str(path)).image)
+    assert np.array_equal(back, values, equal_nan=True)
