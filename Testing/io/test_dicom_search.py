@@ -76,3 +76,21 @@ def test_tied_series_are_named_with_their_description_when_they_have_one(tmp_pat
         read_image(str(tmp_path / "exam"))
     reason = caught.value.reason
     assert f": {SERIES_UID}.1 (lung kernel), {SERIES_UID}.2; put the series" in reason
+
+
+def test_the_search_stops_after_2000_folders_and_says_so(tmp_path):
+    from CTAffineRegisterLib.io.dicom import MAX_FOLDERS_SEARCHED
+
+    root = tmp_path / "archive"
+    for index in range(MAX_FOLDERS_SEARCHED):
+        (root / f"f{index:05d}").mkdir(parents=True)
+    write_series(root / "zz_last", EVEN)  # the 2 001st folder below the root, in sorted order
+    with pytest.raises(InputError) as caught:
+        read_image(str(root))
+    assert (
+        caught.value.reason
+        == f"folder holds no DICOM series (nor do the first {MAX_FOLDERS_SEARCHED} below it)"
+    )
+    for index in range(10):  # ten folders fewer: the series is reached
+        (root / f"f{index:05d}").rmdir()
+    assert read_image(str(root)).image.GetSize()[2] == len(EVEN)
