@@ -191,3 +191,11 @@ def test_the_mapping_key_tells_centres_apart_and_rounds_to_a_billionth():
     assert mapping_key(here) != mapping_key(there)
     assert mapping_key(_euler(translation=(1.0, 2.0, 3.0 + 3e-10))) == mapping_key(_euler())
     assert mapping_key(_euler(translation=(1.0, 2.0, 3.0 + 4e-9))) != mapping_key(_euler())
+
+
+def test_the_nearest_rotation_of_a_mirroring_matrix_gives_up_its_weakest_axis():
+    """A matrix that mirrors z while shrinking it most: the proper rotation nearest to it is the identity
+    (z is the axis to turn back), not a half-turn about x or y."""
+    rotation, scale = nearest_rotation(np.diag([3.0, 2.0, -1.0]))
+    assert rotation == pytest.approx(np.eye(3), abs=1e-12)
+    assert scale == pytest.approx(6.0 ** (1.0 / 3.0))
