@@ -63,3 +63,13 @@ def test_a_header_longer_than_64_kib_is_not_taken_for_one(tmp_path):
     short = tmp_path / "short.mha"
     short.write_bytes(f"{FIELDS}{comments[: 18 * 2700]}DimSize = 2 2 2\nElementDataFile = LOCAL\n".encode())
     assert "truncated file: it holds 0 of the 16 bytes" in _refusal(short)
+
+
+@pytest.mark.parametrize(
+    "fields", ["ElementType = MET_OTHER\nDimSize = 2 2 2\n", "ElementType = MET_SHORT\nDimSize = 2 0 2\n"]
+)
+def test_a_header_not_judged_for_its_length_still_gets_its_spacing_note(tmp_path, fields):
+    path = tmp_path / "odd.mha"
+    path.write_bytes(f"NDims = 3\n{fields}ElementSpacing = 1 1 -2\nElementDataFile = LOCAL\n".encode())
+    notes = check_file(str(path)).notes
+    assert len(notes) == 1 and notes[0].startswith("negative spacing in the header (ElementSpacing z -2): ")
