@@ -210,3 +210,29 @@ def test_a_second_gzip_member_after_zero_padding_at_the_read_boundary_is_counted
     cut = tmp_path / "members-cut.nii.gz"
     cut.write_bytes(first + b"\0" * 7 + gzip.compress(content[split:-1000], mtime=0))
     assert _refusal(str(cut)).startswith(f"{cut}: truncated file: it holds 1,309,720 of the 1,310,720 bytes ")
+
+
+def test_a_float_nii_gz_of_several_members_keeps_its_nan_and_its_spacing_note(tmp_path):
+    """The stream check reads such a file whole; what the header told must survive that path."""
+    values = np.arange(24, dtype="<f4") - 5.0
+    values[[3, 17]] = np.nan
+    content = _nifti(datatype=16, bitpix=32, pixdim=(1.0, 1.0, -1.0), data=values.tobytes())
+    path = tmp_path / "members.nii.gz"
+    path.write_bytes(gzip.compress(content[:400], mtime=0) + gzip.compress(content[400:], mtime=0))
+    loaded = read_image(str(path))
+    back = sitk.GetArrayFromImage(loaded.image).ravel()
+    assert np.array_equal(np.isnan(back), np.isnan(values))
+    assert any(note.startswith("negative spacing in the header (pixdim z -1): ") for note in loaded.notes)
+
+
+def test_a_nii_gz_with_a_large_extension_is_read_and_its_voxels_checked(tmp_path):
+    noise = np.random.default_rng(7).integers(-1000, 1000, size=64 * 64 * 40).astype("<i2").tobytes()
+    content = _nifti(sizes=(64, 64, 40), vox_offset=2048, data=noise)
+    path = tmp_path / "extended.nii.gz"
+    path.write_bytes(gzip.compress(content, mtime=0))
+    assert np.array_equal(
+        sitk.GetArrayFromImage(read_image(str(path)).image).ravel(), np.frombuffer(noise, "<i2")
+    )
+    path.write_bytes(_with_wrong_crc(content))
+    with pytest.raises(InputError, match="damaged file: the gzip data do not check out"):
+        read_image(str(path))
