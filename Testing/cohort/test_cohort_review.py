@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import copy
 
-from CTAffineRegisterLib.cohort.review import MIN_COHORT_SIZE, review_cohort
+from CTAffineRegisterLib.cohort.review import MIN_COHORT_SIZE, FigureRule, review_cohort
 
 
 def _case(dice: float, verdict: str = "ok", status: str = "ok") -> dict:
@@ -75,3 +75,59 @@ def test_a_small_cohort_is_not_judged_and_says_so():
     assert all(case["quality"]["cohort"]["judged"] is False for case in cases[: MIN_COHORT_SIZE - 1])
     assert "too small" in cases[0]["quality"]["cohort"]["note"]
     assert cases[-1] == before[-1]
+
+
+def test_a_cohort_of_exactly_the_minimum_size_is_judged():
+    cases = [_case(dice) for dice in (0.95, 0.96, 0.94, 0.955, 0.965, 0.945, 0.95)] + [_case(0.80)]
+    assert len(cases) == MIN_COHORT_SIZE
+    review_cohort(cases)
+    assert cases[-1]["quality"]["verdict"] == "suspect"
+    assert [case["quality"]["cohort"]["outlier"] for case in cases] == [False] * 7 + [True]
+
+
+def test_a_case_without_figures_gets_no_score_and_the_others_are_judged():
+    bare = {"status": "ok", "quality": {"verdict": "ok", "reason": "own checks passed"}}
+    cases = _cohort() + [bare, _case(0.80)]
+    review_cohort(cases)
+    assert bare["quality"]["cohort"] == {"judged": True, "outlier": False, "scores": {}, "notes": []}
+    assert bare["quality"]["verdict"] == "ok" and cases[-1]["quality"]["verdict"] == "suspect"
+
+
+def _scored(name: str, value: float) -> dict:
+    return {"status": "ok", "quality": {"verdict": "ok", "reason": "fine", "figures": {name: value}}}
+
+
+def test_the_reason_names_the_figure_the_direction_and_the_median():
+    low = _cohort() + [_case(0.80)]
+    review_cohort(low)
+    assert low[-1]["quality"]["cohort"]["notes"] == [
+        "body Dice 0.8 is 7.5 robust deviations below the cohort median 0.95"
+    ]
+    gains = [_scored("probe_gain", 0.0) for _ in range(9)] + [_scored("probe_gain", 0.2)]
+    review_cohort(gains)
+    assert gains[-1]["quality"]["reason"] == (
+        "cohort outlier: gain of the best nearby move 0.2 is 20.0 robust deviations above the cohort "
+        "median 0 (own checks passed: fine)"
+    )
+    assert gains[-1]["quality"]["verdict"] == "suspect"
+
+
+def test_exactly_five_deviations_is_not_yet_an_outlier_and_rules_can_be_given():
+    rules = {"low_is_bad": FigureRule("low", 0.25, "L"), "high_is_bad": FigureRule("high", 0.25, "H")}
+    for name, edge in (("low_is_bad", -0.25), ("high_is_bad", 2.25)):  # (edge - 1.0) / 0.25 = -5 / +5
+        cases = [_scored(name, 1.0) for _ in range(9)] + [_scored(name, edge)]
+        review_cohort(cases, rules)
+        assert abs(cases[-1]["quality"]["cohort"]["scores"][name]) == 5.0
+        assert cases[-1]["quality"]["cohort"]["outlier"] is False
+    # the given rules replace the default ones: body Dice is not looked at
+    cases = _cohort() + [_case(0.10)]
+    review_cohort(cases, rules)
+    assert cases[-1]["quality"]["cohort"]["scores"] == {} and cases[-1]["quality"]["verdict"] == "ok"
+
+
+def test_a_case_that_failed_is_not_judged_even_with_quality_figures():
+    failed = {"status": "failed", "quality": {"verdict": "failed", "figures": {"body_dice": 0.1}}}
+    cases = _cohort() + [failed]
+    review_cohort(cases)
+    assert "cohort" not in failed["quality"]
+    assert cases[0]["quality"]["cohort"]["scores"]["body_dice"] == -0.05  # the failed one not counted

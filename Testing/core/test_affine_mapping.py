@@ -168,3 +168,34 @@ def test_mean_distance_in_millimetres():
     turned = _euler(angle_deg=90.0, translation=(0.0, 0.0, 0.0))
     points = np.array([CENTER]) + np.array([(10.0, 0.0, 0.0), (0.0, 30.0, 7.0)])
     assert mean_distance(identity, turned, points) == pytest.approx((10.0 + 30.0) * np.sqrt(2) / 2)
+
+
+def test_mean_distance_is_the_mean_of_the_point_by_point_distances_whatever_the_centres():
+    first = _affine(translation=(2.0, 0.0, -1.0), center=CENTER)
+    second = _euler(angle_deg=35.0, translation=(5.0, 1.0, 0.0), center=(-60.0, 15.0, 80.0))
+    expected = np.mean(
+        [
+            np.linalg.norm(np.subtract(first.TransformPoint(p), second.TransformPoint(p)))
+            for p in POINTS.tolist()
+        ]
+    )
+    assert mean_distance(first, second, POINTS) == pytest.approx(expected, rel=1e-12)
+    assert mean_distance(second, first, POINTS) == pytest.approx(expected, rel=1e-12)
+    # same matrix, shifts along one axis: 1 - 2 = -1 mm at every point, not 1 + 2
+    one, two = _affine(np.eye(3), (1.0, 0.0, 0.0)), _affine(np.eye(3), (2.0, 0.0, 0.0))
+    assert mean_distance(one, two, POINTS) == pytest.approx(1.0)
+
+
+def test_the_mapping_key_tells_centres_apart_and_rounds_to_a_billionth():
+    here, there = _euler(center=CENTER), _euler(center=(0.0, 0.0, 0.0))  # same angle and shift
+    assert mapping_key(here) != mapping_key(there)
+    assert mapping_key(_euler(translation=(1.0, 2.0, 3.0 + 3e-10))) == mapping_key(_euler())
+    assert mapping_key(_euler(translation=(1.0, 2.0, 3.0 + 4e-9))) != mapping_key(_euler())
+
+
+def test_the_nearest_rotation_of_a_mirroring_matrix_gives_up_its_weakest_axis():
+    """A matrix that mirrors z while shrinking it most: the proper rotation nearest to it is the identity
+    (z is the axis to turn back), not a half-turn about x or y."""
+    rotation, scale = nearest_rotation(np.diag([3.0, 2.0, -1.0]))
+    assert rotation == pytest.approx(np.eye(3), abs=1e-12)
+    assert scale == pytest.approx(6.0 ** (1.0 / 3.0))

@@ -64,3 +64,44 @@ def test_process_seconds_grow_with_the_process():
         pytest.skip("this system does not say when a process started")
     time.sleep(0.05)
     assert process_seconds() >= first + 0.03
+
+
+def test_the_step_table_exactly_as_printed():
+    table = format_table({"read": 1.0, "register": 3.0}, wall=5.0)
+    assert table.splitlines() == [
+        "step                seconds   share",
+        "read                  1.000   20.0%",
+        "register              3.000   60.0%",
+        "total                 4.000   80.0%",
+        "outside the steps     1.000   20.0%",
+        "wall time             5.000  100.0%",
+    ]
+
+
+def test_without_a_wall_time_shares_are_of_the_total_and_an_empty_table_has_none():
+    assert format_table({"a": 0.5, "b": 1.5}, title="case").splitlines() == [
+        "case    seconds   share",
+        "a         0.500   25.0%",
+        "b         1.500   75.0%",
+        "total     2.000  100.0%",
+    ]
+    # a wall time of 0 (a clock too coarse) falls back to the total; nothing at all gives no shares
+    assert format_table({"a": 0.5}, wall=0.0).splitlines()[1] == "a                     0.500  100.0%"
+    assert format_table({"a": 0.0}, wall=0.0).splitlines()[1:3] == [
+        "a                     0.000       -",
+        "total                 0.000       -",
+    ]
+    # a wall time shorter than the steps (clock rounding) leaves nothing outside them, never less
+    assert "outside the steps     0.000" in format_table({"a": 0.5}, wall=0.4)
+    assert format_table({"a": 0.5}, wall=0.9).splitlines()[1] == "a                     0.500   55.6%"
+
+
+def test_inner_steps_not_among_the_steps_are_listed_after_them_once():
+    table = format_table({"read": 1.0}, inner=("cases", {"register": 2.0, "write": 1.0}))
+    assert table.splitlines() == [
+        "step         seconds   share",
+        "read           1.000  100.0%",
+        "  register     2.000  200.0%",
+        "  write        1.000  100.0%",
+        "total          1.000  100.0%",
+    ]

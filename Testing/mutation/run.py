@@ -17,6 +17,7 @@ Usage (from the project root; nice it, the machine is shared)::
 
     nice -n 19 python Testing/mutation/run.py padding/analysis core/affine    # run (incremental)
     nice -n 19 python Testing/mutation/run.py --retest padding/analysis       # rerun its survivors
+    nice -n 19 python Testing/mutation/run.py --finish padding/analysis       # survivors + not yet run
     python Testing/mutation/run.py --survivors padding/analysis               # survivors to triage
     python Testing/mutation/run.py --report                                   # the table for the docs
 """
@@ -27,6 +28,7 @@ import argparse
 import json
 import os
 import shutil
+import signal
 import sys
 from pathlib import Path
 
@@ -127,9 +129,25 @@ def prepare_mutmut(modules: list[str]):
     # Which tests reach which function is recorded only for functions mutated at the time: after a
     # change of modules, record it again (one run of the selected tests).
     stats = ROOT / "mutants" / "mutmut-stats.json"
-    if regenerated and stats.exists():
+    if stats.exists() and (regenerated or selection_changed(stats, config())):
         stats.unlink()
     return mutmut_main
+
+
+def selection_changed(stats: Path, config) -> bool:
+    """Whether the test selection (or pytest's options) changed since the stats were recorded.
+
+    mutmut itself answers such a change by resetting every recorded result, including those of
+    modules run earlier; they are keyed by a hash of their function and stay valid (a new test can only
+    kill more), so the driver records the stats again instead and keeps the results: ``--retest`` then
+    gives the survivors to the tests added.
+    """
+    try:
+        recorded = json.loads(stats.read_text(encoding="utf-8")).get("config_fingerprint", {})
+    except (OSError, ValueError):
+        return True
+    current = config.config_fingerprint()
+    return any(recorded.get(group) != current[group] for group in ("test_execution", "test_selection"))
 
 
 def save_results(modules: list[str]) -> None:
@@ -151,14 +169,30 @@ def show(modules: list[str]) -> None:
     equivalents = load_equivalents()
     for module in modules:
         meta = ROOT / "mutants" / (str(module_path(module)) + ".meta")
-        codes = json.loads(meta.read_text(encoding="utf-8"))["exit_code_by_key"]
+        record = meta if meta.exists() else result_file(module)  # a run still going: its live record
+        codes = json.loads(record.read_text(encoding="utf-8"))["exit_code_by_key"]
+        source = _mutated_source(module)
         for name, code in sorted(codes.items()):
             if name in equivalents or code is None or code in KILLED or code in TIMEOUT:
                 continue
             status = "no test reaches it" if code in NO_TESTS else f"survived (exit {code})"
             print(f"# {name}: {status}")
-            print(get_diff_for_mutant(name, path=module_path(module)))
+            print(get_diff_for_mutant(name, source=source, path=module_path(module)))
             print()
+
+
+def _mutated_source(module: str) -> str:
+    """The module with all its mutants in place: mutmut's copy, or made again when a run on other modules
+    has put the plain source back in ``mutants/`` (same names: same source, same configuration)."""
+    copy = ROOT / "mutants" / module_path(module)
+    if copy.exists():
+        text = copy.read_text(encoding="utf-8")
+        if "mutmut" in text:
+            return text
+    from mutmut.mutation.file_mutation import mutate_file_contents
+
+    original = (ROOT / module_path(module)).read_text(encoding="utf-8")
+    return mutate_file_contents(str(module_path(module)), original).code
 
 
 def figures(module: str, equivalents: dict[str, str]) -> dict[str, int]:
@@ -194,6 +228,14 @@ def survivors(module: str, equivalents: dict[str, str]) -> list[str]:
     )
 
 
+def unchecked(module: str) -> list[str]:
+    """The module's mutants not run yet (a run stopped before them)."""
+    if not result_file(module).exists():
+        return []
+    codes = json.loads(result_file(module).read_text(encoding="utf-8"))["exit_code_by_key"]
+    return sorted(name for name, code in codes.items() if code is None)
+
+
 def report() -> None:
     """The per-module table of docs/development/testing.md, from the recorded results."""
     equivalents = load_equivalents()
@@ -225,11 +267,20 @@ def row(name: str, counts: dict[str, int]) -> str:
     )
 
 
+def _interrupt(signum, frame) -> None:
+    raise KeyboardInterrupt
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("modules", nargs="*", help="modules under CTAffineRegisterLib, e.g. padding/analysis")
     parser.add_argument("--jobs", type=int, default=2, help="mutants tested at a time (default 2)")
     parser.add_argument("--retest", action="store_true", help="test the modules' survivors again")
+    parser.add_argument(
+        "--finish",
+        action="store_true",
+        help="in one run: the survivors again (after new tests) and the mutants not run yet",
+    )
     parser.add_argument("--survivors", action="store_true", help="list the survivors not marked equivalent")
     parser.add_argument(
         "--show", action="store_true", help="the survivors' diffs (from mutants/, the last run)"
@@ -255,13 +306,17 @@ def main(argv: list[str] | None = None) -> int:
         show(args.modules)
         return 0
 
+    # SIGTERM stops a run like Ctrl-C (a run in the background ignores SIGINT): the results so far are kept.
+    signal.signal(signal.SIGTERM, _interrupt)
     mutmut_main = prepare_mutmut(args.modules)
     names: list[str] = []
-    if args.retest:
+    if args.retest or args.finish:
         equivalents = load_equivalents()
         names = [name for module in args.modules for name in survivors(module, equivalents)]
+        if args.finish:
+            names += [name for module in args.modules for name in unchecked(module)]
         if not names:
-            print("no survivors to retest")
+            print("no survivors to retest" if args.retest else "nothing left to run")
             return 0
     try:
         mutmut_main._run(names, args.jobs)

@@ -20,6 +20,7 @@ import SimpleITK as sitk
 from ..core.affine import affine_about, affine_parts
 from ..errors import InputError
 from .file_integrity import special_file_reason
+from .tfm_text import itk_text_problem
 
 # elastix transform names with their parameter layout (see elastix's transform components).
 _ELASTIX_LINEAR = ("AffineTransform", "EulerTransform", "SimilarityTransform", "TranslationTransform")
@@ -65,6 +66,13 @@ def read_any_transform(path: str) -> sitk.Transform:
         transform = _read_elastix(path, seen=())
         _refuse_unusable(transform, path)
         return transform
+    # ITK takes some malformed text files (a NaN among the parameters) with a crash, not an error.
+    try:
+        problem = itk_text_problem(path)
+    except OSError as error:
+        raise InputError(path, f"cannot be read ({error.strerror})") from None
+    if problem is not None:
+        raise InputError(path, problem)
     try:
         transform = sitk.ReadTransform(path)
     except RuntimeError as error:

@@ -32,9 +32,10 @@ def summary_lines(results: Sequence[tuple[str, dict]]) -> list[str]:
     verdicts = [_quality(report).get("verdict", "unknown") for _, report in registered]
     counts = [f"{verdicts.count(verdict)} {verdict}" for verdict in VERDICTS if verdict in verdicts]
     unknown = sum(1 for verdict in verdicts if verdict not in VERDICTS)
-    if unknown:
-        counts.append(f"{unknown} without a verdict")
-    head = f"{len(registered)} registered" + (f": {', '.join(counts)} verdict" if counts else "")
+    parts = [f"{', '.join(counts)} verdict"] if counts else []
+    if unknown:  # after "verdict", not before it ("3 without a verdict verdict")
+        parts.append(f"{unknown} without a verdict")
+    head = f"{len(registered)} registered" + (f": {', '.join(parts)}" if parts else "")
     tail = [f"{len(errors)} not registered"] if errors else []
     if cancelled:
         tail.append(f"{cancelled} cancelled")
