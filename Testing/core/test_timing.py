@@ -97,7 +97,7 @@ def test_without_a_wall_time_shares_are_of_the_total_and_an_empty_table_has_none
 
 
 def test_inner_steps_not_among_the_steps_are_listed_after_them_once():
-    table = format_table({"read": 1.0}, inner=("cases", {"register": 2.0, "write": 1.0}))
+    table = format_table({"read": 1.0}, inner={"cases": {"register": 2.0, "write": 1.0}})
     assert table.splitlines() == [
         "step         seconds   share",
         "read           1.000  100.0%",
