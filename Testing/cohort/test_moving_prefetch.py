@@ -15,7 +15,7 @@ from support.cohort_helpers import case_report, write_fixed, write_moving
 
 from CTAffineRegisterLib.cohort import case as case_module
 from CTAffineRegisterLib.cohort import prefetch as prefetch_module
-from CTAffineRegisterLib.cohort.case import CaseOptions
+from CTAffineRegisterLib.cohort.case import CaseOptions, input_fingerprint
 from CTAffineRegisterLib.cohort.prefetch import MovingPrefetch
 from CTAffineRegisterLib.cohort.run import run_cohort
 from CTAffineRegisterLib.errors import InputError
@@ -99,7 +99,7 @@ def test_nothing_is_read_before_start_and_nothing_after_drop(tmp_path, monkeypat
     path = tmp_path / "m.nii.gz"
     path.write_bytes(b"x")
     calls: list = []
-    prefetch = MovingPrefetch(str(path), _counting_reader(calls))
+    prefetch = MovingPrefetch(str(path), _counting_reader(calls), input_fingerprint)
     time.sleep(0.05)
     assert calls == []  # waits for the fixed scan to be read
     prefetch.drop()
@@ -112,7 +112,7 @@ def test_only_the_scan_prefetched_unchanged_is_taken_and_only_once(tmp_path, mon
     path, other = tmp_path / "m.nii.gz", tmp_path / "n.nii.gz"
     path.write_bytes(b"x")
     calls: list = []
-    prefetch = MovingPrefetch(str(path), _counting_reader(calls, loaded))
+    prefetch = MovingPrefetch(str(path), _counting_reader(calls, loaded), input_fingerprint)
     prefetch.start()
     assert prefetch.take(str(other)) is None  # another scan: the case reads its own
     taken = prefetch.take(str(tmp_path / "." / "m.nii.gz"))  # the same file, spelled otherwise
@@ -134,7 +134,7 @@ def test_a_scan_changed_on_disk_after_it_was_read_ahead_is_read_again(tmp_path, 
         release.wait(5)
         return type("Loaded", (), {"image": "old", "dicom_padding": None})()
 
-    prefetch = MovingPrefetch(str(path), slow_read)
+    prefetch = MovingPrefetch(str(path), slow_read, input_fingerprint)
     prefetch.start()
     assert reading.wait(5)
     path.write_bytes(b"a new scan, written while the old one was read")
@@ -145,7 +145,8 @@ def test_a_scan_changed_on_disk_after_it_was_read_ahead_is_read_again(tmp_path, 
 def test_a_read_error_is_raised_where_the_case_reads(tmp_path):
     path = tmp_path / "m.nii.gz"
     path.write_bytes(b"x")
-    prefetch = MovingPrefetch(str(path), _counting_reader([], InputError(str(path), "not an image")))
+    failing = _counting_reader([], InputError(str(path), "not an image"))
+    prefetch = MovingPrefetch(str(path), failing, input_fingerprint)
     prefetch.start()
     with pytest.raises(InputError, match="not an image"):
         prefetch.take(str(path))
@@ -155,7 +156,7 @@ def test_the_read_ahead_reads_as_the_run_does(scans, tmp_path):
     """The reading options of the run (subsampling, slice gaps) are the ones the read-ahead uses."""
     _, moving = scans
     options = CaseOptions(read_voxel_mm=12.0)
-    prefetch = MovingPrefetch(str(moving), options.read)
+    prefetch = MovingPrefetch(str(moving), options.read, input_fingerprint)
     prefetch.start()
     taken = prefetch.take(str(moving))
     assert taken.loaded.image.GetSize() == options.read(str(moving)).image.GetSize()

@@ -432,9 +432,10 @@ def _report_on_disk(task: CaseTask) -> Optional[dict]:
 def _register_and_write(
     task: CaseTask, fixed: FixedScan, cancel, paths: dict, written: list, timer: StepTimer, read_ahead: dict
 ) -> dict:
+    registration = _registration_options(task.options)
     if prefetch_pending(task.moving_path):  # meanwhile, the fixed side of the registration
         with timer.step("prepare_fixed"):
-            warm_fixed_pyramid(fixed.loaded.image, fixed.analysis, _registration_options(task.options))
+            warm_fixed_pyramid(fixed.loaded.image, fixed.analysis, registration)
     waiting = time.perf_counter()
     prefetched = take_prefetched(task.moving_path)  # a lone case's scan, read beside the fixed analysis
     if prefetched is None:
@@ -461,7 +462,7 @@ def _register_and_write(
             fill=options.fill,
             moving_padding=moving.dicom_padding,
             interpolator=options.interpolator,
-            options=options.registration,
+            options=registration,  # the knobs the fixed pyramid was warmed with
             fixed_analysis=fixed.analysis,
             moving_analysis=moving_analysis,
             cancel=cancel,

@@ -8,7 +8,8 @@ helper thread while the fixed scan is analysed (0.3–0.5 s of a 256²–512² c
 The moving scan is read only once the fixed scan has been *read*: reading captures ITK's stderr
 warnings into the scan's notes, one reader at a time (``io.itk_messages``), and two reads at once
 would also compete for the disk. The case takes what was prepared when its path, its file and its
-reading options are those the prefetch used, and reads the scan itself otherwise; a failure to read
+reading options are those the prefetch used (its fingerprint, the one resuming trusts, unchanged),
+and reads the scan itself otherwise; a failure to read
 is raised where the case would have read, so a bad file gives the case's usual error. What no case
 takes is dropped when the run ends. Pure module: SimpleITK, numpy and the standard library.
 """
@@ -41,12 +42,14 @@ class MovingPrefetch:
     Args:
         path: the moving scan (file or DICOM folder), as the case names it.
         read: how the run reads scans (``CaseOptions.read``).
+        fingerprint: what tells whether the scan changed on disk (``case.input_fingerprint``).
     """
 
-    def __init__(self, path: str, read: Callable[[str], LoadedImage]):
+    def __init__(self, path: str, read: Callable[[str], LoadedImage], fingerprint: Callable[[str], object]):
         self.path = path
         self._read = read
-        self._signature = _file_signature(path)
+        self._fingerprint = fingerprint
+        self._signature = fingerprint(path)
         self._go = threading.Event()
         self._dropped = False
         self._result: Optional[Prefetched] = None
@@ -95,7 +98,7 @@ class MovingPrefetch:
             return None
         self._go.set()
         self._thread.join()
-        if _file_signature(path) != self._signature:
+        if self._fingerprint(path) != self._signature:
             return None  # changed while it was read: read it again, as a case would have
         result, error = self._result, self._error
         self._dropped, self._result, self._error = True, None, None  # taken once
@@ -122,18 +125,21 @@ _CURRENT: Optional[MovingPrefetch] = None
 _LOCK = threading.Lock()
 
 
-def begin_prefetch(path: str, read: Callable[[str], LoadedImage]) -> MovingPrefetch:
+def begin_prefetch(
+    path: str, read: Callable[[str], LoadedImage], fingerprint: Callable[[str], object]
+) -> MovingPrefetch:
     """Start preparing ``path`` for this process's next case that reads it (replacing any other).
 
     Args:
         path: the moving scan.
         read: how to read it (``CaseOptions.read``).
+        fingerprint: what tells whether it changed on disk (``case.input_fingerprint``).
 
     Returns:
         The prefetch: ``start()`` it once the fixed scan is read, ``drop()`` it when the run ends.
     """
     global _CURRENT
-    prefetch = MovingPrefetch(path, read)
+    prefetch = MovingPrefetch(path, read, fingerprint)
     with _LOCK:
         previous, _CURRENT = _CURRENT, prefetch
     if previous is not None:
@@ -185,15 +191,3 @@ def end_prefetch(prefetch: Optional[MovingPrefetch]) -> None:
     with _LOCK:
         if _CURRENT is prefetch:
             _CURRENT = None
-
-
-def _file_signature(path: str) -> Optional[tuple]:
-    """Size and modification time of a file, or of a folder's entries (a DICOM series); None if absent."""
-    try:
-        info = os.stat(path)
-        if not os.path.isdir(path):
-            return (info.st_size, info.st_mtime_ns)
-        entries = ((entry.name, entry.stat()) for entry in os.scandir(path))
-        return tuple(sorted((name, stat.st_size, stat.st_mtime_ns) for name, stat in entries))
-    except OSError:
-        return None

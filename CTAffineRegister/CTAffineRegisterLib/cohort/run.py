@@ -23,7 +23,7 @@ import secrets
 import signal
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager, nullcontext
 from typing import Any, Optional, Union
 
@@ -40,6 +40,7 @@ from .case import (
     CaseTask,
     FixedScan,
     fixed_problem,
+    input_fingerprint,
     load_fixed,
     now_text,
 )
@@ -163,17 +164,19 @@ def run_cohort(
     check_labels_are_not_scans(fixed_path, cases)
     out_dir = prepare_out_dir(_path_argument(out_dir, "out_dir"))
     run_id = f"{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}-{secrets.token_hex(3)}"
-    with acquire_lock(out_dir, run_id) as lock:
+    where = Where(jobs, client, scheduler, in_process)
+    with acquire_lock(out_dir, run_id) as lock, _lone_case_read_ahead(cases, case_options, where) as prefetch:
         return _run_locked(
             fixed_path,
             cases,
             out_dir,
             case_options,
-            Where(jobs, client, scheduler, in_process),
+            where,
             overwrite,
             progress,
             stop,
             _Started(started, started_wall, run_id, lock.note, fixed_chosen_by),
+            prefetch,
         )
 
 
@@ -196,36 +199,21 @@ class _Started:
     fixed_chosen_by: Optional[str] = None
 
 
-def _run_locked(
-    fixed_path: str,
-    cases: list[MovingInput],
-    out_dir: str,
-    case_options: CaseOptions,
-    where: Where,
-    overwrite: bool,
-    progress: Optional[str],
-    stop: Optional[StopRequest],
-    started: _Started,
-) -> dict:
-    """The run itself, while this run holds the output folder's lock."""
-    # A lone case in this process: its moving scan is read and analysed beside the fixed scan's analysis.
-    prefetch = begin_prefetch(cases[0].path, case_options.read) if _lone_in_process(cases, where) else None
+@contextmanager
+def _lone_case_read_ahead(
+    cases: list[MovingInput], case_options: CaseOptions, where: Where
+) -> Iterator[Optional[MovingPrefetch]]:
+    """A lone case that runs in this process has its moving scan read and analysed beside the fixed
+    scan's analysis (``cohort.prefetch``): the prefetch while the run lasts, else None."""
+    lone = len(cases) == 1 and _in_this_process(1, where)
+    prefetch = begin_prefetch(cases[0].path, case_options.read, input_fingerprint) if lone else None
     try:
-        return _run_planned(
-            fixed_path, cases, out_dir, case_options, where, overwrite, progress, stop, started, prefetch
-        )
+        yield prefetch
     finally:
         end_prefetch(prefetch)
 
 
-def _lone_in_process(cases: list[MovingInput], where: Where) -> bool:
-    """Whether the run is one case that will run in this process (``_backend``'s choice for it)."""
-    if len(cases) != 1 or where.client is not None or where.scheduler is not None:
-        return False
-    return bool(where.in_process) or where.jobs == 1 or (where.jobs is None and where.in_process is None)
-
-
-def _run_planned(
+def _run_locked(
     fixed_path: str,
     cases: list[MovingInput],
     out_dir: str,
@@ -237,6 +225,7 @@ def _run_planned(
     started: _Started,
     prefetch: Optional[MovingPrefetch],
 ) -> dict:
+    """The run itself, while this run holds the output folder's lock."""
     run_id = started.run_id
     timer = StepTimer()
     check_summary_paths(out_dir, overwrite)
@@ -359,7 +348,7 @@ def execute_tasks(
     try:
         with _stopped_by_signals(stop):
             if tasks:
-                backend = _backend(tasks, where.jobs, where.client, where.scheduler, where.in_process)
+                backend = _backend(tasks, where)
                 described = backend.describe()
             display.say(f"{counts} ({described})")
             if backend is not None and not stop.is_set():
@@ -476,8 +465,9 @@ def _refuse_conflicts(plans: list[CasePlan]) -> None:
 # -- running ------------------------------------------------------------------------------------
 
 
-def _backend(tasks: list[CaseTask], jobs, client, scheduler, in_process):
-    from_jobs = jobs or (os.cpu_count() or 1)
+def _backend(tasks: list[CaseTask], where: Where):
+    client, scheduler = where.client, where.scheduler
+    from_jobs = where.jobs or (os.cpu_count() or 1)
     if client is not None:
         return DaskBackend(client)
     if scheduler is not None:
@@ -485,13 +475,20 @@ def _backend(tasks: list[CaseTask], jobs, client, scheduler, in_process):
             local_client, cluster = start_local_cluster(min(from_jobs, len(tasks)))
             return DaskBackend(local_client, cluster)
         return DaskBackend(connect(scheduler))
-    if in_process or jobs == 1:
-        return InProcessBackend()
-    if jobs is None and in_process is None and len(tasks) == 1:
-        # A lone case gains nothing from a worker: starting one (an interpreter, the imports, the fixed
-        # scan sent over) is about a second of a few-second call, and the result is the same.
+    if _in_this_process(len(tasks), where):
         return InProcessBackend()
     return ProcessPoolBackend(min(from_jobs, len(tasks)))
+
+
+def _in_this_process(count: int, where: Where) -> bool:
+    """Whether ``count`` cases run in this process: asked for (``in_process``, ``jobs`` 1), or a lone
+    case with neither given; never on Dask."""
+    if where.client is not None or where.scheduler is not None:
+        return False
+    # A lone case gains nothing from a worker: starting one (an interpreter, the imports, the fixed
+    # scan sent over) is about a second of a few-second call, and the result is the same.
+    jobs, in_process = where.jobs, where.in_process
+    return bool(in_process) or jobs == 1 or (jobs is None and in_process is None and count == 1)
 
 
 @contextmanager
