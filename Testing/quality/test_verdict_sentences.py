@@ -7,9 +7,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import SimpleITK as sitk
+from support.small_pairs import SMALL_PATIENT
 
+from CTAffineRegisterLib import synthetic
+from CTAffineRegisterLib.core.affine import affine_parts
+from CTAffineRegisterLib.padding.analysis import analyze_background
 from CTAffineRegisterLib.quality import verdict
 from CTAffineRegisterLib.quality.verdict import Check, ProbeFinding, coverage_check, summarize
+from CTAffineRegisterLib.registration.preparation import build_pyramids
 
 
 def _volume(size, spacing) -> sitk.Image:
@@ -94,13 +99,6 @@ def test_a_probe_finding_moves_as_its_words_say():
 
 def test_the_verdict_does_not_depend_on_the_centre_a_transform_is_written_about():
     """The same mapping written about the origin and about a point 200 mm away is judged the same."""
-    from support.small_pairs import SMALL_PATIENT
-
-    from CTAffineRegisterLib import synthetic
-    from CTAffineRegisterLib.core.affine import affine_parts
-    from CTAffineRegisterLib.padding.analysis import analyze_background
-    from CTAffineRegisterLib.registration.preparation import build_pyramids
-
     pair = synthetic.make_pair(12, **SMALL_PATIENT)
     analyses = analyze_background(pair.fixed), analyze_background(pair.moving)
     fixed_levels, moving_levels, center = build_pyramids(pair.fixed, pair.moving, *analyses, 4.0, 1)
