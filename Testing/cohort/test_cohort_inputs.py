@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import os
+import sys
+import threading
 from pathlib import Path
 
 import pytest
 
+import CTAffineRegisterLib.cohort.inputs as inputs_module
 from CTAffineRegisterLib.cohort.batch import BatchSettings, run_batch
 from CTAffineRegisterLib.cohort.inputs import (
     MovingInput,
     case_id_from_name,
+    check_labels_are_not_scans,
     inputs_from_list_file,
     inputs_from_paths,
     inputs_from_root,
@@ -238,3 +243,187 @@ def test_a_case_id_with_a_newline_stays_on_one_log_line(tmp_path, capsys):
     assert any("] two\\nlines: registered, verdict " in line for line in err), err
     assert f"error: {tmp_path}/gone\\rscan.nii.gz: " in "\n".join(err)
     assert len(err) == 4  # the fixed scan, the count, and one line per case
+
+
+# --- what users write in list files and folders (issue 22: generated mutants) -------------------------
+
+
+def test_a_csv_list_skips_comments_and_blank_lines_anywhere_and_reads_short_rows(tmp_path):
+    """Comments (also indented) and blank lines before the header or between rows are skipped, never the
+    end of the list; a row with fewer cells than the header has the missing ones empty."""
+    listing = _touch(
+        tmp_path / "cohort.csv",
+        b"\n  # made by hand\npath,id,labels\na.nii.gz,A\n\n# one left out\n  # and another\n"
+        b"b.nii.gz\nc.nii.gz,C,c_seg.nii.gz\n",
+    )
+    cases = inputs_from_list_file(listing)
+    assert cases == [
+        MovingInput(str(tmp_path / "a.nii.gz"), "A"),
+        MovingInput(str(tmp_path / "b.nii.gz"), "b"),
+        MovingInput(str(tmp_path / "c.nii.gz"), "C", str(tmp_path / "c_seg.nii.gz")),
+    ]
+
+
+def test_a_csv_list_saved_by_excel_with_a_byte_order_mark_is_read_as_csv(tmp_path):
+    listing = _touch(tmp_path / "cohort.csv", "path,id\nscans/é.nii.gz,P1\n".encode("utf-8-sig"))
+    assert inputs_from_list_file(listing) == [MovingInput(str(tmp_path / "scans" / "é.nii.gz"), "P1")]
+
+
+def test_an_id_given_in_a_csv_keeps_its_name_and_a_derived_one_moves_aside(tmp_path):
+    """The derived id comes first in the file, yet the id the user wrote wins: its outputs are named as
+    the user expects, and the derived one gets ``_2``."""
+    listing = _touch(tmp_path / "cohort.csv", b"path,id\nx/scan.nii.gz,\ny/other.nii.gz,scan\n")
+    assert [(case.case_id, Path(case.path).name) for case in inputs_from_list_file(listing)] == [
+        ("scan_2", "scan.nii.gz"),
+        ("scan", "other.nii.gz"),
+    ]
+
+
+@pytest.mark.parametrize("case_id", [".hidden", "a/b", "a\\b", "a\0b", ".."])
+def test_an_id_that_cannot_name_output_files_is_refused(tmp_path, case_id):
+    listing = _touch(tmp_path / "cohort.csv", f"path,id\nscan.nii.gz,{case_id}\n".encode())
+    with pytest.raises(InputError) as raised:
+        inputs_from_list_file(listing)
+    assert str(listing) in str(raised.value) and "line 2: id " in str(raised.value)
+    assert "cannot name files" in str(raised.value)
+
+
+def test_an_absolute_path_in_a_list_is_taken_as_written_even_through_a_link(tmp_path):
+    """``/data/link/../scan`` names what the file system finds there: collapsing the ``..`` before the
+    link is followed would name another file (or none)."""
+    _touch(tmp_path / "real" / "scan.nii.gz", b"the scan")
+    (tmp_path / "elsewhere").mkdir()
+    (tmp_path / "elsewhere" / "link").symlink_to(tmp_path / "real" / "sub", target_is_directory=True)
+    (tmp_path / "real" / "sub").mkdir()
+    written = f"{tmp_path}/elsewhere/link/../scan.nii.gz"
+    listing = _touch(tmp_path / "list.txt", (written + "\n").encode())
+    (case,) = inputs_from_list_file(listing)
+    assert case.path == written and Path(case.path).read_bytes() == b"the scan"
+
+
+def test_a_root_that_is_missing_or_a_file_says_which(tmp_path):
+    with pytest.raises(InputError) as raised:
+        inputs_from_root(tmp_path / "gone")
+    assert str(raised.value) == f"{tmp_path / 'gone'}: no such folder; --moving-root takes a folder"
+    scan = _touch(tmp_path / "scan.nii.gz")
+    with pytest.raises(InputError) as raised:
+        inputs_from_root(scan)
+    assert str(raised.value) == f"{scan}: is not a folder; --moving-root takes a folder"
+
+
+def test_a_root_skips_hidden_files_and_stops_at_a_link_back_two_levels_up(tmp_path):
+    root = tmp_path / "root"
+    _touch(root / "scan.nii.gz")
+    _touch(root / "._scan.nii.gz")  # macOS resource fork next to each file copied from a Mac
+    _touch(root / "p1" / "visit" / "ct.nii.gz")
+    (root / "p1" / "visit" / "up").symlink_to(root / "p1", target_is_directory=True)
+    assert [(case.case_id, case.path) for case in inputs_from_root(root)] == [
+        ("scan", str(root / "scan.nii.gz")),
+        ("p1__visit__ct", str(root / "p1" / "visit" / "ct.nii.gz")),
+    ]
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="a backslash cannot be part of a file name on Windows")
+def test_a_root_unzipped_from_windows_names_cases_by_the_folders_in_the_file_names(tmp_path):
+    """Unzipping an archive made on Windows can give files named ``p1\\ct.nii.gz``: the backslashes
+    are folders, and the ids are the ones the same files in real folders get."""
+    root = tmp_path / "root"
+    for name in ("p1\\.ct\\scan.nii.gz", "\\b.nii.gz", "q\\.\\c.nii.gz"):
+        _touch(root / name)
+    _touch(root / "Xray" / "scan.nii.gz")
+    assert sorted(case.case_id for case in inputs_from_root(root)) == [
+        "Xray__scan",
+        "b",
+        "p1__ct__scan",
+        "q__c",
+    ]
+
+
+def test_a_series_folder_is_found_past_a_pipe_a_broken_link_or_an_unreadable_file(tmp_path, monkeypatch):
+    """Only regular files are opened (a pipe would block the walk forever), and a file that cannot be
+    read or is not DICOM does not hide the series files after it."""
+    root = tmp_path / "root"
+    dicom = b"\0" * 128 + b"DICM" + b"\0" * 16
+    _touch(root / "p1" / "2", dicom)
+    os.mkfifo(root / "p1" / "0")
+    (root / "p2").mkdir()
+    (root / "p2" / "0").symlink_to(root / "gone")
+    _touch(root / "p2" / "1", dicom)
+    _touch(root / "p3" / "0", b"locked")
+    _touch(root / "p3" / "1", dicom)
+    locked = str(root / "p3" / "0")
+    real_open = open
+
+    def open_as_another_user(path, *args, **kwargs):
+        if os.fspath(path) == locked:
+            raise PermissionError(13, "Permission denied", locked)
+        return real_open(path, *args, **kwargs)
+
+    monkeypatch.setattr(inputs_module, "open", open_as_another_user, raising=False)
+    opened_the_pipe = []
+
+    def unblock_a_reader_of_the_pipe():  # a walk that opened the pipe would wait for a writer forever
+        try:
+            os.close(os.open(root / "p1" / "0", os.O_WRONLY | os.O_NONBLOCK))
+            opened_the_pipe.append(True)
+        except OSError:  # nobody reading it: as it should be
+            pass
+
+    watchdog = threading.Timer(3.0, unblock_a_reader_of_the_pipe)
+    watchdog.start()
+    try:
+        found = [case.case_id for case in inputs_from_root(root)]
+    finally:
+        watchdog.cancel()
+    assert not opened_the_pipe
+    assert found == ["p1", "p2", "p3"]
+
+
+def test_a_folder_of_other_files_is_not_a_series_because_of_a_fourth_file(tmp_path):
+    """A series without suffixes is recognised by its first files: a folder whose first three files are
+    not DICOM is no series (the walk does not read every file of a large folder)."""
+    root = tmp_path / "root"
+    _touch(root / "scan.nii.gz")
+    for name in ("a.txt", "b.txt", "c.txt"):
+        _touch(root / "docs" / name)
+    _touch(root / "docs" / "d", b"\0" * 128 + b"DICM")
+    assert [case.case_id for case in inputs_from_root(root)] == ["scan"]
+
+
+def test_a_label_map_that_is_a_scan_of_the_cohort_is_refused_naming_it(tmp_path):
+    fixed = _touch(tmp_path / "fixed.nii.gz", b"fixed")
+    scan = _touch(tmp_path / "p1.nii.gz", b"moving")
+    seg = _touch(tmp_path / "p1_seg.nii.gz", b"labels")
+    link = tmp_path / "looks_like_labels.nii.gz"
+    os.link(scan, link)  # the same file under another name
+    check_labels_are_not_scans(fixed, [MovingInput(str(scan), "p1", str(seg))])  # a real label map
+    check_labels_are_not_scans(fixed, [MovingInput(str(scan), "p1", str(tmp_path / "not_yet.nii.gz"))])
+    with pytest.raises(InputError) as raised:
+        check_labels_are_not_scans(fixed, [MovingInput(str(scan), "p1", str(fixed))])
+    assert str(raised.value).startswith(f"{fixed}: is the fixed scan, not a label map;")
+    other = _touch(tmp_path / "p2.nii.gz", b"moving too")
+    cases = [MovingInput(str(scan), "p1", str(seg)), MovingInput(str(other), "p2", str(link))]
+    with pytest.raises(InputError) as raised:
+        check_labels_are_not_scans(fixed, cases)
+    assert str(raised.value).startswith(f"{link}: is the moving scan of case p1 ({scan}), not a label map;")
+    with pytest.raises(InputError, match="is the fixed scan"):  # after a case without labels (CSV)
+        check_labels_are_not_scans(
+            fixed, [MovingInput(str(scan), "p1"), MovingInput(str(other), "p2", str(fixed))]
+        )
+
+
+def test_label_maps_pair_with_the_scans_in_order_and_a_wrong_count_or_a_single_path_is_refused():
+    cases = inputs_from_paths(["a/p1.nii.gz", "b/p2.nii.gz"], labels=["a/p1_seg.nii.gz", Path("b/seg.nrrd")])
+    assert [(case.case_id, case.labels) for case in cases] == [
+        ("p1", "a/p1_seg.nii.gz"),
+        ("p2", "b/seg.nrrd"),
+    ]
+    with pytest.raises(ValueError) as raised:
+        inputs_from_paths(["a/p1.nii.gz", "b/p2.nii.gz"], labels=["a/p1_seg.nii.gz"])
+    assert str(raised.value) == "1 label map(s) for 2 moving scan(s); give one per scan, in the same order"
+    with pytest.raises(TypeError) as raised:
+        inputs_from_paths(["a/p1.nii.gz"], labels="a/p1_seg.nii.gz")
+    assert str(raised.value).startswith("labels must be a list of paths, not a single path")
+    with pytest.raises(TypeError) as raised:
+        inputs_from_paths("a/p1.nii.gz")
+    assert str(raised.value).startswith("moving must be a list of paths, not a single path")

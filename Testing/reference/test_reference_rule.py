@@ -13,7 +13,7 @@ from CTAffineRegisterLib.cohort.outputs import output_names
 from CTAffineRegisterLib.io.images import LoadedImage
 from CTAffineRegisterLib.padding.analysis import analyze_background
 from CTAffineRegisterLib.reference.facts import scan_facts
-from CTAffineRegisterLib.reference.ranking import fit_figures, rank_candidates
+from CTAffineRegisterLib.reference.ranking import FOV_CUT_SHARE, MIN_COVERAGE, fit_figures, rank_candidates
 from CTAffineRegisterLib.reference.sample import choose_sample
 
 
@@ -159,3 +159,119 @@ def test_coverage_facts_of_real_chests_whole_cut_and_halved():
     assert facts_of(half_width).fov_cut_share > 0.2
     slab = facts_of(z_slab(chest, 0.0, 0.4))
     assert slab.fov_cut_share < 0.05 and slab.body_extent_mm < 0.45 * whole.body_extent_mm
+
+
+# --- what the reference report tells the user (issue 22: generated mutants) ---------------------------
+
+
+def test_the_reasons_a_user_reads_sentence_by_sentence():
+    ranked = rank_candidates(
+        [
+            candidate(
+                "wide",
+                [pair(), pair(verdict="suspect", correlation=0.4, body=0.8, air=None)],
+                extent=330.0,
+                cut=0.04,
+                slice_mm=1.5,
+            ),
+            candidate("narrow", [pair(correlation=0.5), pair(status="failed")], extent=240.0),
+        ],
+        [300.04, 312.34, 320.0],
+    )
+    wide, narrow = ranked
+    # wide: share ok 1/2, correlation (0.6 + 0.4) / 2, body (0.85 + 0.8) / 2, air 0.6 (one pair has none)
+    assert (wide["share_ok"], wide["correlation"], wide["body_dice"], wide["air_dice"]) == (
+        0.5,
+        0.5,
+        0.825,
+        0.6,
+    )
+    assert (
+        wide["fit"] == 0.6062 and wide["coverage"] == 1.0 and wide["score"] == 0.6062
+    )  # 0.60625, 4 decimals
+    # narrow: the failed pair counts 0 in each figure; coverage 240 / 312.34 (the median), 4 decimals
+    assert narrow["fit"] == 0.3688 and narrow["coverage"] == 0.7684 and narrow["score"] == 0.2834
+    assert wide["sample_extent_mm"] == narrow["sample_extent_mm"] == 312.3
+    assert wide["reasons"] == [
+        "the best score, 0.606 (next: narrow, score 0.283)",
+        "fit 0.606: 2 of 2 sample scans registered, 50% ok, "
+        "HU correlation 0.50, body Dice 0.82, air Dice 0.60",
+        "covers 100% of the sample along the body axis (330 mm of body, the sample's median 312 mm)",
+        "its field of view does not cut the body (4% of the outline on the edge)",
+        "slices 1.5 mm; padding: no padding",
+    ]
+    assert narrow["reasons"] == [
+        "score 0.283",
+        "fit 0.369: 1 of 2 sample scans registered, 50% ok, "
+        "HU correlation 0.25, body Dice 0.42, air Dice 0.30",
+        "covers 77% of the sample along the body axis (240 mm of body, the sample's median 312 mm)",
+        "its field of view does not cut the body (0% of the outline on the edge)",
+        "slices 3 mm; padding: no padding",
+    ]
+    (alone,) = rank_candidates([candidate("alone", [pair()])], [300.0])
+    assert alone["reasons"][0] == f"the best score, {alone['score']:.3f}"  # no runner-up to name
+
+
+def test_the_limits_are_inclusive_as_documented():
+    """A cut of exactly ``FOV_CUT_SHARE`` ranks last ("at least"); a coverage of exactly ``MIN_COVERAGE``
+    does not ("less than")."""
+    good = [pair(correlation=0.95, body=0.99, air=0.95)]
+    ranked = rank_candidates(
+        [
+            candidate("cut", good, cut=FOV_CUT_SHARE),
+            candidate("half", good, extent=300.0 * MIN_COVERAGE),
+            candidate("failed", [pair(status="failed")]),
+            candidate("poor", [pair(verdict="suspect", correlation=0.2, body=0.7, air=0.2)]),
+        ],
+        [300.0],
+    )
+    assert ids(ranked) == ["half", "poor", "cut", "failed"]
+    assert ranked[0]["ranked_last_because"] is None and ranked[0]["coverage"] == 0.5
+    assert ranked[2]["ranked_last_because"] == (
+        "its field of view cuts the body (10% of the body outline lies on the edge of the data: padding or "
+        "the image border); every scan registered onto it would be cut there"
+    )
+    assert ranked[3]["ranked_last_because"] == "no sample scan registered onto it"
+    assert not any("does not cut" in reason for reason in ranked[2]["reasons"])
+    far = [candidate("far", good, cut=0.3), candidate("unmeasured", good, cut=None)]
+    for row in rank_candidates(far, [300.0]):  # a cut not measured is not said to be fine either
+        assert not any("does not cut" in reason for reason in row["reasons"]), row["id"]
+
+
+def test_candidates_ranked_last_are_ordered_by_slices_then_id_whatever_their_missing_score():
+    unreadable = {"id": "a_unreadable", "path": "/a", "facts": None, "problem": "cannot be read", "pairs": []}
+    ranked = rank_candidates(
+        [
+            unreadable,
+            candidate("c_not_ct", [], problem="is not CT"),
+            candidate("b_failed", [pair(status="failed")]),
+            candidate("d_good", [pair()]),
+        ],
+        [300.0],
+    )
+    assert ids(ranked) == ["d_good", "b_failed", "c_not_ct", "a_unreadable"]
+    assert ranked[-1]["reasons"] == ["ranked last: it cannot be a fixed scan: cannot be read"]
+
+
+def test_a_candidate_of_unknown_extent_scores_zero_and_ranks_after_those_of_known_extent():
+    unknown = candidate("unknown", [pair(correlation=0.9, body=0.95, air=0.9)], extent=None)
+    ranked = rank_candidates([unknown, candidate("known", [pair()])], [300.0])
+    assert ids(ranked) == ["known", "unknown"]
+    assert ranked[1]["coverage"] is None and ranked[1]["score"] == 0.0
+    assert not any(reason.startswith("covers") for reason in ranked[1]["reasons"])
+    (no_sample,) = rank_candidates([candidate("any", [pair()])], [])  # no sample extent measured
+    assert no_sample["coverage"] is None and no_sample["sample_extent_mm"] is None
+    assert no_sample["score"] == 0.0 and no_sample["ranked_last_because"] is None
+
+
+def test_scores_equal_to_three_decimals_go_to_thinner_slices():
+    """0.7621 and 0.7623 are the same score at the precision the report shows: the thinner slices win."""
+    ranked = rank_candidates(
+        [
+            candidate("higher", [pair(correlation=0.6, body=0.85, air=0.5992)], slice_mm=5.0),
+            candidate("thinner", [pair(correlation=0.6, body=0.85, air=0.5984)], slice_mm=1.0),
+        ],
+        [300.0],
+    )
+    assert [row["score"] for row in ranked] == [0.7621, 0.7623]
+    assert ids(ranked) == ["thinner", "higher"]
