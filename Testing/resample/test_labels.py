@@ -7,6 +7,7 @@ import pytest
 import SimpleITK as sitk
 from conftest import shared_sample
 
+from CTAffineRegisterLib.errors import InputError
 from CTAffineRegisterLib.resample.labels import (
     MAX_LABEL_COUNT,
     LabelError,
@@ -14,6 +15,7 @@ from CTAffineRegisterLib.resample.labels import (
     check_label_image,
     check_labels_overlap,
     label_dice,
+    read_label_map,
     resample_labels,
 )
 from CTAffineRegisterLib.synthetic import random_affine
@@ -354,3 +356,110 @@ def test_real_contours_keep_their_values_and_volumes():
     for value in (1, 2, 3, 4, 5):  # the cord (3) and esophagus (5) are a few voxels across
         expected = np.count_nonzero(source == value) * ratio
         assert np.count_nonzero(result == value) == pytest.approx(expected, rel=0.01), value
+
+
+# --- what users are told about a label map file and its place (issue 22: generated mutants) -----
+
+
+def _box(size, origin=(0.0, 0.0, 0.0), spacing=(1.0, 1.0, 1.0), value=1, where=None) -> sitk.Image:
+    array = np.zeros(size[::-1], dtype=np.uint8)
+    if where is not None:
+        array[where] = value
+    image = sitk.GetImageFromArray(array)
+    image.SetOrigin(origin)
+    image.SetSpacing(spacing)
+    return image
+
+
+def test_a_label_map_file_is_read_or_refused_naming_the_file_and_the_reason(tmp_path):
+    labels = _box((4, 5, 6), where=(slice(1, 3), slice(1, 3), slice(1, 3)))
+    good = tmp_path / "seg.nrrd"
+    sitk.WriteImage(labels, str(good))
+    read = read_label_map(good)  # a Path is fine too
+    assert read.GetSize() == (4, 5, 6) and sitk.GetArrayFromImage(read).sum() == 8
+    volume4d = sitk.JoinSeries([labels])  # a 3D map saved with a 4th axis of one
+    four_d = tmp_path / "seg4d.nii.gz"
+    sitk.WriteImage(volume4d, str(four_d))
+    assert read_label_map(str(four_d)).GetSize() == (4, 5, 6)
+    floats = tmp_path / "float.nrrd"
+    sitk.WriteImage(sitk.Cast(labels, sitk.sitkFloat32), str(floats))
+    empty = tmp_path / "empty.nii.gz"
+    empty.write_bytes(b"")
+    garbage = tmp_path / "garbage.nii.gz"
+    garbage.write_bytes(b"not an image at all" * 20)
+    cases = [
+        (tmp_path / "gone.nii.gz", ": no such file"),
+        (tmp_path, ": is a folder; a label map is one image file"),
+        (empty, ": file is empty"),
+        (garbage, ": not a readable image ("),
+        (floats, ": has 32-bit float voxels; a label map needs an integer pixel type"),
+    ]
+    for path, message in cases:
+        with pytest.raises(InputError) as raised:
+            read_label_map(path)
+        assert str(raised.value).startswith(f"{path}{message}"), str(raised.value)
+
+
+def test_labels_elsewhere_than_their_scan_are_refused_with_both_extents():
+    scan = _box((10, 10, 10), origin=(0.0, 0.0, 0.0), spacing=(2.0, 2.0, 3.0))
+    far = _box((10, 8, 6), origin=(500.0, -20.0, 100.0), where=(slice(0, 2), slice(0, 2), slice(0, 2)))
+    with pytest.raises(LabelError) as raised:
+        check_labels_overlap(far, scan)
+    assert str(raised.value) == (
+        "none of the labelled voxels lie inside the scan (labels span x 500..510, y -20..-12, z 100..106 mm, "
+        "the scan spans x -1..19, y -1..19, z -2..28 mm): the label map is not in the scan's physical space"
+    )
+    # a row of 10 labelled voxels along x: the first on the scan, the second's centre on its edge (x 19)
+    row = _box((40, 1, 1), origin=(18.0, 0.0, 0.0), where=(0, 0, slice(0, 10)))
+    with pytest.raises(
+        LabelError, match=r"^only 20% of the labelled voxels lie inside the scan \(labels span"
+    ):
+        check_labels_overlap(row, scan)
+    # 7 voxels of which 4 lie on the scan (x 12..18 then 20 onwards off it): every voxel counts
+    seven = _box((7, 1, 1), origin=(12.0, 0.0, 0.0), spacing=(2.0, 1.0, 1.0), where=(0, 0, slice(0, 7)))
+    assert check_labels_overlap(seven, scan) == pytest.approx(4 / 7)
+    assert check_labels_overlap(_box((5, 5, 5)), scan) == 1.0  # nothing labelled: nothing out of place
+
+
+def test_one_small_structure_on_a_large_label_map_is_still_placed():
+    """A large map is looked at every n-th voxel; a structure between those samples is found anyway."""
+    scan = _box((10, 10, 10))
+    large = _box((200, 200, 200), origin=(400.0, 0.0, 0.0), where=(101, 101, 101))
+    with pytest.raises(LabelError, match="^none of the labelled voxels"):
+        check_labels_overlap(large, scan)
+    on_scan = _box((200, 200, 200), origin=(-100.0, -100.0, -100.0), where=(105, 105, 105))
+    assert check_labels_overlap(on_scan, scan) == 1.0
+    # a large structure: sampled voxels, and a share of them, are placed where they are
+    block = (slice(100, 160), slice(100, 160), slice(100, 160))
+    on_large = _box((200, 200, 200), origin=(-100.0, -100.0, -100.0), where=block)
+    assert check_labels_overlap(on_large, _box((100, 100, 100))) == 1.0
+
+
+def test_dice_compares_the_values_both_maps_hold_and_names_a_wrong_argument():
+    first = _box((6, 1, 1), where=(0, 0, slice(0, 4)))  # value 1 on x 0..3
+    second_array = np.array([[[1, 1, 0, 0, 2, 2]]], dtype=np.uint8)
+    second = sitk.GetImageFromArray(second_array)
+    assert label_dice(first, second) == {1: pytest.approx(2 * 2 / (4 + 2))}  # 2 only in the second
+    dice = label_dice(first, second, values=[1, 2, 3])
+    assert dice[2] == 0.0 and np.isnan(dice[3])  # 3 in neither: no Dice to give
+    with pytest.raises(TypeError, match="^first must be a SimpleITK.Image"):
+        label_dice(np.zeros((2, 2, 2)), second)
+    with pytest.raises(TypeError, match="^second must be a SimpleITK.Image"):
+        label_dice(first, None)
+
+
+def test_carrying_names_the_argument_that_is_not_an_image():
+    labels = _box((4, 4, 4), where=(slice(1, 3), slice(1, 3), slice(1, 3)))
+    identity = sitk.Transform(3, sitk.sitkIdentity)
+    with pytest.raises(TypeError, match="^scan must be a SimpleITK.Image"):
+        carry_labels(labels, None, labels, identity)
+    with pytest.raises(TypeError, match="^fixed must be a SimpleITK.Image"):
+        carry_labels(labels, labels, "fixed.nii.gz", identity)
+    with pytest.raises(TypeError, match="^labels must be a SimpleITK.Image"):
+        check_label_image(np.zeros((2, 2, 2)))
+    with pytest.raises(TypeError, match="^labels must be a SimpleITK.Image"):
+        check_labels_overlap(np.zeros((2, 2, 2)), labels)
+    with pytest.raises(TypeError, match="^scan must be a SimpleITK.Image"):
+        check_labels_overlap(labels, None)
+    nearest = carry_labels(labels, labels, labels, identity, method="nearest")
+    assert np.array_equal(sitk.GetArrayFromImage(nearest), sitk.GetArrayFromImage(labels))
