@@ -427,3 +427,13 @@ def test_label_maps_pair_with_the_scans_in_order_and_a_wrong_count_or_a_single_p
     with pytest.raises(TypeError) as raised:
         inputs_from_paths("a/p1.nii.gz")
     assert str(raised.value).startswith("moving must be a list of paths, not a single path")
+
+
+def test_a_renamed_duplicate_keeps_its_scan_and_labels_and_cases_can_be_given_again():
+    cases = inputs_from_paths(["a/scan.nii.gz", "b/scan.nii.gz"], labels=["a/seg.nii.gz", "b/seg.nii.gz"])
+    assert cases[1] == MovingInput("b/scan.nii.gz", "scan_2", "b/seg.nii.gz")
+    again = inputs_from_paths([MovingInput("a/x.nii.gz", "p1"), MovingInput("b/y.nii.gz", "p2"), "c/z.nrrd"])
+    assert [case.path for case in again] == ["a/x.nii.gz", "b/y.nii.gz", "c/z.nrrd"]
+    assert case_id_from_name("Xray.nii.gz") == "Xray" and case_id_from_name("..x.nrrd") == "x"
+    with pytest.raises(TypeError, match="^moving must be a list of paths, not a single path"):
+        inputs_from_paths(Path("a/scan.nii.gz"))  # a Path is one path too
