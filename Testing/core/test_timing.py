@@ -3,6 +3,7 @@ ran, repeated steps added up, a failing step still counted, and the table's line
 
 from __future__ import annotations
 
+import os
 import time
 
 import pytest
@@ -64,6 +65,22 @@ def test_process_seconds_grow_with_the_process():
         pytest.skip("this system does not say when a process started")
     time.sleep(0.05)
     assert process_seconds() >= first + 0.03
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/comm"), reason="no /proc here")
+def test_process_seconds_are_known_for_a_process_with_a_non_ascii_name():
+    """/proc/self/stat holds the process name, which may be any bytes (a script named "régistre.py"):
+    the seconds after it must still be read."""
+    with open("/proc/self/comm", encoding="utf-8", errors="replace") as handle:
+        name = handle.read().rstrip("\n")
+    try:
+        with open("/proc/self/comm", "w", encoding="utf-8") as handle:
+            handle.write("régistre")
+        seconds = process_seconds()
+    finally:
+        with open("/proc/self/comm", "w", encoding="utf-8") as handle:
+            handle.write(name)
+    assert seconds is not None and seconds > 0.0
 
 
 def test_the_step_table_exactly_as_printed():

@@ -10,6 +10,7 @@ from conftest import shared_sample
 from CTAffineRegisterLib.errors import InputError
 from CTAffineRegisterLib.resample.labels import (
     MAX_LABEL_COUNT,
+    METHODS,
     LabelError,
     carry_labels,
     check_label_image,
@@ -463,3 +464,17 @@ def test_carrying_names_the_argument_that_is_not_an_image():
         check_labels_overlap(labels, None)
     nearest = carry_labels(labels, labels, labels, identity, method="nearest")
     assert np.array_equal(sitk.GetArrayFromImage(nearest), sitk.GetArrayFromImage(labels))
+
+
+def test_carrying_by_nearest_neighbour_gives_what_resampling_by_nearest_gives():
+    array = np.zeros((8, 8, 8), np.uint8)
+    array[2:6, 3, 2:6] = 1  # a one-voxel-thin sheet: linear and nearest disagree on it
+    array[4, 5, 4] = 2
+    labels = sitk.GetImageFromArray(array)
+    transform = sitk.AffineTransform(3)
+    transform.SetTranslation((0.4, 0.3, 0.45))
+    transform.SetMatrix((1.1, 0, 0, 0, 0.9, 0, 0, 0, 1.05))
+    carried = {method: carry_labels(labels, labels, labels, transform, method) for method in METHODS}
+    nearest = resample_labels(labels, labels, transform, method="nearest")
+    assert np.array_equal(sitk.GetArrayFromImage(carried["nearest"]), sitk.GetArrayFromImage(nearest))
+    assert not np.array_equal(sitk.GetArrayFromImage(carried["linear"]), sitk.GetArrayFromImage(nearest))

@@ -180,7 +180,8 @@ def process_seconds() -> Optional[float]:
         The seconds, or None.
     """
     try:
-        with open("/proc/self/stat", encoding="ascii") as handle:
+        # the process name in it may be any bytes; the numbers after it are ASCII
+        with open("/proc/self/stat", encoding="ascii", errors="replace") as handle:
             fields = handle.read().rpartition(")")[2].split()
         with open("/proc/uptime", encoding="ascii") as handle:
             uptime = float(handle.read().split()[0])
