@@ -4,6 +4,8 @@ ran, repeated steps added up, a failing step still counted, and the table's line
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import time
 
 import pytest
@@ -62,25 +64,36 @@ def test_table_lists_work_beside_a_step_under_it_and_a_group_without_its_step_at
 def test_process_seconds_grow_with_the_process():
     first = process_seconds()
     if first is None:
+        assert not os.path.exists("/proc/self/stat"), "Linux says when a process started"
         pytest.skip("this system does not say when a process started")
     time.sleep(0.05)
     assert process_seconds() >= first + 0.03
 
 
+@pytest.mark.skipif(not os.path.exists("/proc/self/stat"), reason="no /proc here")
+def test_a_process_just_started_is_a_few_seconds_old():
+    code = "from CTAffineRegisterLib.core.timing import process_seconds; print(process_seconds())"
+    seconds = float(
+        subprocess.run([sys.executable, "-c", code], capture_output=True, check=True, text=True).stdout
+    )
+    assert 0.0 < seconds < 60.0
+
+
 @pytest.mark.skipif(not os.path.exists("/proc/self/comm"), reason="no /proc here")
 def test_process_seconds_are_known_for_a_process_with_a_non_ascii_name():
-    """/proc/self/stat holds the process name, which may be any bytes (a script named "régistre.py"):
-    the seconds after it must still be read."""
+    """/proc/self/stat holds the process name, which may be any bytes, a ")" too (a script named
+    "régistre (2).py"): the seconds after it must still be read."""
     with open("/proc/self/comm", encoding="utf-8", errors="replace") as handle:
         name = handle.read().rstrip("\n")
+    before = process_seconds()
     try:
         with open("/proc/self/comm", "w", encoding="utf-8") as handle:
-            handle.write("régistre")
+            handle.write("ré) 1 2 3 4 5")
         seconds = process_seconds()
     finally:
         with open("/proc/self/comm", "w", encoding="utf-8") as handle:
             handle.write(name)
-    assert seconds is not None and seconds > 0.0
+    assert seconds is not None and before is not None and 0.0 <= seconds - before < 5.0
 
 
 def test_the_step_table_exactly_as_printed():
