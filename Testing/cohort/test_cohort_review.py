@@ -131,3 +131,18 @@ def test_a_case_that_failed_is_not_judged_even_with_quality_figures():
     review_cohort(cases)
     assert "cohort" not in failed["quality"]
     assert cases[0]["quality"]["cohort"]["scores"]["body_dice"] == -0.05  # the failed one not counted
+
+
+def test_an_outlier_on_two_figures_names_both_in_its_reason():
+    def case(dice: float, gain: float) -> dict:
+        figures = {"body_dice": dice, "probe_gain": gain}
+        return {"status": "ok", "quality": {"verdict": "ok", "reason": "fine", "figures": figures}}
+
+    cases = [case(dice, 0.0) for dice in [0.95, 0.96, 0.94, 0.955, 0.965, 0.945, 0.95, 0.96, 0.952]]
+    cases.append(case(0.80, 0.2))
+    review_cohort(cases)
+    notes = cases[-1]["quality"]["cohort"]["notes"]
+    assert len(notes) == 2
+    assert (
+        cases[-1]["quality"]["reason"] == f"cohort outlier: {notes[0]}; {notes[1]} (own checks passed: fine)"
+    )
