@@ -60,3 +60,24 @@ def test_bytes_after_the_voxels_are_not_taken_for_voxels(tmp_path):
         handle.write(np.full(4, np.nan, dtype="<f4").tobytes())
     back = sitk.GetArrayFromImage(read_image(str(path)).image)
     assert np.array_equal(back, values, equal_nan=True)
+
+
+def test_a_file_whose_voxels_cannot_be_read_again_leaves_the_image_as_read(tmp_path):
+    """The stored bytes are gone or shorter than the header said (the file changed since): nothing is
+    known about NaN there, so the image stays as SimpleITK read it, not all NaN."""
+    values = _scan({})
+    path = tmp_path / "scan.nii"
+    sitk.WriteImage(sitk.GetImageFromArray(values), str(path))
+    image = sitk.GetImageFromArray(values)
+    facts = (np.dtype(np.float32), 10_000_000, values.size * 4, False)  # past the end of the file
+    assert nonfinite.restore_nifti_nonfinite(image, str(path), facts) is image
+
+
+def test_the_note_counts_one_nan_voxel_and_says_nothing_without_any():
+    values = np.zeros((2, 3, 4), dtype=np.float32)
+    assert nonfinite.nonfinite_note(sitk.GetImageFromArray(values)) is None
+    values[1, 2, 3] = np.nan
+    assert nonfinite.nonfinite_note(sitk.GetImageFromArray(values)) == (
+        "1 voxels (4.2%) are NaN/Inf: read as no data (fill value in the output, validity mask 0), "
+        "not as 0 HU"
+    )

@@ -379,7 +379,7 @@ def test_a_label_map_file_is_read_or_refused_naming_the_file_and_the_reason(tmp_
     read = read_label_map(good)  # a Path is fine too
     assert read.GetSize() == (4, 5, 6) and sitk.GetArrayFromImage(read).sum() == 8
     volume4d = sitk.JoinSeries([labels])  # a 3D map saved with a 4th axis of one
-    four_d = tmp_path / "seg4d.nii.gz"
+    four_d = tmp_path / "seg4d.nrrd"  # NRRD keeps the 4th axis (NIfTI drops it on reading)
     sitk.WriteImage(volume4d, str(four_d))
     assert read_label_map(str(four_d)).GetSize() == (4, 5, 6)
     floats = tmp_path / "float.nrrd"
@@ -399,6 +399,12 @@ def test_a_label_map_file_is_read_or_refused_naming_the_file_and_the_reason(tmp_
         with pytest.raises(InputError) as raised:
             read_label_map(path)
         assert str(raised.value).startswith(f"{path}{message}"), str(raised.value)
+    with pytest.raises(InputError) as raised:
+        read_label_map(garbage)
+    with pytest.raises(RuntimeError) as itk:
+        sitk.ReadImage(str(garbage))
+    last_line = [line.strip() for line in str(itk.value).splitlines() if line.strip()][-1]
+    assert str(raised.value) == f"{garbage}: not a readable image ({last_line[:200]})"  # ITK's own words
 
 
 def test_labels_elsewhere_than_their_scan_are_refused_with_both_extents():
@@ -419,6 +425,8 @@ def test_labels_elsewhere_than_their_scan_are_refused_with_both_extents():
     # 7 voxels of which 4 lie on the scan (x 12..18 then 20 onwards off it): every voxel counts
     seven = _box((7, 1, 1), origin=(12.0, 0.0, 0.0), spacing=(2.0, 1.0, 1.0), where=(0, 0, slice(0, 7)))
     assert check_labels_overlap(seven, scan) == pytest.approx(4 / 7)
+    half = _box((2, 1, 1), origin=(18.0, 0.0, 0.0), spacing=(4.0, 1.0, 1.0), where=(0, 0, slice(0, 2)))
+    assert check_labels_overlap(half, scan) == 0.5  # "less than half" is refused, half is not
     assert check_labels_overlap(_box((5, 5, 5)), scan) == 1.0  # nothing labelled: nothing out of place
 
 
