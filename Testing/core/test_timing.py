@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from CTAffineRegisterLib.core.timing import StepTimer, add_up, format_table, process_seconds
+from CTAffineRegisterLib.core.timing import StepTimer, add_up, format_table, process_seconds, rounded
 
 
 def test_steps_keep_their_order_and_a_repeated_step_adds_up():
@@ -135,3 +135,7 @@ def test_inner_steps_not_among_the_steps_are_listed_after_them_once():
         "  write        1.000  100.0%",
         "total          1.000  100.0%",
     ]
+
+
+def test_a_step_table_is_kept_to_the_millisecond_in_its_order():
+    assert list(rounded({"read": 1.23456, "analyse": 0.0004}).items()) == [("read", 1.235), ("analyse", 0.0)]

@@ -77,7 +77,9 @@ def test_the_note_counts_one_nan_voxel_and_says_nothing_without_any():
     values = np.zeros((2, 3, 4), dtype=np.float32)
     assert nonfinite.nonfinite_note(sitk.GetImageFromArray(values)) is None
     values[1, 2, 3] = np.nan
+    assert nonfinite.nonfinite_note(sitk.GetImageFromArray(values)).startswith("1 voxels (4.2%) are NaN/Inf")
+    values[0, 0, :2] = np.inf
     assert nonfinite.nonfinite_note(sitk.GetImageFromArray(values)) == (
-        "1 voxels (4.2%) are NaN/Inf: read as no data (fill value in the output, validity mask 0), "
+        "3 voxels (12.5%) are NaN/Inf: read as no data (fill value in the output, validity mask 0), "
         "not as 0 HU"
     )
