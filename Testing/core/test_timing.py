@@ -70,6 +70,15 @@ def test_process_seconds_grow_with_the_process():
     assert process_seconds() >= first + 0.03
 
 
+@pytest.mark.skipif(not os.path.exists("/proc/uptime"), reason="no /proc here")
+def test_this_process_is_younger_than_the_system_and_a_new_one_younger_still():
+    with open("/proc/uptime", encoding="ascii") as handle:
+        uptime = float(handle.read().split()[0])
+    mine = process_seconds()
+    assert mine is not None and 0.0 < mine <= uptime + 0.1
+    test_a_process_just_started_is_a_few_seconds_old()
+
+
 @pytest.mark.skipif(not os.path.exists("/proc/self/stat"), reason="no /proc here")
 def test_a_process_just_started_is_a_few_seconds_old():
     code = "from CTAffineRegisterLib.core.timing import process_seconds; print(process_seconds())"
