@@ -1,18 +1,25 @@
-"""The panel's "Detected" line and the analyses behind it, with stand-in volume nodes (no MRML, no Qt).
-
-``VolumeFindings`` needs of a node only its ID, name, scene, spacing and image data (the voxels' count
-and modification time), so plain objects stand in for MRML nodes here and every case is fast; the real
-nodes are in ``test_panel_support.py``.
+"""The panel's "Detected" line and the analyses behind it, on real MRML volume nodes (PyPI
+``slicer-core``); the copy and the analysis are small functions given to ``VolumeFindings``, so every
+case is fast; the panel's real copy of a node is in ``test_panel_support.py``.
 """
 
 from __future__ import annotations
 
 import threading
 import time
-from typing import Optional
 
+import numpy as np
 import pytest
 import SimpleITK as sitk
+
+try:
+    import slicer
+    import vtk
+except ImportError as error:  # slicer-core has wheels for CPython 3.10-3.13 only
+    pytest.skip(
+        f"the MRML library (PyPI package slicer-core) cannot be imported here: {error}",
+        allow_module_level=True,
+    )
 
 from CTAffineRegisterLib.panel.volume_findings import (
     FAILED,
@@ -30,45 +37,23 @@ AIR = {"kind": "air-background", "padding_value": None, "air_value": -998.5}
 CROPPED = {"kind": "no-background", "padding_value": None, "air_value": 0.0}
 
 
-class _Voxels:
-    def __init__(self, points: int, mtime: int):
-        self.points, self.mtime = points, mtime
-
-    def GetNumberOfPoints(self) -> int:
-        return self.points
-
-    def GetMTime(self) -> int:
-        return self.mtime
+SCENE = slicer.vtkMRMLScene()
 
 
-class _Node:
-    """What ``VolumeFindings`` reads of a volume node."""
+def _node(name: str, spacing=(0.7, 0.7, 2.5), points: int = 8):
+    """A scalar volume node of this scene with ``points`` voxels."""
+    node = SCENE.AddNewNodeByClass("vtkMRMLScalarVolumeNode", name)
+    _set_voxels(node, points)
+    node.SetSpacing(*spacing)
+    return node
 
-    _mtime = 1000
 
-    def __init__(self, name: str, spacing=(0.7, 0.7, 2.5), points: int = 8):
-        self.name, self.spacing, self.scene = name, spacing, object()
-        self.voxels: Optional[_Voxels] = None
-        self.set_voxels(points)
-
-    def set_voxels(self, points: int) -> None:
-        _Node._mtime += 1  # VTK modification times never repeat
-        self.voxels = _Voxels(points, _Node._mtime)
-
-    def GetID(self) -> str:
-        return "vtkMRMLScalarVolumeNode" + self.name
-
-    def GetName(self) -> str:
-        return self.name
-
-    def GetScene(self):
-        return self.scene
-
-    def GetSpacing(self):
-        return self.spacing
-
-    def GetImageData(self):
-        return self.voxels
+def _set_voxels(node, points: int) -> None:
+    """New voxels (a new modification time), or none: a volume emptied while it loads again."""
+    if points:
+        slicer.util.updateVolumeFromArray(node, np.zeros((1, 1, points), np.int16))
+    else:
+        node.SetAndObserveImageData(vtk.vtkImageData())
 
 
 def _copy(node) -> sitk.Image:
@@ -109,8 +94,8 @@ def test_the_detected_line_names_the_fixed_volume_then_one_moving_or_each_by_nam
 
 
 def test_detected_text_waits_for_every_volume_then_joins_findings_and_problems():
-    nodes = {name: _Node(name) for name in ("A", "B", "C", "D")}
-    empty = _Node("loading", points=0)
+    nodes = {name: _node(name) for name in ("A", "B", "C", "D")}
+    empty = _node("loading", points=0)
     answers = {"A": AIR, "B": PADDED, "D": CROPPED}
 
     copied: list[str] = []
@@ -119,9 +104,9 @@ def test_detected_text_waits_for_every_volume_then_joins_findings_and_problems()
         return answers[copied[-1]]
 
     def copy(node):
-        if node.name == "C":
+        if node.GetName() == "C":
             raise ValueError("'C' is not a scalar volume")
-        copied.append(node.name)
+        copied.append(node.GetName())
         return _copy(node)
 
     findings = VolumeFindings(copy, analyze)
@@ -149,20 +134,20 @@ def test_detected_text_waits_for_every_volume_then_joins_findings_and_problems()
 
 
 def test_a_volume_is_analysed_again_when_its_voxels_or_spacing_change_not_for_float_noise():
-    node = _Node("B", spacing=(0.5, 0.5, 2.0))
+    node = _node("B", spacing=(0.5, 0.5, 2.0))
     findings = VolumeFindings(_copy, lambda image: AIR)
     assert findings.status(node) == (WAITING, None)
     _settle(findings)
     assert findings.status(node) == (READY, AIR) and findings.analyses == 1
-    node.spacing = (0.5 + 4e-10, 0.5, 2.0)  # the same spacing read back from a file
+    node.SetSpacing(0.5 + 4e-10, 0.5, 2.0)  # the same spacing read back from a file
     assert findings.status(node) == (READY, AIR)
-    node.spacing = (0.6, 0.6, 2.0)  # resampled: new findings, although the voxel count may be the same
+    node.SetSpacing(0.6, 0.6, 2.0)  # resampled: new findings, although the voxel count may be the same
     assert findings.status(node) == (WAITING, None)
     _settle(findings)
     assert findings.status(node)[0] == READY and findings.analyses == 2
-    node.set_voxels(0)  # a volume emptied while loading again
+    _set_voxels(node, 0)  # a volume emptied while loading again
     assert findings.status(node) == (FAILED, "'B' has no voxels")
-    node.set_voxels(1)  # a single voxel is voxels
+    _set_voxels(node, 1)  # a single voxel is voxels
     assert findings.status(node) == (WAITING, None)
 
 
@@ -175,7 +160,7 @@ def test_poll_says_whether_an_analysis_finished_or_failed():
 
     findings = VolumeFindings(_copy, analyze)
     assert findings.poll() is False  # nothing queued
-    findings.status(_Node("B"))
+    findings.status(_node("B"))
     assert findings.poll() is False and findings.working  # started, not finished
     release.set()
     deadline = time.time() + 10.0
@@ -186,7 +171,7 @@ def test_poll_says_whether_an_analysis_finished_or_failed():
     assert finished is True and not findings.working
 
     failing = VolumeFindings(lambda node: (_ for _ in ()).throw(MemoryError()), analyze)
-    node = _Node("C")
+    node = _node("C")
     failing.status(node)
     assert failing.poll() is True  # its copy failed at once: the line can say so now
     assert failing.status(node) == (FAILED, "MemoryError")  # no message: the error's name
@@ -199,7 +184,7 @@ def test_an_analysis_that_raises_fails_that_volume_with_its_message(error, messa
     def analyze(image):
         raise error
 
-    node = _Node("B")
+    node = _node("B")
     findings = VolumeFindings(_copy, analyze)
     findings.status(node)
     _settle(findings)
@@ -210,15 +195,15 @@ def test_volumes_are_analysed_in_the_order_asked_skipping_removed_and_emptied_on
     copied: list[str] = []
 
     def copy(node):
-        copied.append(node.name)
+        copied.append(node.GetName())
         return _copy(node)
 
-    removed, emptied, first, second = _Node("removed"), _Node("emptied"), _Node("first"), _Node("second")
+    removed, emptied, first, second = _node("removed"), _node("emptied"), _node("first"), _node("second")
     findings = VolumeFindings(copy, lambda image: AIR)
     for node in (removed, emptied, first, second):
         findings.status(node)
-    removed.scene = None  # the node left the scene before its turn
-    emptied.set_voxels(0)
+    SCENE.RemoveNode(removed)  # the node left the scene before its turn
+    _set_voxels(emptied, 0)
     findings.poll()
     assert findings.analyses == 1  # the first volume still there starts at once
     _settle(findings)
@@ -235,7 +220,7 @@ def test_the_worker_is_a_named_daemon_thread_so_slicer_can_quit_during_an_analys
         return AIR
 
     findings = VolumeFindings(_copy, analyze)
-    findings.status(_Node("B"))
+    findings.status(_node("B"))
     findings.poll()
     deadline = time.time() + 10.0
     while not seen and time.time() < deadline:
