@@ -62,7 +62,8 @@ def test_the_summary_line_adds_cancelled_and_resumed_only_when_there_are_some():
     assert summary_line(plain) == "3 registered: 1 ok, 1 suspect, 1 failed verdict; 2 failed"
     full = {"counts": {**counts, "cancelled": 4, "resumed": 5}}
     assert summary_line(full) == (
-        "3 registered: 1 ok, 1 suspect, 1 failed verdict; 2 failed; 4 cancelled (5 finished by an earlier run)"
+        "3 registered: 1 ok, 1 suspect, 1 failed verdict; 2 failed; 4 cancelled "
+        "(5 finished by an earlier run)"
     )
 
 
