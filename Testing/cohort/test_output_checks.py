@@ -223,3 +223,24 @@ def test_temporaries_of_interrupted_writes_are_found_and_removed(tmp_path):
     assert stray_temporaries(str(tmp_path / "missing"), ["a"]) == []
     remove_files([*found, str(tmp_path / "gone"), str(tmp_path)])  # a folder cannot be unlinked: left
     assert sorted(os.listdir(tmp_path)) == [".a_qc.png", ".other.nii.abc", "a_registered.nii.gz"]
+
+
+def test_a_summary_marker_is_looked_for_in_the_first_4096_characters_exactly(tmp_path):
+    marker = SUMMARY_MARKERS["json"]
+    path = tmp_path / "report.json"
+    path.write_text("x" * (4096 - len(marker)) + marker)
+    assert is_own_summary(str(path), "json")
+    path.write_text("x" * (4097 - len(marker)) + marker)
+    assert not is_own_summary(str(path), "json")
+
+
+def test_a_summary_file_in_another_encoding_is_read_without_failing(tmp_path):
+    foreign = tmp_path / "report.csv"
+    foreign.write_bytes("Größe;Wert\n".encode("latin-1") + b"\xff\xfe")
+    assert not is_own_summary(str(foreign), "csv")
+    with pytest.raises(InputError, match="was not written by ct-affine-register"):
+        check_summary_paths(str(tmp_path), overwrite=False)
+    ours = tmp_path / "report.html"
+    foreign.unlink()
+    ours.write_bytes(b"\xff\xfe" + SUMMARY_MARKERS["html"].encode())
+    assert is_own_summary(str(ours), "html")

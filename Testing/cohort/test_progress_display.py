@@ -184,3 +184,43 @@ def test_control_characters_are_shown_as_escapes_and_other_text_kept():
     log = io.StringIO()
     ProgressDisplay(1, 0, "lines", log).say("two\nlines")
     assert log.getvalue() == "two\\nlines\n"
+
+
+def test_a_bar_of_failures_only_lists_them_without_a_leading_comma():
+    terminal = io.StringIO()
+    display = ProgressDisplay(2, 0, "bar", terminal)
+    display.case_finished(_failed("a"))
+    assert "-] 1/2 1 failed | " in display._bar_text()
+    display.close()
+
+
+def test_a_bar_is_at_most_forty_columns_wide_and_full_when_its_one_case_is_done(monkeypatch):
+    monkeypatch.setenv("COLUMNS", "200")
+    terminal = io.StringIO()
+    display = ProgressDisplay(1, 0, "bar", terminal)
+    display.case_finished(_ok("a"))
+    text = display._bar_text()
+    assert text.startswith("[" + "#" * 40 + "] 1/1 1 ok | ") and len(text) == 199
+    display.close()
+
+
+def test_a_long_bar_line_is_cut_at_the_last_column(monkeypatch):
+    monkeypatch.setenv("COLUMNS", "30")
+    terminal = io.StringIO()
+    display = ProgressDisplay(2, 0, "bar", terminal)
+    display.started -= 60.0
+    display.case_finished(_ok("a"))
+    assert display._bar_text() == "[#####-----] 1/2 1 ok | 1.0 s"
+    display.close()
+
+
+def test_without_a_terminal_size_the_bar_assumes_a_hundred_columns(monkeypatch):
+    monkeypatch.delenv("COLUMNS")
+
+    def no_terminal(*args):
+        raise OSError("not a terminal")
+
+    monkeypatch.setattr(progress.shutil.os, "get_terminal_size", no_terminal)
+    display = ProgressDisplay(2, 0, "bar", io.StringIO())
+    assert len(display._bar_text()) == 99
+    display.close()

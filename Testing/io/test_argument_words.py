@@ -181,3 +181,5 @@ def test_a_wrong_value_is_described_in_words():
     assert arguments.describe(object()) == "an object"
     assert arguments.describe(ValueError()) == "a ValueError"
     assert arguments.describe(set()) == "a set"
+    assert arguments.describe(type("Reader", (), {"__module__": "Xray"})()) == "a Xray.Reader"
+    assert arguments.describe(type("Reader", (), {"__module__": "io_tools"})()) == "an io_tools.Reader"

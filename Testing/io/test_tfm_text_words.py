@@ -94,3 +94,12 @@ def test_values_before_any_transform_line_are_named_as_transform_zero_of_unknown
     assert (
         _problem(tmp_path, "Parameters: 1 x\n") == "transform 0 (?): Parameters value 2 is 'x', not a number"
     )
+
+
+def test_bytes_that_are_not_utf8_do_not_stop_the_check(tmp_path):
+    path = tmp_path / "latin.tfm"
+    body = _single("Euler3DTransform_double_3_3", "0 0 0 0 0")
+    path.write_bytes(_HEADER.encode() + "# written by G\xe9rard\n".encode("latin-1") + body.encode())
+    assert itk_text_problem(str(path)) == (
+        "transform 0 (Euler3DTransform_double_3_3): has 5 Parameters; a 3D Euler3DTransform has 6"
+    )
