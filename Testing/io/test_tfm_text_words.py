@@ -103,3 +103,17 @@ def test_bytes_that_are_not_utf8_do_not_stop_the_check(tmp_path):
     assert itk_text_problem(str(path)) == (
         "transform 0 (Euler3DTransform_double_3_3): has 5 Parameters; a 3D Euler3DTransform has 6"
     )
+
+
+def test_a_word_holding_a_colon_is_named_whole(tmp_path):
+    assert _problem(tmp_path, _single("Euler3DTransform_double_3_3", "0 0 0 0 0 a:b")) == (
+        "transform 0 (Euler3DTransform_double_3_3): Parameters value 6 is 'a:b', not a number"
+    )
+
+
+def test_a_long_number_that_overflows_to_inf_is_cut_to_forty_characters(tmp_path):
+    huge = "1e" + "9" * 45
+    assert _problem(tmp_path, _single("AffineTransform_double_3_3", f"1 {huge}")) == (
+        f"transform 0 (AffineTransform_double_3_3): Parameters value 2 is {huge[:40]}: "
+        "NaN or Inf maps no point to a place"
+    )

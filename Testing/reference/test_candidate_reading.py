@@ -8,15 +8,18 @@ from __future__ import annotations
 import io
 import os
 
+import numpy as np
 import pytest
 import SimpleITK as sitk
-from support.cohort_helpers import write_fixed, write_moving
+from support.cohort_helpers import TINY, write_fixed, write_moving
+from support.dicom_writer import write_series, write_volume
 
 from CTAffineRegisterLib.cohort.case import CaseOptions
 from CTAffineRegisterLib.cohort.inputs import MovingInput
 from CTAffineRegisterLib.cohort.progress import ProgressDisplay
 from CTAffineRegisterLib.reference import candidates
 from CTAffineRegisterLib.reference.candidates import read_candidates, sample_extents
+from CTAffineRegisterLib.synthetic import make_pair
 
 
 @pytest.fixture(scope="module")
@@ -72,6 +75,7 @@ def test_with_a_reading_voxel_size_the_first_candidate_keeps_its_small_scan(scan
     fixed = found["fine"].fixed
     assert fixed.loaded.image.GetSize() == (20, 20, 24)
     assert fixed.analysis.body_mask.GetSize() == (20, 20, 24)
+    assert fixed.fingerprint == found["fine"].fingerprint is not None
 
 
 def test_a_candidate_that_cannot_be_a_fixed_scan_keeps_its_reason_and_is_not_kept(scans, tmp_path):
@@ -140,3 +144,47 @@ def test_sample_extents_reuse_the_candidates_facts_and_skip_unreadable_scans(sca
     extents = sample_extents(chosen, found, CaseOptions())
     assert extents == {"linked": found["fine"].facts.body_extent_mm, "other": pytest.approx(217.35, abs=0.01)}
     assert read == ["other.nii.gz", "missing.nii.gz", "broken.nii.gz"]
+
+
+def test_a_second_reading_into_the_same_folder_replaces_the_thumbnails(scans, tmp_path):
+    _read(scans, tmp_path, ["fine.nii.gz"])
+    thumbnail = tmp_path / "candidates" / "fine_scan.png"
+    thumbnail.write_bytes(b"an old picture")
+    found, lines = _read(scans, tmp_path, ["fine.nii.gz"])
+    assert found["fine"].thumbnail == "candidates/fine_scan.png" and lines == []
+    assert sitk.ReadImage(str(thumbnail)).GetSize() == (256, 170)
+
+
+def test_a_dicom_candidates_pixel_padding_value_is_used(tmp_path):
+    """Padding values spread over -3024..-3001 are padding only by the series' Pixel Padding Value and
+    Range Limit; read without them, the scan would not even count as CT."""
+    image = make_pair(seed=0, **TINY).fixed
+    values = sitk.GetArrayFromImage(image).astype(np.int16)
+    _, rows, columns = np.indices(values.shape)
+    ring = (rows - 20) ** 2 + (columns - 20) ** 2 > 17**2
+    values[ring] = -3024 + np.arange(np.count_nonzero(ring)) % 24
+    scan = sitk.GetImageFromArray(values)
+    scan.CopyInformation(image)
+    write_volume(tmp_path / "series", scan, {"0028|0120": "-3024", "0028|0121": "-3001"})
+    found, lines = _read(tmp_path, tmp_path / "out", ["series"])
+    series = found["series"]
+    assert lines == [] and series.problem is None
+    assert series.facts.padding.startswith("fov-padding (-3024..-3001, ")
+    assert series.fixed.analysis.summary.startswith("fov-padding (-3024..-3001, ")
+    found, _ = _read(tmp_path, tmp_path / "out", ["series"], CaseOptions(read_voxel_mm=6.0))
+    assert found["series"].fixed.analysis.summary.startswith("fov-padding (-3024..-3001, ")
+    extents = sample_extents([MovingInput(str(tmp_path / "series"), "sample")], {}, CaseOptions())
+    assert extents == {"sample": pytest.approx(24 * 9.0)}
+
+
+def test_slice_gaps_are_bridged_only_when_the_run_allows_them(tmp_path):
+    positions = [0, 2, 4, *range(8, 42, 2)]  # one slice missing after 4 mm
+    write_series(tmp_path / "gap", positions, size=40)
+    refused, lines = _read(tmp_path, tmp_path / "out", ["gap"])
+    assert refused["gap"].problem.startswith("DICOM series has 1 missing slice(s)")
+    assert refused["gap"].facts is None and len(lines) == 1
+    bridged, _ = _read(tmp_path, tmp_path / "out", ["gap"], CaseOptions(allow_slice_gaps=True))
+    assert bridged["gap"].facts is not None and bridged["gap"].facts.size[2] == 21
+    sample = [MovingInput(str(tmp_path / "gap"), "gap")]
+    assert sample_extents(sample, {}, CaseOptions()) == {}
+    assert list(sample_extents(sample, {}, CaseOptions(allow_slice_gaps=True))) == ["gap"]
