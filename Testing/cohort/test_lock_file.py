@@ -247,3 +247,62 @@ def test_a_folder_where_no_lock_can_be_made_is_named(tmp_path):
         acquire_lock(str(missing))
     assert refused.value.path == str(missing / LOCK_NAME)
     assert refused.value.reason == "cannot create the run's lock (No such file or directory)"
+
+
+def test_a_lock_replaced_while_it_is_taken_over_is_put_back_untouched(tmp_path):
+    """Two runs find the same stale lock; the slower one must not remove the lock the faster one has
+    just made: it moves the lock aside, sees another token, and puts it back."""
+    path = str(tmp_path / LOCK_NAME)
+    stale = {"format": LOCK_FORMAT, "host": HOST, "pid": 1234, "token": "old"}
+    os.symlink(f"{LINK_PREFIX}{os.getpid()}:-:new@{HOST}", path)
+    assert cohort_lock._take_over(path, stale) is False
+    assert os.readlink(path) == f"{LINK_PREFIX}{os.getpid()}:-:new@{HOST}"
+    os.unlink(path)
+    (tmp_path / LOCK_NAME).write_text(json.dumps({**stale, "token": "newer"}))
+    assert cohort_lock._take_over(path, stale) is False
+    assert json.loads((tmp_path / LOCK_NAME).read_text())["token"] == "newer"
+    os.unlink(path)
+    (tmp_path / LOCK_NAME).write_text("no lock at all")
+    assert cohort_lock._take_over(path, stale) is False
+    assert (tmp_path / LOCK_NAME).read_text() == "no lock at all"
+    assert os.listdir(tmp_path) == [LOCK_NAME]  # nothing left aside
+    os.unlink(path)
+    assert cohort_lock._take_over(path, stale) is False  # gone meanwhile: looked at anew
+    (tmp_path / LOCK_NAME).write_text(json.dumps(stale))
+    assert cohort_lock._take_over(path, stale) is True
+    assert os.listdir(tmp_path) == []
+
+
+def test_an_owner_this_user_may_not_signal_counts_as_alive(tmp_path, monkeypatch):
+    _write_json_lock(tmp_path, pid=_gone_pid())
+    for error in (PermissionError("not yours"), OSError("cannot tell")):
+
+        def kill(pid, signal, error=error):
+            raise error
+
+        monkeypatch.setattr(cohort_lock.os, "kill", kill)
+        with pytest.raises(InputError, match="is in use by another run"):
+            acquire_lock(str(tmp_path))
+
+
+def test_process_one_is_always_alive(tmp_path):
+    _write_json_lock(tmp_path, pid=1)
+    with pytest.raises(InputError) as refused:
+        acquire_lock(str(tmp_path))
+    assert refused.value.reason.startswith(f"is in use by another run (pid 1 on host {HOST}, ")
+
+
+def test_an_owner_with_a_name_that_is_not_ascii_is_still_judged(tmp_path):
+    with open("/proc/self/comm", encoding="utf-8") as handle:
+        name = handle.read().strip()
+    try:
+        with open("/proc/self/comm", "w", encoding="utf-8") as handle:
+            handle.write("ctär-läuft")
+        held = acquire_lock(str(tmp_path))
+        with pytest.raises(InputError, match="is in use by another run"):
+            acquire_lock(str(tmp_path))
+        held.release()
+    finally:
+        with open("/proc/self/comm", "w", encoding="utf-8") as handle:
+            handle.write(name)
+    assert os.listdir(tmp_path) == []
