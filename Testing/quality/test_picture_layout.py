@@ -9,7 +9,13 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 
-from CTAffineRegisterLib.quality.picture import CHECKER_TILES, PANEL_PIXELS, qc_picture, thumbnail
+from CTAffineRegisterLib.quality.picture import (
+    CHECKER_TILES,
+    PANEL_PIXELS,
+    qc_picture,
+    thumbnail,
+    write_qc_picture,
+)
 
 
 def _volume(array: np.ndarray, spacing=(1.0, 1.0, 2.0)) -> sitk.Image:
@@ -82,3 +88,11 @@ def test_a_thumbnail_is_the_block_means_of_whole_blocks():
     assert sitk.GetArrayFromImage(small).tolist() == [[[1, 2, 3], [250, 250, 250]]]
     default = thumbnail(sitk.GetImageFromArray(np.full((512, 768, 3), 7, np.uint8), isVector=True))
     assert default.GetSize() == (256, 170)
+
+
+def test_the_picture_is_written_as_png_whatever_the_file_is_called(tmp_path):
+    scan = _volume(np.zeros((4, 8, 8), np.int16))
+    path = tmp_path / "qc_picture.tmp"
+    write_qc_picture(scan, scan, str(path))
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert sitk.ReadImage(str(path), imageIO="PNGImageIO").GetSize() == (3 * PANEL_PIXELS, 2 * PANEL_PIXELS)
