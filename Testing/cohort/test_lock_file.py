@@ -292,17 +292,30 @@ def test_process_one_is_always_alive(tmp_path):
     assert refused.value.reason.startswith(f"is in use by another run (pid 1 on host {HOST}, ")
 
 
-def test_an_owner_with_a_name_that_is_not_ascii_is_still_judged(tmp_path):
+@pytest.mark.parametrize("name", ["ctär-läuft", "x) Z (y"])
+def test_an_owner_with_an_odd_process_name_is_still_judged_alive(tmp_path, name):
+    """A process's name is free text in /proc/PID/stat: letters beyond ASCII, even ") Z (" that
+    would read as a zombie's state if the name were not skipped as a whole."""
     with open("/proc/self/comm", encoding="utf-8") as handle:
-        name = handle.read().strip()
+        own_name = handle.read().strip()
     try:
         with open("/proc/self/comm", "w", encoding="utf-8") as handle:
-            handle.write("ctär-läuft")
+            handle.write(name)
         held = acquire_lock(str(tmp_path))
         with pytest.raises(InputError, match="is in use by another run"):
             acquire_lock(str(tmp_path))
         held.release()
     finally:
         with open("/proc/self/comm", "w", encoding="utf-8") as handle:
-            handle.write(name)
+            handle.write(own_name)
     assert os.listdir(tmp_path) == []
+
+
+def test_without_proc_a_process_that_answers_the_signal_is_alive(tmp_path, monkeypatch):
+    def no_proc(*args, **kwargs):
+        raise FileNotFoundError("no /proc here")
+
+    monkeypatch.setattr(cohort_lock, "open", no_proc, raising=False)
+    os.symlink(f"{LINK_PREFIX}{os.getpid()}:-:tok@{HOST}", tmp_path / LOCK_NAME)
+    with pytest.raises(InputError, match="is in use by another run"):
+        acquire_lock(str(tmp_path))
