@@ -181,6 +181,7 @@ def test_control_characters_are_shown_as_escapes_and_other_text_kept():
     assert one_line("a\nb\tc\rd\x1b[2Je\u2028f\u2029g") == "a\\nb\\tc\\rd\\x1b[2Je\\u2028f\\u2029g"
     assert one_line("Größe µm – 1") == "Größe µm – 1"
     assert one_line(42) == "42"
+    assert one_line("C:\\scans\\p01 'a' \"b\"") == "C:\\scans\\p01 'a' \"b\""  # a Windows path as it is
     log = io.StringIO()
     ProgressDisplay(1, 0, "lines", log).say("two\nlines")
     assert log.getvalue() == "two\\nlines\n"
@@ -221,6 +222,32 @@ def test_without_a_terminal_size_the_bar_assumes_a_hundred_columns(monkeypatch):
         raise OSError("not a terminal")
 
     monkeypatch.setattr(progress.shutil.os, "get_terminal_size", no_terminal)
-    display = ProgressDisplay(2, 0, "bar", io.StringIO())
+    terminal = io.StringIO()
+    display = ProgressDisplay(2, 0, "bar", terminal)
     assert len(display._bar_text()) == 99
+    display.say("fixed read")
+    assert terminal.getvalue().startswith("\r" + " " * 99 + "\rfixed read\n")
     display.close()
+
+
+class _Clock:
+    def __init__(self, now: float):
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_the_rate_is_scans_per_minute_of_the_time_so_far(monkeypatch):
+    clock = _Clock(1000.0)
+    monkeypatch.setattr(progress.time, "monotonic", clock)
+    log = io.StringIO()
+    display = ProgressDisplay(20, 0, "lines", log)
+    clock.now += 60.0
+    for name in "abcdefghij":
+        display.case_finished(_ok(name))
+    assert log.getvalue().splitlines()[-1].endswith("; 10.0 scans/min, ETA 1:00")
+    quick = ProgressDisplay(3, 0, "lines", log)
+    clock.now += 0.5  # the first case took half a second: 120 a minute at that pace
+    quick.case_finished(_ok("k"))
+    assert log.getvalue().splitlines()[-1].endswith("; 120.0 scans/min, ETA 0:01")
