@@ -244,3 +244,11 @@ def test_a_summary_file_in_another_encoding_is_read_without_failing(tmp_path):
     foreign.unlink()
     ours.write_bytes(b"\xff\xfe" + SUMMARY_MARKERS["html"].encode())
     assert is_own_summary(str(ours), "html")
+
+
+def test_without_user_ids_a_file_system_without_free_blocks_is_full(tmp_path, monkeypatch):
+    monkeypatch.delattr(outputs.os, "geteuid")  # as on Windows
+    monkeypatch.setattr(outputs.os, "statvfs", lambda folder: SimpleNamespace(f_bavail=0, f_bfree=9))
+    with pytest.raises(OSError) as full:
+        check_not_full(str(tmp_path / "out.nii"))
+    assert full.value.errno == errno.ENOSPC
