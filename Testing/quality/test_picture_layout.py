@@ -96,3 +96,24 @@ def test_the_picture_is_written_as_png_whatever_the_file_is_called(tmp_path):
     write_qc_picture(scan, scan, str(path))
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert sitk.ReadImage(str(path), imageIO="PNGImageIO").GetSize() == (3 * PANEL_PIXELS, 2 * PANEL_PIXELS)
+
+
+def test_picture_pixels_sit_on_the_scans_own_positions():
+    """A step from -1000 to +1000 HU between voxels 31 and 32 along x (1 mm voxels, 64 mm across,
+    so 0.25 mm picture pixels): pixel i's centre lies at x = -0.5 + 0.125 + 0.25 i mm, and linear
+    interpolation puts it 2000 HU × (x - 31) up the step."""
+    step = np.full((64, 64, 64), -1000, np.int16)
+    step[:, :, 32:] = 1000
+    scan = _volume(step, (1.0, 1.0, 1.0))
+    axial = sitk.GetArrayFromImage(qc_picture(scan, scan))[PANEL_PIXELS : 2 * PANEL_PIXELS, :PANEL_PIXELS, 0]
+    for column in (126, 127, 128):
+        x = -0.5 + 0.125 + 0.25 * column
+        hu = -1000.0 + 2000.0 * (x - 31.0)
+        assert (axial[:, column] == int((hu + 1000.0) / 2000.0 * 255.0)).all(), column
+    assert (axial[:, 120] == 0).all() and (axial[:, 140] == 255).all()
+
+
+def test_a_scan_about_one_picture_pixel_thin_still_shows_its_axial_plane():
+    thin = _volume(np.full((2, 256, 256), 1000, np.int16), (2.0, 2.0, 0.6))  # 512 mm wide, 1.2 mm thin
+    picture = sitk.GetArrayFromImage(qc_picture(thin, thin))
+    assert (picture[:PANEL_PIXELS, :PANEL_PIXELS] == 255).all()
