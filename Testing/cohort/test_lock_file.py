@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -319,3 +320,16 @@ def test_without_proc_a_process_that_answers_the_signal_is_alive(tmp_path, monke
     os.symlink(f"{LINK_PREFIX}{os.getpid()}:-:tok@{HOST}", tmp_path / LOCK_NAME)
     with pytest.raises(InputError, match="is in use by another run"):
         acquire_lock(str(tmp_path))
+
+
+def test_asking_whether_the_owner_lives_sends_it_no_signal(tmp_path):
+    received = []
+    previous = signal.signal(signal.SIGHUP, lambda number, frame: received.append(number))
+    try:
+        held = acquire_lock(str(tmp_path))
+        with pytest.raises(InputError):
+            acquire_lock(str(tmp_path))
+        held.release()
+    finally:
+        signal.signal(signal.SIGHUP, previous)
+    assert received == []
