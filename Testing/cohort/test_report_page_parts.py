@@ -200,3 +200,36 @@ def test_the_legend_names_every_colour():
             ("cancelled", "cancelled"),
         )
     )
+
+
+def test_the_table_and_plot_carry_what_the_pages_script_and_style_need():
+    page = render_cohort_page({"cases": [_case("a", seconds=1.0)]})
+    lines = page.splitlines()
+    headers = [
+        '<table id="cases"><thead><tr>',
+        '<th class="sortable" data-key="order" data-type="number">#</th>',
+        '<th class="sortable" data-key="id" data-type="text">case</th>',
+        "<th>QC picture</th>",
+        '<th class="sortable" data-key="verdict" data-type="number" aria-sort="ascending">verdict</th>',
+        "<th>reason</th>",
+        '<th class="sortable" data-key="padding" data-type="text">padding</th>',
+        '<th class="sortable" data-key="seconds" data-type="number">seconds</th>',
+        "</tr></thead><tbody>",
+    ]
+    start = lines.index(headers[0])
+    assert lines[start : start + len(headers)] == headers
+    assert lines[start + len(headers)].startswith('<tr id="case-a" ')
+    assert lines[start + len(headers) + 1] == "</tbody></table>"
+    assert lines[start + len(headers) + 2].startswith("<script>") and lines[-1] == "</body></html>"
+    assert "getElementById('cases')" in page and "</script>" in page
+    assert '<meta name="viewport" content="width=device-width, initial-scale=1">' in lines
+    assert '<html lang="en"><head><meta charset="utf-8">' in lines
+    assert any(line.startswith("<title>") and line.endswith("</style></head><body>") for line in lines)
+    assert (
+        '<h2>Quality figures</h2><p class="meta">One dot per registered case; the line is the cohort '
+        "median. Click a dot to go to its row.</p>"
+    ) in lines
+    assert (
+        '<h2>Cases</h2><p class="meta">Failed and suspect first. Click a column title to sort.</p>' in lines
+    )
+    assert any(line.startswith('<svg id="figures" ') for line in lines)

@@ -146,7 +146,7 @@ def test_the_three_summary_files_are_written_and_replace_the_last_runs(tmp_path)
     (tmp_path / "report.json").write_text("old")
     assert write_summary(str(tmp_path), summary) is None
     assert json.loads((tmp_path / "report.json").read_text()) == summary
-    assert (tmp_path / "report.json").read_text().endswith("}\n")
+    assert (tmp_path / "report.json").read_text() == json.dumps(summary, indent=2) + "\n"
     assert (tmp_path / "report.csv").read_text() == csv_text(summary)
     assert (tmp_path / "report.html").read_text().startswith("<!DOCTYPE html>")
     assert sorted(os.listdir(tmp_path)) == ["report.csv", "report.html", "report.json"]
