@@ -224,7 +224,8 @@ def test_the_table_and_plot_carry_what_the_pages_script_and_style_need():
     assert "getElementById('cases')" in page and "</script>" in page
     assert '<meta name="viewport" content="width=device-width, initial-scale=1">' in lines
     assert '<html lang="en"><head><meta charset="utf-8">' in lines
-    assert any(line.startswith("<title>") and line.endswith("</style></head><body>") for line in lines)
+    assert "<title>Cohort QC: 1 scans onto the fixed scan</title><style>" in lines
+    assert "</style></head><body>" in lines
     assert (
         '<h2>Quality figures</h2><p class="meta">One dot per registered case; the line is the cohort '
         "median. Click a dot to go to its row.</p>"
