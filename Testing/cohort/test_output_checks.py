@@ -252,3 +252,25 @@ def test_without_user_ids_a_file_system_without_free_blocks_is_full(tmp_path, mo
     with pytest.raises(OSError) as full:
         check_not_full(str(tmp_path / "out.nii"))
     assert full.value.errno == errno.ENOSPC
+
+
+def test_a_hard_link_to_an_input_is_named_with_the_input_it_is(tmp_path):
+    scan = tmp_path / "scan.nii"
+    scan.write_text("voxels")
+    hard = tmp_path / "out.nii"
+    os.link(scan, hard)
+    with pytest.raises(InputError) as refused:
+        check_inputs_not_outputs([None, str(scan)], [str(hard)], str(tmp_path / "out"))
+    assert refused.value.reason == f"is the input {scan}; writing it would destroy an input"
+
+
+def test_an_output_folder_anywhere_under_an_input_at_the_root_is_refused(tmp_path):
+    with pytest.raises(InputError, match="lies inside the input folder /;"):
+        check_inputs_not_outputs([os.sep], [], str(tmp_path / "out"))
+
+
+def test_a_summary_path_that_is_a_folder_names_the_cohort_summary_by_default(tmp_path):
+    (tmp_path / "report.json").mkdir()
+    with pytest.raises(InputError) as refused:
+        check_summary_paths(str(tmp_path), overwrite=True)
+    assert refused.value.reason == "is a folder; the cohort summary is written there"
