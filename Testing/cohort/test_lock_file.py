@@ -333,3 +333,11 @@ def test_asking_whether_the_owner_lives_sends_it_no_signal(tmp_path):
     finally:
         signal.signal(signal.SIGHUP, previous)
     assert received == []
+
+
+def test_a_link_lock_whose_process_id_now_belongs_to_another_process_is_stale(tmp_path):
+    os.symlink(f"{LINK_PREFIX}{os.getpid()}:1:old@{HOST}", tmp_path / LOCK_NAME)  # started at tick 1
+    with acquire_lock(str(tmp_path)) as held:
+        assert held.note == (
+            f"took over the stale lock of run pid {os.getpid()} on host {HOST}, which is no longer running"
+        )
