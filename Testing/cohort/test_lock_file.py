@@ -341,3 +341,58 @@ def test_a_link_lock_whose_process_id_now_belongs_to_another_process_is_stale(tm
         assert held.note == (
             f"took over the stale lock of run pid {os.getpid()} on host {HOST}, which is no longer running"
         )
+
+
+def test_a_lock_names_when_its_run_started(tmp_path):
+    path = tmp_path / LOCK_NAME
+    os.symlink(f"{LINK_PREFIX}{os.getpid()}:-:tok@{HOST}", path)
+    then = time.mktime((2024, 3, 5, 14, 7, 9, 0, 0, -1))
+    os.utime(path, (then, then), follow_symlinks=False)
+    with pytest.raises(InputError) as refused:
+        acquire_lock(str(tmp_path))
+    started = time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(then))
+    assert started.startswith("2024-03-05T14:07:09")
+    assert f", started {started}); " in refused.value.reason
+
+
+def test_a_lock_without_a_run_id_records_an_empty_one(tmp_path):
+    with acquire_lock(str(tmp_path)) as held:
+        assert held.owner["run_id"] == ""
+
+
+def test_a_lock_that_keeps_vanishing_is_tried_five_times_then_refused(tmp_path, monkeypatch):
+    attempts = []
+
+    def create(path, owner):
+        attempts.append(path)
+        return False
+
+    monkeypatch.setattr(cohort_lock, "_create", create)  # another run's lock, gone each time we look
+    with pytest.raises(InputError) as refused:
+        acquire_lock(str(tmp_path))
+    assert len(attempts) == 5
+    assert refused.value.path == str(tmp_path / LOCK_NAME)
+    assert refused.value.reason == "cannot be taken: other runs keep changing it"
+
+
+def test_a_lock_file_in_the_current_folder_is_made_there(tmp_path, monkeypatch):
+    def no_links(*args, **kwargs):
+        raise OSError("symbolic links not supported")
+
+    monkeypatch.setattr(cohort_lock.os, "symlink", no_links)
+    monkeypatch.chdir(tmp_path)
+    with acquire_lock("") as held:
+        assert held.path == LOCK_NAME
+        assert json.loads((tmp_path / LOCK_NAME).read_text()) == held.owner
+        assert os.listdir(tmp_path) == [LOCK_NAME]
+    assert os.listdir(tmp_path) == []
+
+
+def test_a_lock_files_temporary_is_made_beside_it_not_in_the_current_folder(tmp_path, monkeypatch):
+    def no_links(*args, **kwargs):
+        raise OSError("symbolic links not supported")
+
+    monkeypatch.setattr(cohort_lock.os, "symlink", no_links)
+    monkeypatch.chdir("/proc")  # nothing can be made here
+    with acquire_lock(str(tmp_path)) as held:
+        assert json.loads((tmp_path / LOCK_NAME).read_text()) == held.owner
