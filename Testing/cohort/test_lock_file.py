@@ -218,7 +218,7 @@ def test_without_symbolic_links_the_lock_is_a_json_file(tmp_path, monkeypatch):
     with acquire_lock(str(tmp_path), "run-2") as held:
         path = tmp_path / LOCK_NAME
         assert not path.is_symlink()
-        assert json.loads(path.read_text()) == held.owner
+        assert path.read_text() == json.dumps(held.owner, indent=2) + "\n"  # readable by a person
         assert os.listdir(tmp_path) == [LOCK_NAME]  # the temporary name is gone
         with pytest.raises(InputError) as refused:
             acquire_lock(str(tmp_path))
@@ -233,8 +233,14 @@ def test_without_any_links_the_lock_is_created_exclusively(tmp_path, monkeypatch
 
     monkeypatch.setattr(cohort_lock.os, "symlink", no_links)
     monkeypatch.setattr(cohort_lock.os, "link", no_links)
-    with acquire_lock(str(tmp_path)) as held:
-        assert json.loads((tmp_path / LOCK_NAME).read_text()) == held.owner
+    mask = os.umask(0o022)
+    try:
+        held = acquire_lock(str(tmp_path))
+    finally:
+        os.umask(mask)
+    with held:
+        assert (tmp_path / LOCK_NAME).read_text() == json.dumps(held.owner, indent=2) + "\n"
+        assert (tmp_path / LOCK_NAME).stat().st_mode & 0o777 == 0o644
         assert os.listdir(tmp_path) == [LOCK_NAME]
         with pytest.raises(InputError) as refused:
             acquire_lock(str(tmp_path))
@@ -396,3 +402,13 @@ def test_a_lock_files_temporary_is_made_beside_it_not_in_the_current_folder(tmp_
     monkeypatch.chdir("/proc")  # nothing can be made here
     with acquire_lock(str(tmp_path)) as held:
         assert json.loads((tmp_path / LOCK_NAME).read_text()) == held.owner
+
+
+def test_a_lock_made_where_start_times_cannot_be_read_is_still_respected(tmp_path, monkeypatch):
+    monkeypatch.setattr(cohort_lock, "_process_start", lambda pid: None)
+    held = acquire_lock(str(tmp_path))
+    monkeypatch.undo()
+    assert os.readlink(tmp_path / LOCK_NAME) == f"{LINK_PREFIX}{os.getpid()}:-:{held.owner['token']}@{HOST}"
+    with pytest.raises(InputError, match="is in use by another run"):
+        acquire_lock(str(tmp_path))
+    held.release()
