@@ -5,6 +5,8 @@ page's thumbnail as block means. Fast: tiny synthetic volumes."""
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 import SimpleITK as sitk
@@ -117,3 +119,26 @@ def test_a_scan_about_one_picture_pixel_thin_still_shows_its_axial_plane():
     thin = _volume(np.full((2, 256, 256), 1000, np.int16), (2.0, 2.0, 0.6))  # 512 mm wide, 1.2 mm thin
     picture = sitk.GetArrayFromImage(qc_picture(thin, thin))
     assert (picture[:PANEL_PIXELS, :PANEL_PIXELS] == 255).all()
+
+
+def test_a_negative_huge_fill_draws_black_without_warnings():
+    values = np.zeros((8, 8, 8), np.float64)
+    values[:, :, :4] = -1e300  # a fill near float64's limit, far beyond float32's
+    scan = _volume(values, (1.0, 1.0, 1.0))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        picture = sitk.GetArrayFromImage(qc_picture(scan, scan))
+    axial = picture[:PANEL_PIXELS, :PANEL_PIXELS, 0]
+    assert axial[:, 0].tolist() == [0] * PANEL_PIXELS and axial[:, -1].tolist() == [127] * PANEL_PIXELS
+
+
+def test_a_narrow_panel_gets_checker_tiles_of_whole_pixels():
+    """A scan 512 mm wide but 20 mm deep and high: its sagittal panel is 10 × 10 pixels, too small
+    for eight tiles of whole pixels, so the tiles are one pixel each."""
+    scan = _volume(np.full((10, 10, 256), 1000, np.int16), (2.0, 2.0, 2.0))
+    dark = _volume(np.full((10, 10, 256), -1000, np.int16), (2.0, 2.0, 2.0))
+    picture = sitk.GetArrayFromImage(qc_picture(scan, dark))
+    top, left = (PANEL_PIXELS - 10) // 2, 2 * PANEL_PIXELS + (PANEL_PIXELS - 10) // 2
+    sagittal = picture[top : top + 10, left : left + 10, 0]
+    rows, columns = np.indices((10, 10))
+    assert np.array_equal(sagittal, np.where((rows + columns) % 2 == 0, 255, 0))
