@@ -276,6 +276,7 @@ def test_a_summary_path_that_is_a_folder_names_the_cohort_summary_by_default(tmp
     assert refused.value.reason == "is a folder; the cohort summary is written there"
 
 
+@pytest.mark.skipif(not os.path.isdir("/proc/self"), reason="needs Linux's /proc")
 def test_an_existing_folder_nothing_can_be_written_to_is_refused_before_any_work():
     # /proc refuses new files even to root, who may write to any folder a permission test could make
     with pytest.raises(InputError) as refused:
