@@ -234,3 +234,40 @@ def test_the_table_and_plot_carry_what_the_pages_script_and_style_need():
         '<h2>Cases</h2><p class="meta">Failed and suspect first. Click a column title to sort.</p>' in lines
     )
     assert any(line.startswith('<svg id="figures" ') for line in lines)
+
+
+def test_a_badge_says_error_or_cancelled_whatever_verdict_the_case_carries():
+    cases = [
+        _case("e", status="failed", quality={"verdict": "ok"}, error="/data/e: gone"),
+        _case("c", status="cancelled", quality={"verdict": "suspect"}),
+    ]
+    rows = _rows(render_cohort_page({"cases": cases}))
+    assert f'<span class="badge" style="background:{COLOURS["error"]}">error</span>' in rows[0]
+    assert f'<span class="badge" style="background:{COLOURS["cancelled"]}">cancelled</span>' in rows[1]
+
+
+def test_a_badge_shows_an_unknown_verdict_in_its_own_words_and_a_missing_one_as_suspect():
+    odd = _case("odd", verdict="borderline")
+    missing = _case("missing")
+    del missing["quality"]["verdict"]
+    rows = {
+        re.search(r'data-id="([^"]*)"', row).group(1): row
+        for row in _rows(render_cohort_page({"cases": [odd, missing]}))
+    }
+    assert f'<span class="badge" style="background:{COLOURS["suspect"]}">borderline</span>' in rows["odd"]
+    assert f'<span class="badge" style="background:{COLOURS["suspect"]}">suspect</span>' in rows["missing"]
+
+
+def test_a_row_without_id_or_reason_leaves_them_empty():
+    case = _case("x")
+    del case["id"]
+    del case["quality"]["reason"]
+    (row,) = _rows(render_cohort_page({"cases": [case]}))
+    assert row.startswith('<tr id="case-" ') and 'data-id=""' in row
+    assert '<a href="_report.json"></a>' in row
+    assert "</span></td><td></td><td>" in row  # an empty reason cell after the badge
+    noted = _case("y")
+    del noted["quality"]["reason"]
+    noted["quality"]["cohort"] = {"notes": ["time long"]}
+    (row,) = _rows(render_cohort_page({"cases": [noted]}))
+    assert "<td> (cohort: time long)</td>" in row
