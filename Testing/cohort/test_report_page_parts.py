@@ -271,3 +271,19 @@ def test_a_row_without_id_or_reason_leaves_them_empty():
     noted["quality"]["cohort"] = {"notes": ["time long"]}
     (row,) = _rows(render_cohort_page({"cases": [noted]}))
     assert "<td> (cohort: time long)</td>" in row
+
+
+def test_exact_cells_for_no_picture_no_earlier_run_and_padding_without_a_kind():
+    case = _case("b", moving={"padding_value": -2000})
+    (row,) = _rows(render_cohort_page({"cases": [case]}))
+    assert '<td><span class="nopicture">no picture</span></td>' in row
+    assert '<td><a href="b_report.json">b</a><div class="path">/data/b.nii.gz</div></td>' in row
+    assert "<td> -2000</td>" in row
+
+
+def test_a_summary_without_cases_is_a_page_with_none():
+    page = render_cohort_page({})
+    lines = page.splitlines()
+    assert "<h1>Cohort QC: 0 scans onto the fixed scan</h1>" in lines
+    assert '<meta name="generator" content="ct-affine-register">' in lines  # lets a rerun replace it
+    assert _rows(page) == []
