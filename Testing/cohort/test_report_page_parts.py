@@ -287,3 +287,12 @@ def test_a_summary_without_cases_is_a_page_with_none():
     assert "<h1>Cohort QC: 0 scans onto the fixed scan</h1>" in lines
     assert '<meta name="generator" content="ct-affine-register">' in lines  # lets a rerun replace it
     assert _rows(page) == []
+
+
+def test_the_plot_says_plainly_when_there_is_nothing_to_plot_and_links_a_dot_without_id():
+    lines = render_cohort_page({"cases": [_case("e", status="failed")]}).splitlines()
+    assert '<p class="meta">No registered case yet: nothing to plot.</p>' in lines
+    case = _case("x", seconds=None)
+    del case["id"]
+    case["quality"]["figures"] = {"dice": 0.5}
+    assert '<a href="#case-"><circle ' in _plot([case]) and "<title>: 0.5</title>" in _plot([case])
