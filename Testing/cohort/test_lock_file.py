@@ -307,10 +307,14 @@ def test_an_owner_with_an_odd_process_name_is_still_judged_alive(tmp_path, name)
     would read as a zombie's state if the name were not skipped as a whole."""
     with open("/proc/self/comm", encoding="utf-8") as handle:
         own_name = handle.read().strip()
+    held = acquire_lock(str(tmp_path))  # made under the usual name, judged under the odd one
     try:
         with open("/proc/self/comm", "w", encoding="utf-8") as handle:
             handle.write(name)
-        held = acquire_lock(str(tmp_path))
+        with pytest.raises(InputError, match="is in use by another run"):
+            acquire_lock(str(tmp_path))
+        held.release()
+        held = acquire_lock(str(tmp_path))  # made and judged under the odd name
         with pytest.raises(InputError, match="is in use by another run"):
             acquire_lock(str(tmp_path))
         held.release()
