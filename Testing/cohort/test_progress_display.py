@@ -251,3 +251,16 @@ def test_the_rate_is_scans_per_minute_of_the_time_so_far(monkeypatch):
     clock.now += 0.5  # the first case took half a second: 120 a minute at that pace
     quick.case_finished(_ok("k"))
     assert log.getvalue().splitlines()[-1].endswith("; 120.0 scans/min, ETA 0:01")
+
+
+def test_each_finished_case_redraws_the_bar_with_running_totals():
+    terminal = io.StringIO()
+    display = ProgressDisplay(5, 0, "bar", terminal)
+    display.case_finished(_ok("a"))
+    assert "] 1/5 1 ok | " in terminal.getvalue()  # drawn at once, not only at the next tick
+    display.case_finished(_ok("b"))
+    display.case_finished(_failed("c"))
+    display.case_finished(_failed("d"))
+    assert display.verdicts == {"ok": 2} and display.failed == 2
+    assert "] 4/5 2 ok, 2 failed | " in terminal.getvalue()
+    display.close()
