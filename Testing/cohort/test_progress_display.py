@@ -264,3 +264,9 @@ def test_each_finished_case_redraws_the_bar_with_running_totals():
     assert display.verdicts == {"ok": 2} and display.failed == 2
     assert "] 4/5 2 ok, 2 failed | " in terminal.getvalue()
     display.close()
+
+
+def test_a_bar_left_open_by_a_failing_run_does_not_keep_the_process_alive():
+    display = ProgressDisplay(2, 0, "bar", io.StringIO())
+    assert display._ticker.daemon  # Python may exit while it still ticks
+    display.close()
