@@ -75,3 +75,15 @@ def test_face_erosion_matches_simpleitks_cross_kernel():
     eroded = morphology.erode_faces(mask)
     assert np.array_equal(eroded, expected)
     assert eroded.sum() < mask.sum()
+
+
+def test_face_dilation_matches_simpleitks_cross_kernel_and_keeps_the_input():
+    mask = _blobs(seed=6)
+    before = mask.copy()
+    expected = _itk(sitk.BinaryDilate, mask, (1, 1, 1), sitk.sitkCross)
+    grown = morphology.dilate_faces(mask)
+    assert grown.dtype == bool and np.array_equal(grown, expected)
+    assert grown.sum() > mask.sum() and np.array_equal(mask, before)
+    point = np.zeros((3, 3, 3), np.uint8)
+    point[1, 1, 1] = 1
+    assert int(morphology.dilate_faces(point).sum()) == 7  # itself and its six face neighbours
