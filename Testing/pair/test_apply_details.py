@@ -11,6 +11,7 @@ import SimpleITK as sitk
 from support.dicom_writer import write_volume
 from support.small_pairs import TINY_PAIR
 
+from CTAffineRegisterLib.cli.commands import main
 from CTAffineRegisterLib.io.images import DicomPadding
 from CTAffineRegisterLib.padding.analysis import analyze_background
 from CTAffineRegisterLib.pair import apply as apply_module
@@ -280,3 +281,24 @@ def test_a_non_linear_transform_is_applied_with_its_coverage(pair):
     plain = apply_to_scan(pair.moving, pair.fixed, sitk.AffineTransform(3))
     assert warped.coverage == plain.coverage > 0.0
     assert np.array_equal(sitk.GetArrayViewFromImage(warped.image), sitk.GetArrayViewFromImage(plain.image))
+
+
+def test_the_command_passes_its_fill_and_interpolator_on(tmp_path, pair, written, capsys):
+    out = tmp_path / "out"
+    arguments = ["apply", "--fixed", written["fixed"], "--transform", written["transform"]]
+    arguments += [
+        "--input",
+        written["moving"],
+        "--out",
+        str(out),
+        "--fill",
+        "-2500",
+        "--interpolator",
+        "bspline",
+    ]
+    assert main(arguments) == 0
+    written_scan = sitk.GetArrayFromImage(sitk.ReadImage(str(out / "moving_applied.nii.gz")))
+    expected = apply_to_scan(pair.moving, pair.fixed, pair.true_transform, fill=-2500, interpolator="bspline")
+    assert np.array_equal(written_scan, sitk.GetArrayViewFromImage(expected.image))
+    assert (written_scan == -2500).any()
+    assert expected.summary.endswith("fill -2500") and expected.summary in capsys.readouterr().out
