@@ -23,6 +23,7 @@ from CTAffineRegisterLib.quality.accuracy import target_registration_error
 from CTAffineRegisterLib.registration import (
     RegistrationOptions,
     build_pyramids,
+    engine,
     initialization,
     register_images,
 )
@@ -227,3 +228,25 @@ def _scale_about_scan_center(image: sitk.Image, factor: float) -> sitk.AffineTra
     truth.SetCenter(center)
     truth.SetMatrix((np.eye(3) * factor).ravel().tolist())
     return truth
+
+
+def test_of_two_starts_the_end_the_probes_prefer_is_kept(pair, monkeypatch):
+    """Two starts run to the end (scaled to the bodies' ratio, and not): the result is the end whose
+    probe correlation is the higher, whichever start it came from."""
+    pair, fixed_analysis, _ = pair
+    small = _resized(pair.fixed, (0.65, 0.65, 0.65))
+    ends = []
+    run_from = engine._run_from
+
+    def recorded(*arguments, **keywords):
+        end = run_from(*arguments, **keywords)
+        ends.append(end)
+        return end
+
+    monkeypatch.setattr(engine, "_run_from", recorded)
+    result = register_images(pair.fixed, small, fixed_analysis, analyze_background(small))
+    assert len(ends) == 2 and ends[0][3] != ends[1][3]
+    preferred = max(ends, key=lambda end: end[3])[0]
+    assert affine_parts(result.transform, (0.0, 0.0, 0.0))[0] == pytest.approx(
+        affine_parts(preferred, (0.0, 0.0, 0.0))[0], abs=1e-12
+    )
