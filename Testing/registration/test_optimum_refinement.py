@@ -15,7 +15,7 @@ from conftest import shared_sample
 from support.small_pairs import SMALL_PATIENT
 
 from CTAffineRegisterLib import synthetic
-from CTAffineRegisterLib.core.affine import affine_parts, as_type, is_rigid
+from CTAffineRegisterLib.core.affine import affine_parts, as_type, is_rigid, mean_distance
 from CTAffineRegisterLib.io.images import read_image
 from CTAffineRegisterLib.padding.analysis import analyze_background
 from CTAffineRegisterLib.quality import verdict
@@ -27,7 +27,11 @@ from CTAffineRegisterLib.registration import (
     initialization,
     register_images,
 )
-from CTAffineRegisterLib.registration.optimum_refinement import REFINE_MIN_GAIN, refine_to_optimum
+from CTAffineRegisterLib.registration.optimum_refinement import (
+    REFINE_MIN_GAIN,
+    refine_to_optimum,
+    worth_refining,
+)
 
 
 @pytest.fixture(scope="module")
@@ -250,3 +254,32 @@ def test_of_two_starts_the_end_the_probes_prefer_is_kept(pair, monkeypatch):
     assert affine_parts(result.transform, (0.0, 0.0, 0.0))[0] == pytest.approx(
         affine_parts(preferred, (0.0, 0.0, 0.0))[0], abs=1e-12
     )
+
+
+def test_a_closing_polish_that_fits_worse_is_not_kept_and_the_move_is_measured(pair):
+    """The refinement reaches the truth; a closing polish that runs astray is dropped, and the report's
+    distance is how far the kept placement lies from where the registration had stopped."""
+    pair, fixed_analysis, moving_analysis = pair
+    fixed_levels, moving_levels, center = build_pyramids(
+        pair.fixed, pair.moving, fixed_analysis, moving_analysis, 4.0, 1
+    )
+    probe = verdict.SimilarityProbe(fixed_levels[-1], moving_levels[-1], fixed_analysis.body_mask, center)
+    start = _shrunk_truth(pair, 0.93, center)
+    truth = _moved_truth(pair, np.eye(3), (0.0, 0.0, 0.0), center)
+    polished = []
+
+    def astray(transform):
+        polished.append(transform)
+        return _shrunk_truth(pair, 0.85, center)
+
+    kept, report = refine_to_optimum(start, probe, "affine", lambda transform: truth, astray)
+    assert polished, "a refinement that moved must be polished once more"
+    assert kept is truth and report.applied and not report.polished
+    assert report.moved_mm == pytest.approx(mean_distance(start, truth, probe.points), rel=1e-9)
+    assert report.moved_mm > 3.0
+
+
+def test_a_probe_move_under_3_mm_is_not_followed_however_much_it_gains():
+    found = verdict.ProbeFinding(0.9, 1.0, 0.5, ("shift", 0), 2.0, moved_mm=2.9)
+    assert not worth_refining(found)
+    assert worth_refining(verdict.ProbeFinding(0.9, 1.0, 0.5, ("shift", 0), 3.2, moved_mm=3.1))
