@@ -126,3 +126,9 @@ def test_a_fixed_dicom_series_padded_with_a_range_is_judged_with_its_tags(tmp_pa
     write_volume(series, scan, {"0028|0120": "-3024", "0028|0121": "-3001"})
     result = check_files(str(series), files["fixed"], files["inverse"])
     assert result["verdict"] == "ok"
+
+
+@pytest.mark.parametrize("role", ["fixed", "moving"])
+def test_a_padding_that_is_not_a_dicom_padding_is_refused_by_name(pair, role):
+    with pytest.raises(TypeError, match=f"^{role}_padding must be a DicomPadding or None, not an int"):
+        check_transform(pair.fixed, pair.moving, pair.true_transform, **{f"{role}_padding": -3024})
