@@ -162,3 +162,16 @@ def test_a_scan_without_a_body_is_named_and_its_outline_not_checked(role):
         "suspect",
         f"no body found in the {role} scan; outline not checked",
     )
+
+
+def test_two_scans_without_a_body_are_both_named():
+    pair = synthetic.make_pair(21, **SMALL_PATIENT)
+    analyses = []
+    for scan in (pair.fixed, pair.moving):
+        analysis = analyze_background(scan)
+        empty = sitk.Image(analysis.body_mask.GetSize(), sitk.sitkUInt8)
+        empty.CopyInformation(analysis.body_mask)
+        analyses.append(dataclasses.replace(analysis, body_mask=empty))
+    check = verdict.body_check(pair.true_transform, *analyses)
+    assert (check.name, check.level) == ("body", "suspect")
+    assert check.sentence == "no body found in the fixed and moving scan; outline not checked"
