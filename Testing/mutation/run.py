@@ -18,6 +18,7 @@ Usage (from the project root; nice it, the machine is shared)::
     nice -n 19 python Testing/mutation/run.py padding/analysis core/affine    # run (incremental)
     nice -n 19 python Testing/mutation/run.py --retest padding/analysis       # rerun its survivors
     nice -n 19 python Testing/mutation/run.py --finish padding/analysis       # survivors + not yet run
+    nice -n 19 python Testing/mutation/run.py mrml/volume_nodes --only ras_from_lps '_geo*'  # some functions
     python Testing/mutation/run.py --survivors padding/analysis               # survivors to triage
     python Testing/mutation/run.py --report                                   # the table for the docs
 """
@@ -25,6 +26,7 @@ Usage (from the project root; nice it, the machine is shared)::
 from __future__ import annotations
 
 import argparse
+import fnmatch
 import json
 import os
 import shutil
@@ -286,6 +288,13 @@ def main(argv: list[str] | None = None) -> int:
         "--show", action="store_true", help="the survivors' diffs (from mutants/, the last run)"
     )
     parser.add_argument("--report", action="store_true", help="print the per-module table")
+    parser.add_argument(
+        "--only",
+        nargs="+",
+        metavar="FUNCTION",
+        help="run only the mutants of these functions (names or fnmatch patterns, e.g. ras_from_lps "
+        "'_geometry*'): a large module whose tests are slow, a few functions at a time",
+    )
     args = parser.parse_args(argv)
     if args.report:
         report()
@@ -318,6 +327,15 @@ def main(argv: list[str] | None = None) -> int:
         if not names:
             print("no survivors to retest" if args.retest else "nothing left to run")
             return 0
+    if args.only:
+        patterns = [
+            f"{module_key(module)}.x_{function}__mutmut_*"
+            for module in args.modules
+            for function in args.only
+        ]
+        names = [
+            name for name in names if any(fnmatch.fnmatch(name, pattern) for pattern in patterns)
+        ] or patterns
     try:
         mutmut_main._run(names, args.jobs)
     finally:

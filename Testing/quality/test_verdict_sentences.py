@@ -4,6 +4,8 @@ transform happens to be written about. Small images and hand-made checks: no reg
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 import SimpleITK as sitk
@@ -120,3 +122,56 @@ def test_the_verdict_does_not_depend_on_the_centre_a_transform_is_written_about(
     ]  # fmt: skip
     assert judged[0] == judged[1]
     assert judged[0]["verdict"] != "ok"  # 12° off is seen either way
+
+
+def test_the_air_dice_ends_the_reason_of_a_passed_verdict():
+    checks = [
+        Check("body", "ok", "fine", {"body_dice": 0.904}),
+        Check("air", "ok", "fine", {"air_dice": 0.4149}),
+    ]
+    assert summarize(checks)["reason"].endswith(", body Dice 0.90, air Dice 0.41")
+
+
+def test_the_thinnest_slab_figure_keeps_one_decimal():
+    slab = _volume((20, 20, 4), (2.0, 2.0, 2.55))  # 10.2 mm
+    assert coverage_check(slab, THICK).figures == {"thinnest_mm": 10.2}
+
+
+@pytest.mark.parametrize("cut", ["fixed", "moving"])
+def test_the_body_outlines_are_compared_only_where_both_scans_hold_data(cut):
+    """A field of view that cuts through the body (its padding holds no body): the part of the
+    other scan's body beyond that field of view is not held against the match."""
+    radius = {f"{cut}_fov_radius_mm": 60.0, f"{cut}_padding": -3024.0}
+    pair = synthetic.make_pair(21, **{**SMALL_PATIENT, "moving_padding": None, **radius})
+    fixed_analysis, moving_analysis = analyze_background(pair.fixed), analyze_background(pair.moving)
+    cut_analysis = fixed_analysis if cut == "fixed" else moving_analysis
+    assert cut_analysis.kind == "fov-padding"
+    check = verdict.body_check(pair.true_transform, fixed_analysis, moving_analysis)
+    assert check.level == "ok" and check.figures["body_dice"] > 0.9
+
+
+@pytest.mark.parametrize("role", ["fixed", "moving"])
+def test_a_scan_without_a_body_is_named_and_its_outline_not_checked(role):
+    pair = synthetic.make_pair(21, **SMALL_PATIENT)
+    analyses = {"fixed": analyze_background(pair.fixed), "moving": analyze_background(pair.moving)}
+    empty = sitk.Image(analyses[role].body_mask.GetSize(), sitk.sitkUInt8)
+    empty.CopyInformation(analyses[role].body_mask)
+    analyses[role] = dataclasses.replace(analyses[role], body_mask=empty)
+    check = verdict.body_check(pair.true_transform, analyses["fixed"], analyses["moving"])
+    assert (check.level, check.sentence) == (
+        "suspect",
+        f"no body found in the {role} scan; outline not checked",
+    )
+
+
+def test_two_scans_without_a_body_are_both_named():
+    pair = synthetic.make_pair(21, **SMALL_PATIENT)
+    analyses = []
+    for scan in (pair.fixed, pair.moving):
+        analysis = analyze_background(scan)
+        empty = sitk.Image(analysis.body_mask.GetSize(), sitk.sitkUInt8)
+        empty.CopyInformation(analysis.body_mask)
+        analyses.append(dataclasses.replace(analysis, body_mask=empty))
+    check = verdict.body_check(pair.true_transform, *analyses)
+    assert (check.name, check.level) == ("body", "suspect")
+    assert check.sentence == "no body found in the fixed and moving scan; outline not checked"

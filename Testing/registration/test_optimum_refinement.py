@@ -15,7 +15,7 @@ from conftest import shared_sample
 from support.small_pairs import SMALL_PATIENT
 
 from CTAffineRegisterLib import synthetic
-from CTAffineRegisterLib.core.affine import affine_parts, as_type, is_rigid
+from CTAffineRegisterLib.core.affine import affine_parts, as_type, is_rigid, mean_distance
 from CTAffineRegisterLib.io.images import read_image
 from CTAffineRegisterLib.padding.analysis import analyze_background
 from CTAffineRegisterLib.quality import verdict
@@ -23,10 +23,15 @@ from CTAffineRegisterLib.quality.accuracy import target_registration_error
 from CTAffineRegisterLib.registration import (
     RegistrationOptions,
     build_pyramids,
+    engine,
     initialization,
     register_images,
 )
-from CTAffineRegisterLib.registration.optimum_refinement import REFINE_MIN_GAIN, refine_to_optimum
+from CTAffineRegisterLib.registration.optimum_refinement import (
+    REFINE_MIN_GAIN,
+    refine_to_optimum,
+    worth_refining,
+)
 
 
 @pytest.fixture(scope="module")
@@ -214,6 +219,8 @@ def test_bodies_of_very_different_size_start_from_a_placement_scaled_to_their_ra
     points = pair.body_points
     result = register_images(pair.fixed, small, fixed_analysis, small_analysis)
     assert "scaled" in result.initialization
+    # the best unscaled placement runs to the end too, and the verdict's probes choose between the two
+    assert "(of 2 starts run to the end: body-moments scaled" in result.initialization
     assert target_registration_error(result.transform, truth, points)[0] < 2.0
 
 
@@ -225,3 +232,54 @@ def _scale_about_scan_center(image: sitk.Image, factor: float) -> sitk.AffineTra
     truth.SetCenter(center)
     truth.SetMatrix((np.eye(3) * factor).ravel().tolist())
     return truth
+
+
+def test_of_two_starts_the_end_the_probes_prefer_is_kept(pair, monkeypatch):
+    """Two starts run to the end (scaled to the bodies' ratio, and not): the result is the end whose
+    probe correlation is the higher, whichever start it came from."""
+    pair, fixed_analysis, _ = pair
+    small = _resized(pair.fixed, (0.65, 0.65, 0.65))
+    ends = []
+    run_from = engine._run_from
+
+    def recorded(*arguments, **keywords):
+        end = run_from(*arguments, **keywords)
+        ends.append(end)
+        return end
+
+    monkeypatch.setattr(engine, "_run_from", recorded)
+    result = register_images(pair.fixed, small, fixed_analysis, analyze_background(small))
+    assert len(ends) == 2 and ends[0][3] != ends[1][3]
+    preferred = max(ends, key=lambda end: end[3])[0]
+    assert affine_parts(result.transform, (0.0, 0.0, 0.0))[0] == pytest.approx(
+        affine_parts(preferred, (0.0, 0.0, 0.0))[0], abs=1e-12
+    )
+
+
+def test_a_closing_polish_that_fits_worse_is_not_kept_and_the_move_is_measured(pair):
+    """The refinement reaches the truth; a closing polish that runs astray is dropped, and the report's
+    distance is how far the kept placement lies from where the registration had stopped."""
+    pair, fixed_analysis, moving_analysis = pair
+    fixed_levels, moving_levels, center = build_pyramids(
+        pair.fixed, pair.moving, fixed_analysis, moving_analysis, 4.0, 1
+    )
+    probe = verdict.SimilarityProbe(fixed_levels[-1], moving_levels[-1], fixed_analysis.body_mask, center)
+    start = _shrunk_truth(pair, 0.93, center)
+    truth = _moved_truth(pair, np.eye(3), (0.0, 0.0, 0.0), center)
+    polished = []
+
+    def astray(transform):
+        polished.append(transform)
+        return _shrunk_truth(pair, 0.85, center)
+
+    kept, report = refine_to_optimum(start, probe, "affine", lambda transform: truth, astray)
+    assert polished, "a refinement that moved must be polished once more"
+    assert kept is truth and report.applied and not report.polished
+    assert report.moved_mm == pytest.approx(mean_distance(start, truth, probe.points), rel=1e-9)
+    assert report.moved_mm > 3.0
+
+
+def test_a_probe_move_under_3_mm_is_not_followed_however_much_it_gains():
+    found = verdict.ProbeFinding(0.9, 1.0, 0.5, ("shift", 0), 2.0, moved_mm=2.9)
+    assert not worth_refining(found)
+    assert worth_refining(verdict.ProbeFinding(0.9, 1.0, 0.5, ("shift", 0), 3.2, moved_mm=3.1))

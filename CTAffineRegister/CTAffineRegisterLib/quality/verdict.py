@@ -26,7 +26,6 @@ itself. Pure module: SimpleITK, numpy and the standard library.
 
 from __future__ import annotations
 
-import copy
 from dataclasses import dataclass, field
 from typing import Optional
 
@@ -192,22 +191,6 @@ class SimilarityProbe:
         moving = values - values.mean()
         norm = float(np.sqrt((fixed * fixed).sum() * (moving * moving).sum()))
         return (float((fixed * moving).sum() / norm) if norm > 0 else 0.0), share
-
-    def thinned(self, keep_every: int) -> SimilarityProbe:
-        """The same probe on every ``keep_every``-th point: cheaper, for coarse questions.
-
-        Args:
-            keep_every: keep one point in this many.
-
-        Returns:
-            The thinner probe.
-        """
-        thin = copy.copy(self)
-        thin._findings = {}
-        thin.points = self.points[::keep_every]
-        thin.fixed_values = self.fixed_values[::keep_every]
-        thin.fixed_in_body = self.fixed_in_body[::keep_every]
-        return thin
 
     def displacement(self, change: np.ndarray, shift: np.ndarray) -> float:
         """Mean distance (mm) a fixed-space move about the body centre carries the sample points.
