@@ -8,37 +8,25 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import numpy as np
 import pytest
 import SimpleITK as sitk
 from support.dicom_writer import write_volume
+from support.padding_rings import RANGE_TAGS, ring_as_a_range
 from support.small_pairs import TINY_PAIR
 
 from CTAffineRegisterLib.cli.commands import main
 from CTAffineRegisterLib.synthetic import make_pair
-
-TAGS = {"0028|0120": "-3024", "0028|0121": "-3001"}
-
-
-def _ring_as_a_range(scan: sitk.Image, valid_mask: sitk.Image) -> sitk.Image:
-    values = sitk.GetArrayFromImage(scan)
-    ring = sitk.GetArrayFromImage(valid_mask) == 0
-    assert ring.any()
-    values[ring] = -3024 + np.arange(np.count_nonzero(ring)) % 24
-    image = sitk.GetImageFromArray(values)
-    image.CopyInformation(scan)
-    return image
 
 
 @pytest.fixture(scope="module")
 def series(tmp_path_factory) -> dict:
     pair = make_pair(seed=21, fixed_padding=-3024.0, **TINY_PAIR)
     folder = tmp_path_factory.mktemp("series")
-    fixed = _ring_as_a_range(pair.fixed, pair.fixed_valid_mask)
-    moving = _ring_as_a_range(pair.moving, pair.moving_valid_mask)
-    write_volume(folder / "fixed", fixed, TAGS, series_uid="1.2.826.0.1.3680043.2.1125.7.1")
-    write_volume(folder / "moving_a", moving, TAGS, series_uid="1.2.826.0.1.3680043.2.1125.7.2")
-    write_volume(folder / "moving_b", moving, TAGS, series_uid="1.2.826.0.1.3680043.2.1125.7.3")
+    fixed = ring_as_a_range(pair.fixed, pair.fixed_valid_mask)
+    moving = ring_as_a_range(pair.moving, pair.moving_valid_mask)
+    write_volume(folder / "fixed", fixed, RANGE_TAGS, series_uid="1.2.826.0.1.3680043.2.1125.7.1")
+    write_volume(folder / "moving_a", moving, RANGE_TAGS, series_uid="1.2.826.0.1.3680043.2.1125.7.2")
+    write_volume(folder / "moving_b", moving, RANGE_TAGS, series_uid="1.2.826.0.1.3680043.2.1125.7.3")
     return {name: folder / name for name in ("fixed", "moving_a", "moving_b")}
 
 

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 from support.dicom_writer import write_volume
+from support.padding_rings import RANGE_TAGS, ring_as_a_range
 from support.small_pairs import TINY_PAIR
 
 from CTAffineRegisterLib.cli.commands import main
@@ -55,10 +56,7 @@ def test_a_padded_ct_covers_only_where_it_has_real_data(pair):
 def test_a_dicom_padding_range_is_replaced_as_register_replaces_it(pair):
     """A ring padded with a range of values (-3024..-3001) is padding only by its DICOM tags: given
     them, ``apply`` treats the scan as a padded CT (no ring values in the output)."""
-    values = sitk.GetArrayFromImage(pair.moving)
-    ring = sitk.GetArrayFromImage(pair.moving_valid_mask) == 0
-    values[ring] = -3024 + np.arange(np.count_nonzero(ring)) % 24
-    moving = _image(values, pair.moving)
+    moving = ring_as_a_range(pair.moving, pair.moving_valid_mask)
     tagged = apply_to_scan(
         moving, pair.fixed, pair.true_transform, dicom_padding=DicomPadding(-3024.0, -3001.0)
     )
@@ -226,11 +224,8 @@ def test_a_failure_inside_simpleitk_is_one_line_naming_the_input(tmp_path, writt
 
 def test_a_dicom_series_padded_with_a_range_is_applied_with_its_tags(tmp_path, pair, written):
     """The series' Pixel Padding Value and Range Limit reach the analysis, as in ``register``."""
-    values = sitk.GetArrayFromImage(pair.moving)
-    ring = sitk.GetArrayFromImage(pair.moving_valid_mask) == 0
-    values[ring] = -3024 + np.arange(np.count_nonzero(ring)) % 24
     series = tmp_path / "series"
-    write_volume(series, _image(values, pair.moving), {"0028|0120": "-3024", "0028|0121": "-3001"})
+    write_volume(series, ring_as_a_range(pair.moving, pair.moving_valid_mask), RANGE_TAGS)
     (record,) = _apply_files(written, [series], tmp_path / "out")
     assert record["status"] == "ok" and record["kind"] == "ct"
     assert sitk.GetArrayFromImage(sitk.ReadImage(record["output"])).min() > -1100

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 from support.dicom_writer import write_volume
+from support.padding_rings import RANGE_TAGS, ring_as_a_range
 from support.small_pairs import TINY_PAIR
 
 from CTAffineRegisterLib.errors import InputError, RegistrationError
@@ -25,14 +26,6 @@ def _like(values: np.ndarray, like: sitk.Image) -> sitk.Image:
     image = sitk.GetImageFromArray(values)
     image.CopyInformation(like)
     return image
-
-
-def _ring_as_a_range(scan: sitk.Image, valid_mask: sitk.Image) -> sitk.Image:
-    """The scan with its padding ring spread over -3024..-3001: padding only by the DICOM tags."""
-    values = sitk.GetArrayFromImage(scan)
-    ring = sitk.GetArrayFromImage(valid_mask) == 0
-    values[ring] = -3024 + np.arange(np.count_nonzero(ring)) % 24
-    return _like(values, scan)
 
 
 def _dose(like: sitk.Image) -> sitk.Image:
@@ -112,7 +105,7 @@ def test_check_transform_says_which_scan_is_not_ct(pair, role):
 def test_a_fixed_scan_padded_with_a_range_is_judged_with_its_tags(pair):
     """The same scan as fixed, in the other direction: its DICOM padding range must reach the
     analysis, or the scan is not CT-like at all (values below -1024)."""
-    fixed = _ring_as_a_range(pair.moving, pair.moving_valid_mask)
+    fixed = ring_as_a_range(pair.moving, pair.moving_valid_mask)
     inverse = pair.true_transform.GetInverse()
     result = check_transform(fixed, pair.fixed, inverse, fixed_padding=DicomPadding(-3024.0, -3001.0))
     assert result["verdict"] == "ok"
@@ -122,8 +115,8 @@ def test_a_fixed_scan_padded_with_a_range_is_judged_with_its_tags(pair):
 
 def test_a_fixed_dicom_series_padded_with_a_range_is_judged_with_its_tags(tmp_path, pair, files):
     series = tmp_path / "series"
-    scan = _ring_as_a_range(pair.moving, pair.moving_valid_mask)
-    write_volume(series, scan, {"0028|0120": "-3024", "0028|0121": "-3001"})
+    scan = ring_as_a_range(pair.moving, pair.moving_valid_mask)
+    write_volume(series, scan, RANGE_TAGS)
     result = check_files(str(series), files["fixed"], files["inverse"])
     assert result["verdict"] == "ok"
 

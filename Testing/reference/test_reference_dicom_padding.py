@@ -6,26 +6,14 @@ from __future__ import annotations
 
 import json
 
-import numpy as np
-import SimpleITK as sitk
 from support.cohort_helpers import TINY
 from support.dicom_writer import write_volume
+from support.padding_rings import RANGE_TAGS, ring_as_a_range
 
 from CTAffineRegisterLib.cli.commands import main
 from CTAffineRegisterLib.synthetic import make_pair
 
 SMALL = {**TINY, "fixed_size": (56, 56, 24)}
-TAGS = {"0028|0120": "-3024", "0028|0121": "-3001"}
-
-
-def _ring_as_a_range(scan: sitk.Image, valid_mask: sitk.Image) -> sitk.Image:
-    values = sitk.GetArrayFromImage(scan)
-    ring = sitk.GetArrayFromImage(valid_mask) == 0
-    assert ring.any()
-    values[ring] = -3024 + np.arange(np.count_nonzero(ring)) % 24
-    image = sitk.GetImageFromArray(values)
-    image.CopyInformation(scan)
-    return image
 
 
 def test_candidate_series_padded_with_a_range_are_ranked_as_usable(tmp_path):
@@ -33,8 +21,8 @@ def test_candidate_series_padded_with_a_range_are_ranked_as_usable(tmp_path):
     for seed in (1, 2):
         pair = make_pair(seed=seed, **SMALL)
         folder = tmp_path / f"series_{seed}"
-        scan = _ring_as_a_range(pair.moving, pair.moving_valid_mask)
-        write_volume(folder, scan, TAGS, series_uid=f"1.2.826.0.1.3680043.2.1125.8.{seed}")
+        scan = ring_as_a_range(pair.moving, pair.moving_valid_mask)
+        write_volume(folder, scan, RANGE_TAGS, series_uid=f"1.2.826.0.1.3680043.2.1125.8.{seed}")
         folders.append(str(folder))
     out = tmp_path / "ranking"
     code = main(["reference", "--candidates", *folders, "--out", str(out), "--jobs", "1", "--quiet"])
