@@ -181,7 +181,8 @@ def _series_below(root: str) -> tuple[list[tuple[str, tuple[str, ...], int]], bo
         subfolders[:] = sorted(name for name in subfolders if not name.startswith("."))
         if os.path.normpath(folder).count(os.sep) - root_depth >= MAX_SEARCH_DEPTH:
             subfolders[:] = []
-        visited += 1
+        if folder != root:  # the budget is the folders below it, as the message says
+            visited += 1
         if visited > MAX_FOLDERS_SEARCHED:
             return found, False
         if folder == root or not any(
