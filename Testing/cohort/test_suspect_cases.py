@@ -3,29 +3,13 @@ exits 0; a summary that could not be written fails the run."""
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
 import SimpleITK as sitk
+from support.resized_scans import resized
 from support.small_pairs import SMALL_PATIENT
 
 from CTAffineRegisterLib.cohort.run import exit_status, run_cohort
 from CTAffineRegisterLib.synthetic import make_pair
-
-
-def _enlarged(image: sitk.Image, factor: float) -> sitk.Image:
-    """The same anatomy ``factor`` times larger about the scan centre, on a grid grown to hold it."""
-    size, spacing = np.array(image.GetSize()), np.array(image.GetSpacing())
-    center = image.TransformContinuousIndexToPhysicalPoint(((size - 1) / 2.0).tolist())
-    shrink = sitk.AffineTransform(3)
-    shrink.SetCenter(center)
-    shrink.SetMatrix((np.eye(3) / factor).ravel().tolist())
-    new_size = np.round(size * factor).astype(int)
-    grid = sitk.Image([int(n) for n in new_size], image.GetPixelID())
-    grid.SetSpacing(spacing.tolist())
-    grid.SetDirection(image.GetDirection())
-    direction = np.array(image.GetDirection()).reshape(3, 3)
-    grid.SetOrigin((np.array(center) - direction @ (spacing * (new_size - 1) / 2.0)).tolist())
-    return sitk.Resample(image, grid, shrink, sitk.sitkLinear, -1024.0, image.GetPixelID())
 
 
 def test_a_suspect_case_keeps_trustworthy_outputs_and_the_run_exits_0(tmp_path):
@@ -33,7 +17,7 @@ def test_a_suspect_case_keeps_trustworthy_outputs_and_the_run_exits_0(tmp_path):
     makes the verdict "suspect"."""
     fixed = make_pair(21, **SMALL_PATIENT).fixed
     sitk.WriteImage(fixed, str(tmp_path / "fixed.nii.gz"))
-    sitk.WriteImage(_enlarged(fixed, 1.8), str(tmp_path / "large.nii.gz"))
+    sitk.WriteImage(resized(fixed, (1.8, 1.8, 1.8)), str(tmp_path / "large.nii.gz"))
     summary = run_cohort(
         str(tmp_path / "fixed.nii.gz"), [str(tmp_path / "large.nii.gz")], str(tmp_path / "out"), jobs=1
     )

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 from support.dicom_writer import write_volume
+from support.grid_images import dose_map, on_grid_of
 from support.padding_rings import RANGE_TAGS, ring_as_a_range
 from support.small_pairs import TINY_PAIR
 
@@ -25,18 +26,6 @@ IDENTITY = sitk.AffineTransform(3)
 @pytest.fixture(scope="module")
 def pair():
     return make_pair(seed=21, **TINY_PAIR)
-
-
-def _image(values: np.ndarray, like: sitk.Image) -> sitk.Image:
-    image = sitk.GetImageFromArray(values)
-    image.CopyInformation(like)
-    return image
-
-
-def _dose_map(like: sitk.Image) -> sitk.Image:
-    """A smooth float map that is not CT-like (values 0..60): resampled plainly."""
-    z, y, x = np.indices(sitk.GetArrayViewFromImage(like).shape, dtype=np.float32)
-    return _image((x + y + z).astype(np.float32) * 0.5, like)
 
 
 def _shifted(millimetres: float) -> sitk.Transform:
@@ -67,7 +56,7 @@ def test_a_dicom_padding_range_is_replaced_as_register_replaces_it(pair):
 
 
 def test_an_image_that_is_not_ct_reports_its_coverage_and_uses_the_fill_asked_for(pair):
-    dose = _dose_map(pair.moving)
+    dose = dose_map(pair.moving)
     shift = 0.5 * pair.moving.GetSize()[0] * pair.moving.GetSpacing()[0]  # half the image off its grid
     applied = apply_to_scan(dose, pair.moving, _shifted(shift), fill=-7.0)
     assert applied.kind == "image"
@@ -79,7 +68,7 @@ def test_an_image_that_is_not_ct_reports_its_coverage_and_uses_the_fill_asked_fo
 
 
 def test_an_image_that_is_not_ct_is_resampled_with_the_interpolator_asked_for(pair):
-    dose = _dose_map(pair.moving)
+    dose = dose_map(pair.moving)
     half_voxel = 0.5 * pair.moving.GetSpacing()[0]
     nearest = apply_to_scan(dose, pair.moving, _shifted(half_voxel * 0.6), interpolator="nearest")
     linear = apply_to_scan(dose, pair.moving, _shifted(half_voxel * 0.6), interpolator="linear")
@@ -105,7 +94,7 @@ def _labels(like: sitk.Image, values: list[int], far_value=None) -> sitk.Image:
     array = np.zeros(sitk.GetArrayViewFromImage(like).shape, np.uint16)
     for index, value in enumerate(values):
         array[10:14, 20:24, 2 + 4 * index : 5 + 4 * index] = value
-    return _image(array, like)
+    return on_grid_of(array, like)
 
 
 def test_a_label_summary_names_its_structures_singular_or_plural(pair):
@@ -161,7 +150,7 @@ def test_an_image_that_is_not_ct_covers_its_whole_grid_zeros_included(pair):
     values = (x + y + z) * 0.5 + 100.0
     centre = (values.shape[2] - 1) / 2.0
     values[np.hypot(x - centre, y - centre) > centre - 1] = 0.0
-    image = _image(values.astype(np.float32), pair.moving)
+    image = on_grid_of(values.astype(np.float32), pair.moving)
     applied = apply_to_scan(image, pair.moving, IDENTITY)
     assert applied.kind == "image"
     assert applied.coverage == 1.0
@@ -263,7 +252,7 @@ def test_a_half_turn_about_the_grid_centre_covers_the_whole_grid(axis):
     turn.SetCenter(centre)
     turn.SetRotation(axis, np.pi)
     values = np.indices((48, 64, 64)).sum(axis=0).astype(np.float32)
-    dose = _image(values, image)
+    dose = on_grid_of(values, image)
     assert apply_to_scan(dose, image, turn).coverage == 1.0
 
 

@@ -3,10 +3,10 @@ analysis on either side. Fast: tiny images, no registration."""
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
 import SimpleITK as sitk
 from support.dicom_writer import write_volume
+from support.grid_images import dose_map
 from support.padding_rings import RANGE_TAGS, ring_as_a_range
 from support.small_pairs import TINY_PAIR
 
@@ -22,17 +22,6 @@ def pair():
     return make_pair(seed=21, **TINY_PAIR)
 
 
-def _like(values: np.ndarray, like: sitk.Image) -> sitk.Image:
-    image = sitk.GetImageFromArray(values)
-    image.CopyInformation(like)
-    return image
-
-
-def _dose(like: sitk.Image) -> sitk.Image:
-    z, y, x = np.indices(sitk.GetArrayViewFromImage(like).shape, dtype=np.float32)
-    return _like((x + y + z) * 0.5, like)
-
-
 @pytest.fixture
 def files(tmp_path, pair) -> dict:
     paths = {
@@ -42,7 +31,7 @@ def files(tmp_path, pair) -> dict:
     }
     sitk.WriteImage(pair.fixed, str(paths["fixed"]))
     sitk.WriteImage(pair.moving, str(paths["moving"]))
-    sitk.WriteImage(_dose(pair.moving), str(paths["dose"]))
+    sitk.WriteImage(dose_map(pair.moving), str(paths["dose"]))
     sitk.WriteTransform(pair.true_transform, str(tmp_path / "t.tfm"))
     sitk.WriteTransform(pair.true_transform.GetInverse(), str(tmp_path / "inverse.tfm"))
     # a CT-like scan with fewer than 1000 real voxels (12 x 12 x 8)
@@ -97,7 +86,7 @@ def test_a_scan_that_cannot_be_judged_is_refused_naming_its_own_file(files, role
 
 @pytest.mark.parametrize("role", ["fixed", "moving"])
 def test_check_transform_says_which_scan_is_not_ct(pair, role):
-    scans = {"fixed": pair.fixed, "moving": pair.moving, role: _dose(pair.moving)}
+    scans = {"fixed": pair.fixed, "moving": pair.moving, role: dose_map(pair.moving)}
     with pytest.raises(RegistrationError, match=f"^{role} image is not CT-like"):
         check_transform(scans["fixed"], scans["moving"], pair.true_transform)
 

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 from conftest import shared_sample
+from support.resized_scans import resized
 from support.small_pairs import SMALL_PATIENT
 
 from CTAffineRegisterLib import synthetic
@@ -165,7 +166,7 @@ def test_a_1_3_scale_between_two_real_patients_is_ok():
     the scale is reported as a figure, and the verdict is ok."""
     fixed = read_image(str(shared_sample("nsclc_radiomics/LUNG1-001_ct.nii.gz"))).image
     moving = read_image(str(shared_sample("nsclc_radiomics/LUNG1-003_ct.nii.gz"))).image
-    larger = _resized(moving, (1.3, 1.3, 1.1))
+    larger = resized(moving, (1.3, 1.3, 1.1))
     result = register_images(fixed, larger, analyze_background(fixed), analyze_background(larger))
     quality = result.quality
     assert quality["verdict"] == "ok", quality["reason"]
@@ -180,29 +181,12 @@ def test_a_1_3_scale_between_two_real_patients_is_ok():
     )
 
 
-def _resized(image: sitk.Image, factors) -> sitk.Image:
-    """The same anatomy ``factors`` times larger along each axis, about the scan centre, on a grid
-    grown to hold it (air outside)."""
-    size, spacing = np.array(image.GetSize()), np.array(image.GetSpacing())
-    center = image.TransformContinuousIndexToPhysicalPoint(((size - 1) / 2.0).tolist())
-    shrink = sitk.AffineTransform(3)
-    shrink.SetCenter(center)
-    shrink.SetMatrix(np.diag([1.0 / f for f in factors]).ravel().tolist())
-    new_size = np.round(size * np.asarray(factors)).astype(int)
-    grid = sitk.Image([int(n) for n in new_size], image.GetPixelID())
-    grid.SetSpacing(spacing.tolist())
-    grid.SetDirection(image.GetDirection())
-    direction = np.array(image.GetDirection()).reshape(3, 3)
-    grid.SetOrigin((np.array(center) - direction @ (spacing * (new_size - 1) / 2.0)).tolist())
-    return sitk.Resample(image, grid, shrink, sitk.sitkLinear, -1024.0, image.GetPixelID())
-
-
 def test_bodies_of_very_different_size_start_from_a_placement_scaled_to_their_ratio(pair):
     """A patient 0.65× the size of another (a child, or a small adult onto a large one): the initial
     placements include the bodies' in-plane size ratio (not for a rigid registration, which cannot
     keep it), the registration starts from one of them and lands on the truth."""
     pair, fixed_analysis, _ = pair
-    small = _resized(pair.fixed, (0.65, 0.65, 0.65))
+    small = resized(pair.fixed, (0.65, 0.65, 0.65))
     small_analysis = analyze_background(small)
     ratio = initialization.body_size_ratio(fixed_analysis.body_mask, small_analysis.body_mask)
     assert ratio == pytest.approx(0.65, abs=0.03)
@@ -225,7 +209,7 @@ def test_bodies_of_very_different_size_start_from_a_placement_scaled_to_their_ra
 
 
 def _scale_about_scan_center(image: sitk.Image, factor: float) -> sitk.AffineTransform:
-    """fixed→moving truth of ``_resized(image, factor)``: points shrink toward the scan centre."""
+    """fixed→moving truth of ``resized(image, factor)``: points shrink toward the scan centre."""
     size = np.array(image.GetSize())
     center = image.TransformContinuousIndexToPhysicalPoint(((size - 1) / 2.0).tolist())
     truth = sitk.AffineTransform(3)
@@ -238,7 +222,7 @@ def test_of_two_starts_the_end_the_probes_prefer_is_kept(pair, monkeypatch):
     """Two starts run to the end (scaled to the bodies' ratio, and not): the result is the end whose
     probe correlation is the higher, whichever start it came from."""
     pair, fixed_analysis, _ = pair
-    small = _resized(pair.fixed, (0.65, 0.65, 0.65))
+    small = resized(pair.fixed, (0.65, 0.65, 0.65))
     ends = []
     run_from = engine._run_from
 

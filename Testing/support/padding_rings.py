@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import SimpleITK as sitk
+from support.grid_images import on_grid_of
 
 # The DICOM tags that say so: Pixel Padding Value and Pixel Padding Range Limit (stored units = HU here).
 RANGE_TAGS = {"0028|0120": "-3024", "0028|0121": "-3001"}
@@ -16,6 +17,4 @@ def ring_as_a_range(scan: sitk.Image, valid_mask: sitk.Image) -> sitk.Image:
     ring = sitk.GetArrayFromImage(valid_mask) == 0
     assert ring.any(), "the scan has no padding ring to spread"
     values[ring] = -3024 + np.arange(np.count_nonzero(ring)) % 24
-    image = sitk.GetImageFromArray(values)
-    image.CopyInformation(scan)
-    return image
+    return on_grid_of(values, scan)
