@@ -57,6 +57,7 @@ def _listing(out: Path) -> dict:
 
 def test_a_second_run_into_a_folder_in_use_is_refused_at_once(inputs, tmp_path):
     fixed, moving = inputs
+    moving = moving[:1]  # one case is enough to be held while B runs
     out = tmp_path / "out"
     first = start_cli(*_arguments(fixed, moving, out), "--jobs", "1", "--quiet")
     try:
@@ -80,7 +81,7 @@ def test_a_second_run_into_a_folder_in_use_is_refused_at_once(inputs, tmp_path):
     stdout, stderr = first.communicate(timeout=120)
     assert first.returncode == 0, stderr
     summary = json.loads((out / "report.json").read_text())
-    assert [case["status"] for case in summary["cases"]] == ["ok", "ok", "ok"]
+    assert [case["status"] for case in summary["cases"]] == ["ok"]
     assert all((out / name).exists() for case in summary["cases"] for name in case["outputs"].values())
     assert hidden_files(out) == []  # the lock went with its run
 
