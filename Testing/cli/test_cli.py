@@ -37,7 +37,8 @@ def pair_files(tmp_path: Path, pair) -> dict:
     inputs = tmp_path / "in"
     inputs.mkdir()
     paths = {"fixed": inputs / "fixed.nii.gz", "moving": inputs / "scan_b.nrrd"}
-    sitk.WriteImage(pair.fixed, str(paths["fixed"]))
+    # the fixed scan's air 25 HU above the moving scan's: a fill taken from the wrong scan shows
+    sitk.WriteImage(pair.fixed + 25, str(paths["fixed"]))
     sitk.WriteImage(pair.moving, str(paths["moving"]))
     return paths
 
@@ -207,6 +208,7 @@ def test_register_writes_every_output_and_a_report(tmp_path, pair, pair_files):
     assert np.count_nonzero((mask > 0) != expected) <= 1e-5 * expected.size and not expected.all()
     air = case["moving"]["air_value"]
     assert case["fill"] == air != -1024 and case["fill_source"] == "moving air level"
+    assert case["fixed"]["air_value"] == air + 25  # the moving scan's air, not the fixed one's
     assert np.all(sitk.GetArrayViewFromImage(registered)[mask == 0] == air)
     picture = sitk.ReadImage(str(out / "scan_b_qc.png"))
     assert picture.GetNumberOfComponentsPerPixel() == 3 and picture.GetSize()[0] > picture.GetSize()[1]
