@@ -78,6 +78,8 @@ def test_a_negative_spacing_in_the_moving_header_is_noted_in_the_report(tmp_path
     case = report["cases"][0]
     assert case["status"] == "ok", case["error"]
     assert "negative spacing in the header (pixdim x" in case["note"]
+    assert any(note.startswith("negative spacing in the header (pixdim x") for note in case["notes"])
+    assert case["note"] == "; ".join(case["notes"])  # the list, and the same in one line
 
 
 def test_the_fixed_scans_notes_are_in_its_part_of_the_report(tmp_path, pair):
