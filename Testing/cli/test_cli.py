@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import struct
@@ -61,6 +62,8 @@ def _bad_inputs(folder: Path) -> dict[str, Path]:
 
 def test_inspect_json_reports_each_input(tmp_path, capsys):
     image = insert_fov_padding(make_phantom(size=(64, 64, 24), spacing=(5.0, 5.0, 6.0), seed=2), -2048, 140.0)
+    for corner in itertools.product((0, 63), (0, 63), (0, 23)):
+        image[corner] = -1000  # Slicer's corner background says air, the ring is -2048
     padded = tmp_path / "padded.mha"
     sitk.WriteImage(image, str(padded))
     status = main(["inspect", str(padded), "--json"])
@@ -78,7 +81,13 @@ def test_inspect_json_reports_each_input(tmp_path, capsys):
     }
     assert expected_keys <= set(rows[0])
     assert rows[0]["padding_value"] == -2048 and rows[0]["kind"] == "fov-padding"
+    assert rows[0]["corner_median"] == -1000
     assert rows[0]["fov"]["shape"] == "circle"
+    # the table: the same figures under their headings
+    assert main(["inspect", str(padded)]) == 0
+    header, row = capsys.readouterr().out.splitlines()[:2]
+    assert header.split()[:4] == ["path", "corners", "padding", "air"]
+    assert row.split()[:4] == [str(padded), "-1000", "-2048", str(rows[0]["air_value"])]
 
 
 def test_inspect_table_names_padding_on_the_real_ge_scan(capsys):
