@@ -3,6 +3,8 @@ used and named, and bad inputs give one ``error:`` line (exit 2) or rank the can
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import os
 import shutil
@@ -13,6 +15,7 @@ from support.cohort_helpers import TINY
 
 from CTAffineRegisterLib import InputError, choose_reference
 from CTAffineRegisterLib.cli.commands import main
+from CTAffineRegisterLib.reference.report import csv_text, render_ranking_page
 from CTAffineRegisterLib.synthetic import make_pair
 
 # The cohort tests' tiny phantoms on a wider field, so the body lies inside it (not cut by the border)
@@ -226,3 +229,24 @@ def test_rerun_at_another_quality_is_refused_before_any_work(phantoms, tmp_path)
     with pytest.raises(InputError, match="finished from other options .*use --overwrite to redo them"):
         choose_reference(phantoms["scans"], out, quality="full", jobs=1)
     assert sorted((path.name, path.stat().st_mtime_ns) for path in (out / "pairs").iterdir()) == before
+
+
+def test_the_table_marks_only_the_recommended_scan(phantoms):
+    ranking = json.loads((phantoms["out"] / "reference.json").read_text())
+    rows = list(csv.DictReader(io.StringIO(csv_text(ranking))))
+    assert [row["id"] for row in rows] == [candidate["id"] for candidate in ranking["candidates"]]
+    assert [row["id"] for row in rows if row["recommended"] == "true"] == [ranking["recommended"]["id"]]
+    # every candidate failed: one is still ranked first, none is recommended
+    nothing = {**ranking, "recommended": None}
+    rows = list(csv.DictReader(io.StringIO(csv_text(nothing))))
+    assert rows[0]["rank"] == "1" and {row["recommended"] for row in rows} == {"false"}
+
+
+def test_the_page_shows_paths_as_text_never_as_markup(phantoms):
+    ranking = json.loads((phantoms["out"] / "reference.json").read_text())
+    markup = "/data/<script>alert(1)</script>/a.nii.gz"
+    ranking["recommended"] = {**ranking["recommended"], "path": markup}
+    ranking["candidates"] = [{**candidate, "path": markup} for candidate in ranking["candidates"]]
+    page = render_ranking_page(ranking)
+    assert "<script>alert" not in page  # the page's own script aside, no markup from a path
+    assert page.count("&lt;script&gt;alert(1)&lt;/script&gt;") >= 1 + len(ranking["candidates"])
