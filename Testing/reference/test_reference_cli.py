@@ -222,12 +222,24 @@ def test_local_worker_processes_rank_as_this_process_does(phantoms, tmp_path):
             assert report["inputs"]["fixed"]["path"] == os.path.realpath(row["path"])
 
 
-def test_rerun_at_another_quality_is_refused_before_any_work(phantoms, tmp_path):
+def test_rerun_at_another_quality_is_refused_before_any_work(phantoms, tmp_path, capsys):
     out = tmp_path / "ranking"
     shutil.copytree(phantoms["out"], out)
     before = sorted((path.name, path.stat().st_mtime_ns) for path in (out / "pairs").iterdir())
     with pytest.raises(InputError, match="finished from other options .*use --overwrite to redo them"):
         choose_reference(phantoms["scans"], out, quality="full", jobs=1)
+    # the command line's --quality reaches the ranking the same way
+    code, _, errors = run(
+        capsys,
+        "reference",
+        "--candidates",
+        *map(str, phantoms["scans"]),
+        "--out",
+        str(out),
+        "--quality",
+        "full",
+    )
+    assert code == 2 and "finished from other options" in errors and "use --overwrite" in errors
     assert sorted((path.name, path.stat().st_mtime_ns) for path in (out / "pairs").iterdir()) == before
 
 
