@@ -8,6 +8,7 @@ import io
 import json
 import os
 import shutil
+from pathlib import Path
 
 import pytest
 import SimpleITK as sitk
@@ -262,3 +263,25 @@ def test_the_page_shows_paths_as_text_never_as_markup(phantoms):
     page = render_ranking_page(ranking)
     assert "<script>alert" not in page  # the page's own script aside, no markup from a path
     assert page.count("&lt;script&gt;alert(1)&lt;/script&gt;") >= 1 + len(ranking["candidates"])
+
+
+def test_candidates_root_and_sample_size_from_the_command_line(phantoms, tmp_path, capsys):
+    """``--sample-size`` reaches the ranking, and an output folder below ``--candidates-root`` is not
+    searched for candidates (a scan left there by another run is no candidate)."""
+    root = tmp_path / "scans"
+    root.mkdir()
+    for scan in phantoms["scans"]:
+        shutil.copy(scan, root / scan.name)
+    out = root / "ranking"
+    out.mkdir()
+    shutil.copy(phantoms["scans"][0], out / "left_over.nii.gz")
+    code, _, errors = run(
+        capsys, "reference", "--candidates-root", str(root), "--out", str(out),
+        "--sample-size", "1", "--jobs", "1", "--quiet",
+    )  # fmt: skip
+    assert code in (0, 1), errors
+    ranking = json.loads((out / "reference.json").read_text())
+    assert sorted(Path(c["path"]).name for c in ranking["candidates"]) == sorted(
+        s.name for s in phantoms["scans"]
+    )
+    assert len(ranking["sample"]) == 1
