@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 import SimpleITK as sitk
 from support.cohort_helpers import TINY
+from support.dicom_writer import write_series
 
 from CTAffineRegisterLib import InputError, choose_reference
 from CTAffineRegisterLib.cli.commands import main
@@ -285,3 +286,18 @@ def test_candidates_root_and_sample_size_from_the_command_line(phantoms, tmp_pat
         s.name for s in phantoms["scans"]
     )
     assert len(ranking["sample"]) == 1
+
+
+def test_allow_slice_gaps_from_the_command_line_reads_a_series_with_a_gap(phantoms, tmp_path, capsys):
+    write_series(tmp_path / "gap", [0, 2, 4, *range(8, 42, 2)], size=40)  # one slice missing after 4 mm
+    out = tmp_path / "ranking"
+    arguments = ["reference", "--candidates", str(tmp_path / "gap"), str(phantoms["scans"][0])]
+    code, _, errors = run(
+        capsys, *arguments, "--out", str(out), "--jobs", "1", "--quiet", "--allow-slice-gaps"
+    )
+    assert "missing slice" not in errors, errors
+    ranking = json.loads((out / "reference.json").read_text())
+    gap = next(c for c in ranking["candidates"] if c["id"] == "gap")
+    # read onto an even grid (the bridged slice counted); these test slices are no CT, which is fine
+    assert gap["facts"] is not None and gap["facts"]["size"][2] == 21
+    assert "missing slice" not in (gap["problem"] or "")
