@@ -119,6 +119,19 @@ def test_validity_mask_is_uint8_and_small(tmp_path):
     assert sitk.ReadImage(str(tmp_path / "mask.nii.gz")).GetPixelID() == sitk.sitkUInt8
 
 
+@pytest.mark.parametrize("suffix", ["nii.gz", "nrrd", "mha"])
+def test_a_body_mask_is_compressed_by_runs_in_every_compressed_format(tmp_path, suffix):
+    """A 0/1 mask of a body (an elliptic cylinder) is written with run-length matching, as the module
+    promises: under 1/25 of its voxel bytes in every compressed format (zlib's default matching at
+    level 1 needs about 1/21 here)."""
+    z, y, x = np.mgrid[:48, :48, :48]
+    body = ((x - 24) ** 2 / (48 / 2.2) ** 2 + (y - 24) ** 2 / 16**2 < 1).astype(np.uint8)
+    path = tmp_path / f"mask.{suffix}"
+    write_image(sitk.GetImageFromArray(body), str(path))
+    assert path.stat().st_size < body.size / 25
+    assert np.array_equal(sitk.GetArrayFromImage(sitk.ReadImage(str(path))), body)
+
+
 @pytest.mark.parametrize("suffix", ["nii.gz", "nii"])
 def test_nibabel_reads_the_same_voxels_and_affine(tmp_path, suffix):
     nibabel = pytest.importorskip("nibabel")

@@ -486,3 +486,33 @@ def test_carrying_by_nearest_neighbour_gives_what_resampling_by_nearest_gives():
     nearest = resample_labels(labels, labels, transform, method="nearest")
     assert np.array_equal(sitk.GetArrayFromImage(carried["nearest"]), sitk.GetArrayFromImage(nearest))
     assert not np.array_equal(sitk.GetArrayFromImage(carried["linear"]), sitk.GetArrayFromImage(nearest))
+
+
+def test_a_large_label_map_is_judged_on_every_nth_voxel_along_each_axis(monkeypatch):
+    """Label maps larger than the sample (2 million voxels; 1000 here, to stay small) are judged on
+    every n-th voxel along each axis, n the cube root of size over sample (4 for 40³): a row of 40
+    labelled voxels of which the first 10 lie on the scan reports the share of its samples (3 of 10),
+    neither the exact share (25 %) nor a coarser sample's."""
+    from CTAffineRegisterLib.resample import labels as labels_module
+
+    monkeypatch.setattr(labels_module, "_OVERLAP_SAMPLE", 1000)
+    scan = _box((10, 10, 10))
+    row = _box((40, 40, 40), where=(0, 0, slice(0, 40)))
+    with pytest.raises(LabelError, match=r"^only 30% of the labelled voxels lie inside the scan"):
+        check_labels_overlap(row, scan)
+    # a structure between the sampled voxels is not overlooked: every voxel is then looked at
+    small = _box((40, 40, 40), where=(1, 1, slice(1, 4)))
+    assert check_labels_overlap(small, scan) == 1.0
+
+
+@pytest.mark.parametrize("edge", ["low", "high"])
+def test_a_labelled_voxel_right_at_the_scans_edge_counts_as_inside(edge):
+    """The scan's voxel edges bound it (half a voxel beyond the outer centres, and 1/1000 voxel for
+    rounding): a labelled voxel centred exactly there is on the scan, on either side."""
+    scan = _box((10, 10, 10))
+    at_edge = -(0.5 + 1e-3) if edge == "low" else 9 + (0.5 + 1e-3)
+    # two labelled voxels along x: one centred on the edge, one 4 mm further in
+    labels = _box((2, 1, 1), origin=(at_edge, 0.0, 0.0), spacing=(4.0, 1.0, 1.0), where=(0, 0, slice(0, 2)))
+    if edge == "high":
+        labels.SetDirection((-1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, -1.0))  # x runs towards the scan
+    assert check_labels_overlap(labels, scan) == 1.0
