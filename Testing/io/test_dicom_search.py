@@ -129,3 +129,38 @@ def test_a_tied_series_whose_first_file_cannot_be_read_is_named_by_its_uid_alone
     (tmp_path / "gone.dcm").write_bytes(b"not an image")
     assert _description(str(tmp_path / "gone.dcm")) == ""
     assert _description(str(tmp_path / "missing.dcm")) == ""
+
+
+def test_a_sub_folder_that_cannot_be_scanned_is_reported_under_the_folder_given(tmp_path, monkeypatch):
+    write_series(tmp_path / "patient" / "ct", EVEN)
+    scan = sitk.ImageSeriesReader.GetGDCMSeriesIDs
+
+    def refuse_below(folder):
+        if folder.endswith("ct"):
+            raise RuntimeError("Exception thrown in SimpleITK\nITK ERROR: cannot open directory")
+        return scan(folder)
+
+    monkeypatch.setattr(sitk.ImageSeriesReader, "GetGDCMSeriesIDs", staticmethod(refuse_below))
+    with pytest.raises(InputError) as raised:
+        read_image(str(tmp_path / "patient"))
+    assert str(raised.value) == (
+        f"{tmp_path / 'patient'}: cannot scan folder for DICOM (ITK ERROR: cannot open directory)"
+    )
+
+
+def test_only_folders_with_files_that_look_like_dicom_are_scanned_below(tmp_path, monkeypatch):
+    """Searching a large tree stays fast: GDCM scans the folder given and the sub-folders holding a
+    file that looks like DICOM, not every folder (a folder of reports, one of nothing)."""
+    write_series(tmp_path / "patient" / "ct", EVEN)
+    (tmp_path / "patient" / "reports").mkdir()
+    (tmp_path / "patient" / "reports" / "report.txt").write_text("no findings")
+    (tmp_path / "patient" / "empty").mkdir()
+    scan, scanned = sitk.ImageSeriesReader.GetGDCMSeriesIDs, []
+
+    def record(folder):
+        scanned.append(os.path.relpath(folder, tmp_path))
+        return scan(folder)
+
+    monkeypatch.setattr(sitk.ImageSeriesReader, "GetGDCMSeriesIDs", staticmethod(record))
+    assert read_image(str(tmp_path / "patient")).image.GetSize()[2] == len(EVEN)
+    assert scanned == ["patient", os.path.join("patient", "ct")]

@@ -277,3 +277,93 @@ def test_a_slice_whose_pixel_data_end_early_is_found_from_its_header(tmp_path, c
     path = tmp_path / "IM0001"
     path.write_bytes(content[: len(content) - cut])
     assert _pixel_data_cut_short(str(path)) is cut_short
+
+
+_BYTES = bytes(128) + b"DICM" + PIXEL_DATA_TAG + b"OB\0\0" + struct.pack("<I", 16)
+
+
+@pytest.mark.parametrize(
+    "content, cut_short",
+    [
+        (_dicom_bytes(length=0x80000000), True),  # 2 GB of pixel data promised by a small file
+        (_BYTES + bytes(16), False),  # explicit OB: 8-bit pixel data
+        (_BYTES + bytes(15), True),
+    ],
+)
+def test_the_pixel_data_length_is_read_unsigned_and_for_bytes_too(tmp_path, content, cut_short):
+    from CTAffineRegisterLib.io.dicom import _pixel_data_cut_short
+
+    path = tmp_path / "IM0001"
+    path.write_bytes(content)
+    assert _pixel_data_cut_short(str(path)) is cut_short
+
+
+FIRST_OFFSETS = [
+    130.0,
+    30.0,
+    140.0,
+    50.0,
+    70.0,
+    100.0,
+    55.0,
+    120.0,
+    135.0,
+    125.0,
+    40.0,
+    5.0,
+    75.0,
+    10.0,
+    15.0,
+    80.0,
+]
+FIRST_OFFSETS += [45.0, 50.0, 145.0, 0.0, 115.0, 35.0, 110.0, 65.0, 25.0, 85.0, 95.0, 90.0, 60.0, 20.0, 105.0]
+
+
+def test_of_two_slices_at_one_position_the_first_read_is_kept():
+    """Files in any order, two of them at 50 mm (the 4th and the 18th read): the 4th is kept."""
+    layout = SliceLayout.of(np.array(FIRST_OFFSETS))
+    assert layout.problem() == "1 slice(s) at the position of another"
+    even, _ = layout.on_even_grid(_stack(list(range(len(FIRST_OFFSETS))), np.int16))
+    assert sitk.GetArrayViewFromImage(even)[10, 0, 0] == 3
+
+
+@pytest.mark.parametrize(
+    "offsets, problem",
+    [
+        (np.arange(8) * 5.0 + 100, None),  # the grid need not start at the image origin
+        ([0.0, 5.0, 10.4, 15.0, 20.0, 25.0], None),  # 0.4 mm off: within a tenth of the step
+        ([0.0, 5.0, 11.0, 15.0, 20.0, 25.0], "unevenly spaced slices"),
+        (
+            np.delete(np.arange(12) * 5.0 + 100, [6, 7]),
+            "2 missing slice(s) (widest gap 15 mm, after the slice 25 mm from the first; slices otherwise "
+            "5 mm apart)",
+        ),
+        (
+            [0.0, 5.0, 5.0, 10.0, 20.0, 25.0],
+            "1 missing slice(s) (widest gap 10 mm, after the slice 10 mm from the first; slices otherwise "
+            "5 mm apart) and 1 slice(s) at the position of another",
+        ),
+    ],
+)
+def test_what_is_wrong_with_the_slice_positions_is_said(offsets, problem):
+    found = SliceLayout.of(np.array(offsets)).problem()
+    assert found == problem or (problem is not None and found.startswith(problem))
+
+
+def test_a_slice_exactly_a_tenth_of_the_step_off_the_grid_is_on_it():
+    assert _layout([0.0, 5.0, 10.5, 15.0], 5.0).problem() is None
+    assert _layout([0.0, 5.0, 10.51, 15.0], 5.0).problem().startswith("unevenly spaced slices")
+
+
+def test_three_slices_are_checked_two_are_not(tmp_path):
+    write_series(tmp_path / "three", [0.0, 5.0, 15.0])
+    with pytest.raises(InputError, match="DICOM series has"):
+        read_image(str(tmp_path / "three"))
+    write_series(tmp_path / "two", [0.0, 15.0])
+    assert read_image(str(tmp_path / "two")).image.GetSpacing()[2] == pytest.approx(15.0)
+
+
+def test_a_bridged_series_starts_at_its_first_slice(tmp_path):
+    write_series(tmp_path / "gap", [100.0 + z for z in GAP])
+    image = read_image(str(tmp_path / "gap"), allow_slice_gaps=True).image
+    assert image.GetOrigin() == pytest.approx((-20.0, -20.0, 100.0)) and image.GetSize()[2] == 12
