@@ -131,12 +131,13 @@ def test_a_tied_series_whose_first_file_cannot_be_read_is_named_by_its_uid_alone
     assert _description(str(tmp_path / "missing.dcm")) == ""
 
 
-def test_a_sub_folder_that_cannot_be_scanned_is_reported_under_the_folder_given(tmp_path, monkeypatch):
+@pytest.mark.parametrize("refused", ["ct", "patient"])
+def test_a_folder_that_cannot_be_scanned_is_reported_under_the_folder_given(tmp_path, monkeypatch, refused):
     write_series(tmp_path / "patient" / "ct", EVEN)
     scan = sitk.ImageSeriesReader.GetGDCMSeriesIDs
 
     def refuse_below(folder):
-        if folder.endswith("ct"):
+        if folder.endswith(refused):
             raise RuntimeError("Exception thrown in SimpleITK\nITK ERROR: cannot open directory")
         return scan(folder)
 

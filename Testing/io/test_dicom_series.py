@@ -99,7 +99,8 @@ def test_nested_folder_with_several_series_lists_them(tmp_path):
         read_image(str(tmp_path / "patient"))
     message = caught.value.reason
     assert "2 of its sub-folders do" in message
-    assert os.path.join("study1", "ct") + " (12 files)" in message and os.path.join("study2", "ct") in message
+    listed = f"{os.path.join('study1', 'ct')} (12 files), {os.path.join('study2', 'ct')} (5 files); pass"
+    assert f"sub-folders do: {listed}" in message  # named from the folder given
     assert "pass the series folder" in message
 
 
@@ -331,6 +332,8 @@ def test_of_two_slices_at_one_position_the_first_read_is_kept():
     "offsets, problem",
     [
         (np.arange(8) * 5.0 + 100, None),  # the grid need not start at the image origin
+        (np.arange(4) * 5.0 + 1.25, None),
+        ([0.0, 5.0, 5.0], "1 slice(s) at the position of another"),  # one distance between slices
         ([0.0, 5.0, 10.4, 15.0, 20.0, 25.0], None),  # 0.4 mm off: within a tenth of the step
         ([0.0, 5.0, 11.0, 15.0, 20.0, 25.0], "unevenly spaced slices"),
         (
@@ -367,3 +370,28 @@ def test_a_bridged_series_starts_at_its_first_slice(tmp_path):
     write_series(tmp_path / "gap", [100.0 + z for z in GAP])
     image = read_image(str(tmp_path / "gap"), allow_slice_gaps=True).image
     assert image.GetOrigin() == pytest.approx((-20.0, -20.0, 100.0)) and image.GetSize()[2] == 12
+
+
+def test_a_series_is_read_as_the_first_slice_says_and_gaps_are_refused_by_default(tmp_path):
+    from CTAffineRegisterLib.io.dicom import read_dicom_folder
+
+    write_series(tmp_path / "even", EVEN)
+    assert read_dicom_folder(str(tmp_path / "even")).tags["0020|0013"].strip() == "1"  # its Instance Number
+    write_series(tmp_path / "gap", GAP)
+    with pytest.raises(InputError, match="2 missing slice"):
+        read_dicom_folder(str(tmp_path / "gap"))
+
+
+def test_a_slice_cut_short_that_gdcm_keeps_in_the_series_is_left_out_and_named(tmp_path, monkeypatch):
+    """The GDCM of SimpleITK 2.3 (Slicer 5.8) keeps a slice whose pixel data are cut short in the series
+    and reads the missing voxels as they come: it is left out here, and named."""
+    paths = write_series(tmp_path / "cut", EVEN)
+    paths[-1].write_bytes(paths[-1].read_bytes()[:-300])
+    monkeypatch.setattr(
+        sitk.ImageSeriesReader,
+        "GetGDCMSeriesFileNames",
+        staticmethod(lambda folder, series_id="": tuple(str(path) for path in paths)),
+    )
+    loaded = read_image(str(tmp_path / "cut"))
+    assert loaded.image.GetSize()[2] == 11
+    assert loaded.note.endswith("cannot be read (truncated or damaged) and were left out: slice_011.dcm")
