@@ -289,6 +289,7 @@ _BYTES = bytes(128) + b"DICM" + PIXEL_DATA_TAG + b"OB\0\0" + struct.pack("<I", 1
         (_dicom_bytes(length=0x80000000), True),  # 2 GB of pixel data promised by a small file
         (_BYTES + bytes(16), False),  # explicit OB: 8-bit pixel data
         (_BYTES + bytes(15), True),
+        (_BYTES.replace(b"OB", b"UN") + bytes(16), False),  # explicit UN: pixel data of unknown kind
     ],
 )
 def test_the_pixel_data_length_is_read_unsigned_and_for_bytes_too(tmp_path, content, cut_short):
