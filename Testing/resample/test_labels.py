@@ -516,3 +516,17 @@ def test_a_labelled_voxel_right_at_the_scans_edge_counts_as_inside(edge):
     if edge == "high":
         labels.SetDirection((-1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, -1.0))  # x runs towards the scan
     assert check_labels_overlap(labels, scan) == 1.0
+
+
+def test_nearest_neighbour_puts_the_labels_on_the_scans_grid_with_background_beyond_them():
+    """The scan's own values never leak into the result, and its voxels beyond the label map are 0."""
+    array = np.zeros((6, 6, 6), np.uint8)
+    array[1:5, 1:5, 1:5] = 3
+    labels = sitk.GetImageFromArray(array)
+    scan = sitk.GetImageFromArray(np.full((6, 6, 10), -1000, np.int16))
+    scan.SetOrigin((-2.0, 0.0, 0.0))  # two columns of voxels before the label map, two after it
+    carried = resample_labels(labels, scan, sitk.Transform(3, sitk.sitkIdentity), method="nearest")
+    expected = np.zeros((6, 6, 10), np.uint8)
+    expected[:, :, 2:8] = array
+    assert carried.GetPixelID() == sitk.sitkUInt8
+    assert np.array_equal(sitk.GetArrayFromImage(carried), expected)
