@@ -396,3 +396,27 @@ def test_a_slice_cut_short_that_gdcm_keeps_in_the_series_is_left_out_and_named(t
     loaded = read_image(str(tmp_path / "cut"))
     assert loaded.image.GetSize()[2] == 11
     assert loaded.note.endswith("cannot be read (truncated or damaged) and were left out: slice_011.dcm")
+
+
+class _PositionsOnly:
+    """The series reader as far as the slice positions go: each file's Image Position Patient text."""
+
+    def __init__(self, texts):
+        self.texts = texts
+
+    def HasMetaDataKey(self, index, key):  # noqa: N802 (SimpleITK's name)
+        return key == "0020|0032"
+
+    def GetMetaData(self, index, key):  # noqa: N802
+        return self.texts[index]
+
+
+def test_slice_positions_are_the_first_three_numbers_of_each_files_position():
+    """A malformed position with a fourth number still gives its first three: the gap check stays."""
+    from CTAffineRegisterLib.io.dicom import _slice_offsets
+
+    image = sitk.Image([2, 2, 3], sitk.sitkInt16)
+    image.SetOrigin((-20.0, -20.0, 0.0))
+    reader = _PositionsOnly(["-20\\-20\\0\\1", "-20\\-20\\5\\1", "-20\\-20\\15\\1"])
+    assert _slice_offsets(reader, image, 3).tolist() == [0.0, 5.0, 15.0]
+    assert _slice_offsets(_PositionsOnly(["-20\\-20"] * 3), image, 3) is None  # no position: no check
