@@ -530,3 +530,19 @@ def test_nearest_neighbour_puts_the_labels_on_the_scans_grid_with_background_bey
     expected[:, :, 2:8] = array
     assert carried.GetPixelID() == sitk.sitkUInt8
     assert np.array_equal(sitk.GetArrayFromImage(carried), expected)
+
+
+def test_a_centred_rotation_and_a_vanishing_scale_carry_labels_where_they_map_them():
+    """A rotation about the grid's centre (a centred transform) leaves a centred block in place; a
+    transform shrinking space 100 000 times (allowed: not singular) maps every scan voxel into it."""
+    array = np.zeros((8, 8, 8), np.uint8)
+    array[2:6, 2:6, 2:6] = 4
+    labels = sitk.GetImageFromArray(array)
+    turn = sitk.Euler3DTransform((3.5, 3.5, 3.5), 0.0, 0.0, np.pi / 2)
+    assert np.array_equal(sitk.GetArrayFromImage(resample_labels(labels, labels, turn)), array)
+    scan = sitk.Image([5, 6, 7], sitk.sitkInt16)
+    shrink = sitk.AffineTransform(3)
+    shrink.SetMatrix((1e-5, 0, 0, 0, 1e-5, 0, 0, 0, 1e-5))
+    shrink.SetTranslation((3.5, 3.5, 3.5))
+    carried = sitk.GetArrayFromImage(resample_labels(labels, scan, shrink))
+    assert carried.shape == (7, 6, 5) and np.all(carried == 4)
