@@ -546,3 +546,25 @@ def test_a_centred_rotation_and_a_vanishing_scale_carry_labels_where_they_map_th
     shrink.SetTranslation((3.5, 3.5, 3.5))
     carried = sitk.GetArrayFromImage(resample_labels(labels, scan, shrink))
     assert carried.shape == (7, 6, 5) and np.all(carried == 4)
+
+
+@pytest.mark.parametrize("axis", [0, 1, 2])
+def test_the_box_of_a_scaling_transform_holds_all_the_whole_grid_gives(monkeypatch, axis):
+    """A transform scaling by 1/4 about a point off the origin: each structure's box on the fixed grid
+    still holds every voxel it reaches (the boxes only save work)."""
+    import CTAffineRegisterLib.resample.labels as labels_module
+
+    array = np.zeros((10, 10, 10), np.uint8)
+    array[3:7, 3:7, 3:7] = 2
+    labels = sitk.GetImageFromArray(array)
+    fixed = sitk.Image([40, 40, 40], sitk.sitkInt16)
+    centre = [0.0, 0.0, 0.0]
+    centre[axis] = 1.0
+    shrink = sitk.ScaleTransform(3, (0.25, 0.25, 0.25))
+    shrink.SetCenter(centre)
+    boxed = sitk.GetArrayFromImage(resample_labels(labels, fixed, shrink))
+    whole = tuple(slice(0, size) for size in fixed.GetSize()[::-1])
+    monkeypatch.setattr(labels_module, "_fixed_region", lambda *arguments: whole)
+    everywhere = sitk.GetArrayFromImage(resample_labels(labels, fixed, shrink))
+    assert np.count_nonzero(everywhere == 2) > 1000
+    assert np.array_equal(boxed, everywhere)
