@@ -568,3 +568,15 @@ def test_the_box_of_a_scaling_transform_holds_all_the_whole_grid_gives(monkeypat
     everywhere = sitk.GetArrayFromImage(resample_labels(labels, fixed, shrink))
     assert np.count_nonzero(everywhere == 2) > 1000
     assert np.array_equal(boxed, everywhere)
+
+
+def test_a_structure_just_beyond_the_scans_edge_is_left_out():
+    """Its box on the fixed grid starts right at the grid's end (empty): nothing of it is carried."""
+    array = np.zeros((12, 12, 14), np.uint8)
+    array[2:5, 2:5, 2:5] = 1
+    array[2:5, 2:5, 11:13] = 2  # from x = 11: within one voxel of the scan's last (x = 9) by linear reach
+    scan = sitk.Image([10, 12, 12], sitk.sitkInt16)
+    carried = sitk.GetArrayFromImage(
+        resample_labels(sitk.GetImageFromArray(array), scan, sitk.Transform(3, sitk.sitkIdentity))
+    )
+    assert np.array_equal(carried, array[:, :, :10])
