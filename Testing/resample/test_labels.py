@@ -580,3 +580,23 @@ def test_a_structure_just_beyond_the_scans_edge_is_left_out():
         resample_labels(sitk.GetImageFromArray(array), scan, sitk.Transform(3, sitk.sitkIdentity))
     )
     assert np.array_equal(carried, array[:, :, :10])
+
+
+def test_a_voxel_shared_equally_by_two_structures_goes_to_the_first():
+    """Half a voxel off the label map's grid, the voxel between two touching structures gets half of
+    each: the structure met first (the lower value) keeps it, the same on every run."""
+    array = np.zeros((4, 4, 12), np.uint8)
+    array[:, :, 2:6] = 1
+    array[:, :, 6:10] = 2
+    scan = sitk.Image([11, 4, 4], sitk.sitkInt16)
+    scan.SetOrigin((0.5, 0.0, 0.0))
+    carried = resample_labels(sitk.GetImageFromArray(array), scan, sitk.Transform(3, sitk.sitkIdentity))
+    assert sitk.GetArrayFromImage(carried)[1, 1].tolist() == [0, 1, 1, 1, 1, 1, 2, 2, 2, 2, 0]
+
+
+def test_label_values_beyond_double_precision_are_kept_exactly():
+    array = np.zeros((2, 2, 2), np.uint64)
+    array[0, 0, 0], array[1, 1, 1] = 2**60 + 1, 2**60 + 3  # 64-bit values a float64 would round
+    labels = sitk.GetImageFromArray(array)
+    carried = resample_labels(labels, labels, sitk.Transform(3, sitk.sitkIdentity))
+    assert sitk.GetArrayFromImage(carried).tolist() == array.tolist()
