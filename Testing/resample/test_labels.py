@@ -600,3 +600,20 @@ def test_label_values_beyond_double_precision_are_kept_exactly():
     labels = sitk.GetImageFromArray(array)
     carried = resample_labels(labels, labels, sitk.Transform(3, sitk.sitkIdentity))
     assert sitk.GetArrayFromImage(carried).tolist() == array.tolist()
+
+
+def test_a_structure_on_the_label_maps_first_voxels_is_carried_whole():
+    array = np.zeros((6, 6, 6), np.uint8)
+    array[0:3, 0:3, 0:3] = 5  # touching the map's first voxel along every axis
+    labels = sitk.GetImageFromArray(array)
+    carried = resample_labels(labels, labels, sitk.Transform(3, sitk.sitkIdentity))
+    assert np.array_equal(sitk.GetArrayFromImage(carried), array)
+
+
+def test_a_structure_of_just_over_half_a_fixed_voxel_is_kept():
+    """Its shares sum to a volume of 0.50000003 voxels: rounded to 1 voxel (summed in double precision;
+    in single precision the sum would be 0.5, rounded to 0, and the structure lost)."""
+    from CTAffineRegisterLib.resample.labels import _volume_keeping_level
+
+    assert _volume_keeping_level(np.array([0.5, 2.0**-25, 0.0], np.float32)) == 0.5
+    assert _volume_keeping_level(np.array([0.25, 0.25, 0.0], np.float32)) is None  # half a voxel
