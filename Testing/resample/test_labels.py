@@ -617,3 +617,21 @@ def test_a_structure_of_just_over_half_a_fixed_voxel_is_kept():
 
     assert _volume_keeping_level(np.array([0.5, 2.0**-25, 0.0], np.float32)) == 0.5
     assert _volume_keeping_level(np.array([0.25, 0.25, 0.0], np.float32)) is None  # half a voxel
+
+
+def _values_image(shape, values, every=1) -> sitk.Image:
+    array = np.zeros(int(np.prod(shape)), np.int16)
+    array[1::every][: len(values)] = values
+    return sitk.GetImageFromArray(array.reshape(shape))
+
+
+def test_a_label_map_may_hold_1000_values_and_no_more():
+    """1000 distinct values (background included) is a label map; 1001 is a scan, found from a sample
+    of the voxels (every voxel of a small map); values the sample of a large map misses (every second
+    voxel of 2 million) are counted over the whole map."""
+    assert len(check_label_image(_values_image((10, 10, 10), np.arange(1, MAX_LABEL_COUNT)))) == 999
+    with pytest.raises(LabelError, match=f"^holds more than {MAX_LABEL_COUNT} distinct values: a scan"):
+        check_label_image(_values_image((7, 11, 13), np.arange(1, MAX_LABEL_COUNT + 1)))
+    hidden = _values_image((20, 100, 1000), np.arange(1, MAX_LABEL_COUNT + 2), every=2)  # odd voxels only
+    with pytest.raises(LabelError, match=f"^holds 1002 distinct values \\(at most {MAX_LABEL_COUNT} in a"):
+        check_label_image(hidden)
