@@ -324,6 +324,8 @@ def test_float_vector_and_scan_images_are_refused_with_a_reason():
     with pytest.raises(LabelError, match="values down to -1024, as a CT in HU does"):
         check_label_image(small_ct)
     assert check_label_image(small_ct + 1100) == [76, 100, 1140, 1400]
+    with pytest.raises(LabelError, match="values down to -1000, as a CT in HU does"):  # air, exactly
+        check_label_image(small_ct + 24)
     with pytest.raises(LabelError, match="integer pixel type"):
         resample_labels(sitk.Cast(labels, sitk.sitkFloat64), labels, sitk.Transform(3, sitk.sitkIdentity))
     assert check_label_image(labels) == [1]
