@@ -20,6 +20,7 @@ from CTAffineRegisterLib.io.images import (
     write_atomically,
     write_image,
     write_text,
+    write_transform,
 )
 from CTAffineRegisterLib.padding.analysis import analyze_background
 
@@ -175,6 +176,16 @@ def test_atomic_write_refuses_to_overwrite_and_leaves_no_temporary(tmp_path):
     write_image(image + 1, str(target), overwrite=True)
     assert sitk.GetArrayViewFromImage(sitk.ReadImage(str(target))).max() == 1
     assert sorted(os.listdir(tmp_path)) == ["out.nii.gz"]
+    # a transform and a text are never overwritten unless asked either
+    write_transform(sitk.Transform(3, sitk.sitkIdentity), str(tmp_path / "moving.tfm"))
+    with pytest.raises(OutputExistsError, match="already exists"):
+        write_transform(sitk.Euler3DTransform(), str(tmp_path / "moving.tfm"))
+    write_transform(sitk.Euler3DTransform(), str(tmp_path / "moving.tfm"), overwrite=True)
+    assert sitk.ReadTransform(str(tmp_path / "moving.tfm")).GetName() == "Euler3DTransform"
+    write_text("first", str(tmp_path / "summary.txt"))
+    with pytest.raises(OutputExistsError, match="already exists"):
+        write_text("second", str(tmp_path / "summary.txt"))
+    assert (tmp_path / "summary.txt").read_text() == "first"
 
 
 def test_failed_write_leaves_nothing(tmp_path):
