@@ -204,3 +204,27 @@ def test_failed_write_leaves_nothing(tmp_path):
     assert os.listdir(tmp_path) == []
     write_text("{}", str(target))
     assert target.read_text() == "{}"
+
+
+def test_the_temporary_lies_beside_the_output_keeps_its_suffix_and_a_taken_name_is_skipped(
+    tmp_path, monkeypatch
+):
+    """Beside the output (the final rename stays on one disk), with its whole suffix (a writer that
+    goes by the name sees .nii.gz), under another name when one is taken."""
+    import secrets
+
+    seen = []
+
+    def writer(temporary):
+        seen.append(temporary)
+        sitk.WriteImage(sitk.Image([2, 2, 2], sitk.sitkInt16), temporary)
+
+    monkeypatch.chdir(tmp_path)  # not the output's folder
+    (tmp_path / "out").mkdir()
+    write_atomically(str(tmp_path / "out" / "scan.nii.gz"), writer)
+    assert os.path.dirname(seen[0]) == str(tmp_path / "out") and seen[0].endswith(".nii.gz")
+    (tmp_path / "out" / ".notes.txt.aaaaaaaa.txt").write_text("taken")
+    names = iter(["aaaaaaaa", "bbbbbbbb"])
+    monkeypatch.setattr(secrets, "token_hex", lambda size: next(names))
+    write_text("notes", str(tmp_path / "out" / "notes.txt"))
+    assert (tmp_path / "out" / "notes.txt").read_text() == "notes"
