@@ -228,3 +228,25 @@ def test_the_temporary_lies_beside_the_output_keeps_its_suffix_and_a_taken_name_
     monkeypatch.setattr(secrets, "token_hex", lambda size: next(names))
     write_text("notes", str(tmp_path / "out" / "notes.txt"))
     assert (tmp_path / "out" / "notes.txt").read_text() == "notes"
+
+
+@pytest.mark.parametrize("refusal", [FileExistsError, PermissionError])
+def test_an_output_appearing_meanwhile_is_kept_also_without_hard_links(tmp_path, monkeypatch, refusal):
+    """The final step links the temporary to the output name, which fails if a file appeared there
+    meanwhile; a file system without hard links (PermissionError) falls back to a rename after checking.
+    Either way the other file stays, nothing is left behind, and the output is written when free."""
+    target = tmp_path / "summary.txt"
+
+    def appear_then_refuse(source, destination):
+        target.write_text("the other run's")
+        raise refusal(17, "refused", destination)
+
+    monkeypatch.setattr(os, "link", appear_then_refuse)
+    with pytest.raises(OutputExistsError, match="already exists"):
+        write_text("ours", str(target))
+    assert target.read_text() == "the other run's" and os.listdir(tmp_path) == ["summary.txt"]
+    if refusal is PermissionError:
+        target.unlink()
+        monkeypatch.setattr(os, "link", lambda source, destination: (_ for _ in ()).throw(refusal()))
+        write_text("ours", str(target))
+        assert target.read_text() == "ours" and os.listdir(tmp_path) == ["summary.txt"]
