@@ -20,6 +20,7 @@ from CTAffineRegisterLib.io.images import (
     write_atomically,
     write_image,
     write_text,
+    write_transform,
 )
 from CTAffineRegisterLib.padding.analysis import analyze_background
 
@@ -175,6 +176,16 @@ def test_atomic_write_refuses_to_overwrite_and_leaves_no_temporary(tmp_path):
     write_image(image + 1, str(target), overwrite=True)
     assert sitk.GetArrayViewFromImage(sitk.ReadImage(str(target))).max() == 1
     assert sorted(os.listdir(tmp_path)) == ["out.nii.gz"]
+    # a transform and a text are never overwritten unless asked either
+    write_transform(sitk.Transform(3, sitk.sitkIdentity), str(tmp_path / "moving.tfm"))
+    with pytest.raises(OutputExistsError, match="already exists"):
+        write_transform(sitk.Euler3DTransform(), str(tmp_path / "moving.tfm"))
+    write_transform(sitk.Euler3DTransform(), str(tmp_path / "moving.tfm"), overwrite=True)
+    assert sitk.ReadTransform(str(tmp_path / "moving.tfm")).GetName() == "Euler3DTransform"
+    write_text("first", str(tmp_path / "summary.txt"))
+    with pytest.raises(OutputExistsError, match="already exists"):
+        write_text("second", str(tmp_path / "summary.txt"))
+    assert (tmp_path / "summary.txt").read_text() == "first"
 
 
 def test_failed_write_leaves_nothing(tmp_path):
@@ -193,3 +204,49 @@ def test_failed_write_leaves_nothing(tmp_path):
     assert os.listdir(tmp_path) == []
     write_text("{}", str(target))
     assert target.read_text() == "{}"
+
+
+def test_the_temporary_lies_beside_the_output_keeps_its_suffix_and_a_taken_name_is_skipped(
+    tmp_path, monkeypatch
+):
+    """Beside the output (the final rename stays on one disk), with its whole suffix (a writer that
+    goes by the name sees .nii.gz), under another name when one is taken."""
+    import secrets
+
+    seen = []
+
+    def writer(temporary):
+        seen.append(temporary)
+        sitk.WriteImage(sitk.Image([2, 2, 2], sitk.sitkInt16), temporary)
+
+    monkeypatch.chdir(tmp_path)  # not the output's folder
+    (tmp_path / "out").mkdir()
+    write_atomically(str(tmp_path / "out" / "scan.nii.gz"), writer)
+    assert os.path.dirname(seen[0]) == str(tmp_path / "out") and seen[0].endswith(".nii.gz")
+    (tmp_path / "out" / ".notes.txt.aaaaaaaa.txt").write_text("taken")
+    names = iter(["aaaaaaaa", "bbbbbbbb"])
+    monkeypatch.setattr(secrets, "token_hex", lambda size: next(names))
+    write_text("notes", str(tmp_path / "out" / "notes.txt"))
+    assert (tmp_path / "out" / "notes.txt").read_text() == "notes"
+
+
+@pytest.mark.parametrize("refusal", [FileExistsError, PermissionError])
+def test_an_output_appearing_meanwhile_is_kept_also_without_hard_links(tmp_path, monkeypatch, refusal):
+    """The final step links the temporary to the output name, which fails if a file appeared there
+    meanwhile; a file system without hard links (PermissionError) falls back to a rename after checking.
+    Either way the other file stays, nothing is left behind, and the output is written when free."""
+    target = tmp_path / "summary.txt"
+
+    def appear_then_refuse(source, destination):
+        target.write_text("the other run's")
+        raise refusal(17, "refused", destination)
+
+    monkeypatch.setattr(os, "link", appear_then_refuse)
+    with pytest.raises(OutputExistsError, match="already exists"):
+        write_text("ours", str(target))
+    assert target.read_text() == "the other run's" and os.listdir(tmp_path) == ["summary.txt"]
+    if refusal is PermissionError:
+        target.unlink()
+        monkeypatch.setattr(os, "link", lambda source, destination: (_ for _ in ()).throw(refusal()))
+        write_text("ours", str(target))
+        assert target.read_text() == "ours" and os.listdir(tmp_path) == ["summary.txt"]

@@ -35,6 +35,29 @@ def test_an_error_line_ending_in_a_colon_gets_the_last_line_that_says_more():
     )
     last = "ITK ERROR: NiftiImageIO(0x1): Could not read header:\n"
     assert _describe_read_error(RuntimeError(last)) == "not a readable image (Could not read header:)"
+    # a source position after it says nothing more
+    cut = HEADER.rsplit("bad dim", 1)[0]
+    assert _describe_read_error(RuntimeError(cut)) == "not a readable image (Could not read header:)"
+
+
+NRRD_NO_SIZES = (
+    "Exception thrown in SimpleITK ImageFileReader_Execute: "
+    "/tmp/SimpleITK-build/ITK/Modules/IO/NRRD/src/itkNrrdImageIO.cxx:410:\n"
+    "itk::ERROR: NrrdImageIO(0x556521b76cb0): ReadImageInformation: Error reading b.nrrd:\n"
+    '[nrrd] nrrdLoad: trouble reading "b.nrrd"\n'
+    "[nrrd] nrrdRead: trouble\n"
+    "[nrrd] _nrrdRead: trouble reading NRRD file\n"
+    "[nrrd] _nrrdFormatNRRD_read: finished reading header, but there were problems\n"
+    "[nrrd] _nrrdHeaderCheck: didn't see required field: sizes\n"
+)
+
+
+def test_of_several_lines_after_an_error_line_ending_in_a_colon_the_last_is_kept():
+    """NRRD's reader stacks its callers' complaints; the last line names what is wrong."""
+    assert _describe_read_error(RuntimeError(NRRD_NO_SIZES)) == (
+        "not a readable image (ReadImageInformation: Error reading b.nrrd: "
+        "[nrrd] _nrrdHeaderCheck: didn't see required field: sizes)"
+    )
 
 
 def test_without_an_error_line_the_last_line_is_the_reason():
@@ -45,6 +68,9 @@ def test_without_an_error_line_the_last_line_is_the_reason():
         == "not a readable image (/only/a/path.cxx:12)"
     )
     assert _describe_read_error(RuntimeError("")) == "not a readable image (unknown error)"
+    # ITK's "Exception thrown in" preamble is not a reason while another line is left
+    preamble = "Exception thrown in SimpleITK ImageFileReader_Execute: /x.cxx:9:\n/x.cxx:9\n"
+    assert _describe_read_error(RuntimeError(preamble)) == "not a readable image (/x.cxx:9)"
 
 
 def test_a_long_reason_is_cut_to_200_characters():

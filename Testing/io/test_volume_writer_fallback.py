@@ -50,13 +50,19 @@ def test_a_3d_image_whose_one_voxel_header_fails_is_written_the_second_way(tmp_p
 
 
 @pytest.mark.parametrize("chunks", [[], [b"voxels " * 1000, b"", b"more"]])
-def test_a_zlib_stream_of_any_chunks_decompresses_and_its_length_is_told(chunks):
+@pytest.mark.parametrize("stream", ["zlib", "gzip"])
+def test_a_zlib_or_gzip_stream_of_any_chunks_decompresses_and_its_length_is_told(chunks, stream):
+    import gzip
     import io
     import zlib
 
     sink = io.BytesIO()
-    written = volume_writers.write_zlib(sink, iter(chunks), threads=1)
-    assert zlib.decompress(sink.getvalue()) == b"".join(chunks)
+    write, read = {
+        "zlib": (volume_writers.write_zlib, zlib.decompress),
+        "gzip": (volume_writers.write_gzip, gzip.decompress),
+    }[stream]
+    written = write(sink, iter(chunks), threads=1)
+    assert read(sink.getvalue()) == b"".join(chunks)
     assert written == len(sink.getvalue())
 
 

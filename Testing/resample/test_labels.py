@@ -324,6 +324,8 @@ def test_float_vector_and_scan_images_are_refused_with_a_reason():
     with pytest.raises(LabelError, match="values down to -1024, as a CT in HU does"):
         check_label_image(small_ct)
     assert check_label_image(small_ct + 1100) == [76, 100, 1140, 1400]
+    with pytest.raises(LabelError, match="values down to -1000, as a CT in HU does"):  # air, exactly
+        check_label_image(small_ct + 24)
     with pytest.raises(LabelError, match="integer pixel type"):
         resample_labels(sitk.Cast(labels, sitk.sitkFloat64), labels, sitk.Transform(3, sitk.sitkIdentity))
     assert check_label_image(labels) == [1]
@@ -486,3 +488,152 @@ def test_carrying_by_nearest_neighbour_gives_what_resampling_by_nearest_gives():
     nearest = resample_labels(labels, labels, transform, method="nearest")
     assert np.array_equal(sitk.GetArrayFromImage(carried["nearest"]), sitk.GetArrayFromImage(nearest))
     assert not np.array_equal(sitk.GetArrayFromImage(carried["linear"]), sitk.GetArrayFromImage(nearest))
+
+
+def test_a_large_label_map_is_judged_on_every_nth_voxel_along_each_axis(monkeypatch):
+    """Label maps larger than the sample (2 million voxels; 1000 here, to stay small) are judged on
+    every n-th voxel along each axis, n the cube root of size over sample (4 for 40³): a row of 40
+    labelled voxels of which the first 10 lie on the scan reports the share of its samples (3 of 10),
+    neither the exact share (25 %) nor a coarser sample's."""
+    from CTAffineRegisterLib.resample import labels as labels_module
+
+    monkeypatch.setattr(labels_module, "_OVERLAP_SAMPLE", 1000)
+    scan = _box((10, 10, 10))
+    row = _box((40, 40, 40), where=(0, 0, slice(0, 40)))
+    with pytest.raises(LabelError, match=r"^only 30% of the labelled voxels lie inside the scan"):
+        check_labels_overlap(row, scan)
+    # a structure between the sampled voxels is not overlooked: every voxel is then looked at
+    small = _box((40, 40, 40), where=(1, 1, slice(1, 4)))
+    assert check_labels_overlap(small, scan) == 1.0
+
+
+@pytest.mark.parametrize("edge", ["low", "high"])
+def test_a_labelled_voxel_right_at_the_scans_edge_counts_as_inside(edge):
+    """The scan's voxel edges bound it (half a voxel beyond the outer centres, and 1/1000 voxel for
+    rounding): a labelled voxel centred exactly there is on the scan, on either side."""
+    scan = _box((10, 10, 10))
+    at_edge = -(0.5 + 1e-3) if edge == "low" else 9 + (0.5 + 1e-3)
+    # two labelled voxels along x: one centred on the edge, one 4 mm further in
+    labels = _box((2, 1, 1), origin=(at_edge, 0.0, 0.0), spacing=(4.0, 1.0, 1.0), where=(0, 0, slice(0, 2)))
+    if edge == "high":
+        labels.SetDirection((-1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, -1.0))  # x runs towards the scan
+    assert check_labels_overlap(labels, scan) == 1.0
+
+
+def test_nearest_neighbour_puts_the_labels_on_the_scans_grid_with_background_beyond_them():
+    """The scan's own values never leak into the result, and its voxels beyond the label map are 0."""
+    array = np.zeros((6, 6, 6), np.uint8)
+    array[1:5, 1:5, 1:5] = 3
+    labels = sitk.GetImageFromArray(array)
+    scan = sitk.GetImageFromArray(np.full((6, 6, 10), -1000, np.int16))
+    scan.SetOrigin((-2.0, 0.0, 0.0))  # two columns of voxels before the label map, two after it
+    carried = resample_labels(labels, scan, sitk.Transform(3, sitk.sitkIdentity), method="nearest")
+    expected = np.zeros((6, 6, 10), np.uint8)
+    expected[:, :, 2:8] = array
+    assert carried.GetPixelID() == sitk.sitkUInt8
+    assert np.array_equal(sitk.GetArrayFromImage(carried), expected)
+
+
+def test_a_centred_rotation_and_a_vanishing_scale_carry_labels_where_they_map_them():
+    """A rotation about the grid's centre (a centred transform) leaves a centred block in place; a
+    transform shrinking space 100 000 times (allowed: not singular) maps every scan voxel into it."""
+    array = np.zeros((8, 8, 8), np.uint8)
+    array[2:6, 2:6, 2:6] = 4
+    labels = sitk.GetImageFromArray(array)
+    turn = sitk.Euler3DTransform((3.5, 3.5, 3.5), 0.0, 0.0, np.pi / 2)
+    assert np.array_equal(sitk.GetArrayFromImage(resample_labels(labels, labels, turn)), array)
+    scan = sitk.Image([5, 6, 7], sitk.sitkInt16)
+    shrink = sitk.AffineTransform(3)
+    shrink.SetMatrix((1e-5, 0, 0, 0, 1e-5, 0, 0, 0, 1e-5))
+    shrink.SetTranslation((3.5, 3.5, 3.5))
+    carried = sitk.GetArrayFromImage(resample_labels(labels, scan, shrink))
+    assert carried.shape == (7, 6, 5) and np.all(carried == 4)
+
+
+@pytest.mark.parametrize("axis", [0, 1, 2])
+def test_the_box_of_a_scaling_transform_holds_all_the_whole_grid_gives(monkeypatch, axis):
+    """A transform scaling by 1/4 about a point off the origin: each structure's box on the fixed grid
+    still holds every voxel it reaches (the boxes only save work)."""
+    import CTAffineRegisterLib.resample.labels as labels_module
+
+    array = np.zeros((10, 10, 10), np.uint8)
+    array[3:7, 3:7, 3:7] = 2
+    labels = sitk.GetImageFromArray(array)
+    fixed = sitk.Image([40, 40, 40], sitk.sitkInt16)
+    centre = [0.0, 0.0, 0.0]
+    centre[axis] = 1.0
+    shrink = sitk.ScaleTransform(3, (0.25, 0.25, 0.25))
+    shrink.SetCenter(centre)
+    boxed = sitk.GetArrayFromImage(resample_labels(labels, fixed, shrink))
+    whole = tuple(slice(0, size) for size in fixed.GetSize()[::-1])
+    monkeypatch.setattr(labels_module, "_fixed_region", lambda *arguments: whole)
+    everywhere = sitk.GetArrayFromImage(resample_labels(labels, fixed, shrink))
+    assert np.count_nonzero(everywhere == 2) > 1000
+    assert np.array_equal(boxed, everywhere)
+
+
+def test_a_structure_just_beyond_the_scans_edge_is_left_out():
+    """Its box on the fixed grid starts right at the grid's end (empty): nothing of it is carried."""
+    array = np.zeros((12, 12, 14), np.uint8)
+    array[2:5, 2:5, 2:5] = 1
+    array[2:5, 2:5, 11:13] = 2  # from x = 11: within one voxel of the scan's last (x = 9) by linear reach
+    scan = sitk.Image([10, 12, 12], sitk.sitkInt16)
+    carried = sitk.GetArrayFromImage(
+        resample_labels(sitk.GetImageFromArray(array), scan, sitk.Transform(3, sitk.sitkIdentity))
+    )
+    assert np.array_equal(carried, array[:, :, :10])
+
+
+def test_a_voxel_shared_equally_by_two_structures_goes_to_the_first():
+    """Half a voxel off the label map's grid, the voxel between two touching structures gets half of
+    each: the structure met first (the lower value) keeps it, the same on every run."""
+    array = np.zeros((4, 4, 12), np.uint8)
+    array[:, :, 2:6] = 1
+    array[:, :, 6:10] = 2
+    scan = sitk.Image([11, 4, 4], sitk.sitkInt16)
+    scan.SetOrigin((0.5, 0.0, 0.0))
+    carried = resample_labels(sitk.GetImageFromArray(array), scan, sitk.Transform(3, sitk.sitkIdentity))
+    assert sitk.GetArrayFromImage(carried)[1, 1].tolist() == [0, 1, 1, 1, 1, 1, 2, 2, 2, 2, 0]
+
+
+def test_label_values_beyond_double_precision_are_kept_exactly():
+    array = np.zeros((2, 2, 2), np.uint64)
+    array[0, 0, 0], array[1, 1, 1] = 2**60 + 1, 2**60 + 3  # 64-bit values a float64 would round
+    labels = sitk.GetImageFromArray(array)
+    carried = resample_labels(labels, labels, sitk.Transform(3, sitk.sitkIdentity))
+    assert sitk.GetArrayFromImage(carried).tolist() == array.tolist()
+
+
+def test_a_structure_on_the_label_maps_first_voxels_is_carried_whole():
+    array = np.zeros((6, 6, 6), np.uint8)
+    array[0:3, 0:3, 0:3] = 5  # touching the map's first voxel along every axis
+    labels = sitk.GetImageFromArray(array)
+    carried = resample_labels(labels, labels, sitk.Transform(3, sitk.sitkIdentity))
+    assert np.array_equal(sitk.GetArrayFromImage(carried), array)
+
+
+def test_a_structure_of_just_over_half_a_fixed_voxel_is_kept():
+    """Its shares sum to a volume of 0.50000003 voxels: rounded to 1 voxel (summed in double precision;
+    in single precision the sum would be 0.5, rounded to 0, and the structure lost)."""
+    from CTAffineRegisterLib.resample.labels import _volume_keeping_level
+
+    assert _volume_keeping_level(np.array([0.5, 2.0**-25, 0.0], np.float32)) == 0.5
+    assert _volume_keeping_level(np.array([0.25, 0.25, 0.0], np.float32)) is None  # half a voxel
+
+
+def _values_image(shape, values, every=1) -> sitk.Image:
+    array = np.zeros(int(np.prod(shape)), np.int16)
+    array[1::every][: len(values)] = values
+    return sitk.GetImageFromArray(array.reshape(shape))
+
+
+def test_a_label_map_may_hold_1000_values_and_no_more():
+    """1000 distinct values (background included) is a label map; 1001 is a scan, found from a sample
+    of the voxels (every voxel of a small map); values the sample of a large map misses (every second
+    voxel of 2 million) are counted over the whole map."""
+    assert len(check_label_image(_values_image((10, 10, 10), np.arange(1, MAX_LABEL_COUNT)))) == 999
+    with pytest.raises(LabelError, match=f"^holds more than {MAX_LABEL_COUNT} distinct values: a scan"):
+        check_label_image(_values_image((7, 11, 13), np.arange(1, MAX_LABEL_COUNT + 1)))
+    hidden = _values_image((20, 100, 1000), np.arange(1, MAX_LABEL_COUNT + 2), every=2)  # odd voxels only
+    with pytest.raises(LabelError, match=f"^holds 1002 distinct values \\(at most {MAX_LABEL_COUNT} in a"):
+        check_label_image(hidden)

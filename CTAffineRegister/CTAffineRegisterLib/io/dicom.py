@@ -227,14 +227,15 @@ def _damaged_files_note(damaged: list[str]) -> list[str]:
 def _pixel_data_cut_short(path: str) -> bool:
     """Whether the file ends before the Pixel Data element's own length says it should.
 
-    Only the header is read (the element is looked for in the first 64 KB, then up to 1 MB).
+    Only the header is read (the element is looked for in the first 64 KB, then up to 1 MB, also when
+    its length lies beyond the first 64 KB).
     Encapsulated (compressed) pixel data have no length here and are left to the reader.
     """
     size = os.path.getsize(path)
     with open(path, "rb") as handle:
         head = handle.read(1 << 16)
         at = head.find(PIXEL_DATA_TAG, 128)
-        if at < 0 and size > len(head):
+        if (at < 0 or len(head) < at + 12) and size > len(head):  # the element's length may lie beyond
             head += handle.read(MAX_DICOM_HEADER_BYTES - len(head))
             at = head.find(PIXEL_DATA_TAG, 128)
     if at < 0 or len(head) < at + 12:
