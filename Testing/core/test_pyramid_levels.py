@@ -70,6 +70,16 @@ def test_levels_that_do_not_nest_start_again_from_full_resolution():
     assert build_levels(float_image, None, [(1, 1, 1)])[0].image is float_image  # float32: no copy
 
 
+@pytest.mark.parametrize(
+    "factor_list", [[(2, 1, 1), (1, 4, 4)], [(4, 1, 1), (1, 2, 1)], [(1, 4, 1), (2, 1, 1)]]
+)
+def test_the_level_with_the_fewest_voxels_comes_first_whatever_the_axes(factor_list):
+    image = _image(np.zeros((8, 8, 8), np.float32), (1.0, 1.0, 1.0))
+    levels = build_levels(image, None, factor_list)
+    voxels = [level.image.GetNumberOfPixels() for level in levels]
+    assert voxels == sorted(voxels) and voxels[0] < voxels[1]
+
+
 def test_a_level_mask_is_the_mask_on_its_grid_dilated_then_limited_to_the_eroded_region():
     shape = (4, 12, 12)
     image = _image(np.zeros(shape, np.float32), (1.0, 1.0, 1.0))
@@ -88,6 +98,8 @@ def test_a_level_mask_is_the_mask_on_its_grid_dilated_then_limited_to_the_eroded
     eroded = np.zeros(shape, np.uint8)
     eroded[:, 4:8, 4:8] = 1  # two voxels in from each side; the image border in z counts as inside
     assert np.array_equal(_array(limited), eroded)
+    not_eroded = build_levels(image, None, [(1, 1, 1)], limit_mask=_image(limit, (1.0, 1.0, 1.0)))[0].mask
+    assert np.array_equal(_array(not_eroded), limit)  # no erosion unless asked
     both = build_levels(
         image,
         _image(np.ones(shape, np.uint8), (1.0, 1.0, 1.0)),
