@@ -60,6 +60,15 @@ def test_levels_are_block_averages_coarse_first_on_grids_of_whole_blocks():
             )
 
 
+def test_each_level_is_the_block_average_of_the_next_finer_one():
+    # one pass over the full-size scan: a coarse level is shrunk from the finer level, not the scan
+    array = np.random.default_rng(1).uniform(-1000, 1000, (8, 16, 24)).astype(np.float32)
+    levels = build_levels(_image(array), None, [(1, 1, 1), (2, 2, 1), (4, 4, 2)])
+    for coarse, finer in zip(levels, levels[1:]):
+        relative = [c // f for c, f in zip(coarse.factors, finer.factors)]
+        assert np.array_equal(_array(coarse.image), _array(sitk.BinShrink(finer.image, relative)))
+
+
 def test_levels_that_do_not_nest_start_again_from_full_resolution():
     array = np.arange(12 * 12 * 12, dtype=np.float32).reshape(12, 12, 12)
     levels = build_levels(_image(array, (1.0, 1.0, 1.0)), None, [(2, 2, 2), (3, 3, 3)])

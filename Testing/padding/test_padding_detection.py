@@ -168,3 +168,26 @@ def test_values_from_exactly_zero_up_are_not_hu():
     values.flat[::50] = 0  # 2 %: the 0.1 % percentile is exactly 0
     analysis = analyze_background(sitk.GetImageFromArray(values))
     assert analysis.kind == "not-ct" and "no negative values (range 0..899)" in analysis.summary
+
+
+@pytest.mark.parametrize("air", [-1150, -900])
+def test_the_air_window_includes_its_limits(tiny, air):
+    values = sitk.GetArrayFromImage(tiny)
+    values[values < -900] = air  # all air at one value (a constant: taken for padding that is air)
+    analysis = analyze_background(_on_grid(values, tiny))
+    assert analysis.air_value == air and f"({air}, " in analysis.summary
+
+
+def test_padding_above_every_other_value_is_found(tiny, ring):
+    values = np.minimum(sitk.GetArrayFromImage(tiny), -10)  # nothing at -9 or above...
+    values[ring] = 0  # ...but the padding
+    analysis = analyze_background(_on_grid(values, tiny))
+    assert analysis.padding_value == 0 and analysis.kind == "fov-padding"
+    assert np.array_equal(_valid(analysis), ~ring)
+
+
+def test_a_wrong_argument_is_named_in_the_error(tiny):
+    with pytest.raises(TypeError, match="^image must be a SimpleITK.Image"):
+        analyze_background(sitk.GetArrayFromImage(tiny))
+    with pytest.raises(TypeError, match="^dicom_padding must be a DicomPadding or None"):
+        analyze_background(tiny, -3024)
