@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 
+from CTAffineRegisterLib.io.images import DicomPadding
 from CTAffineRegisterLib.padding.analysis import analyze_background
 from CTAffineRegisterLib.synthetic import fov_mask, insert_fov_padding, make_phantom
 
@@ -89,11 +90,13 @@ def test_padding_at_minus_1024_is_air_even_where_the_air_reads_otherwise(tiny):
     assert analysis.kind == "fov-padding-equals-air" and "nothing to replace" in analysis.summary
 
 
-@pytest.mark.parametrize("nan_voxels", [False, True])
-def test_air_clipped_to_a_constant_is_air_not_padding(tiny, nan_voxels):
+@pytest.mark.parametrize(
+    ("pixel_type", "nan_voxels"), [(np.int16, False), (np.float32, False), (np.float32, True)]
+)
+def test_air_clipped_to_a_constant_is_air_not_padding(tiny, pixel_type, nan_voxels):
     # every air value below -1000 written as -1000: a constant connected to the border, but not in
     # the shape of a field of view: nothing is padding (NaN voxels of a float scan stay no data)
-    values = np.maximum(sitk.GetArrayFromImage(tiny), -1000).astype(np.float32)
+    values = np.maximum(sitk.GetArrayFromImage(tiny), -1000).astype(pixel_type)
     if nan_voxels:
         values[:, :3, :] = np.nan  # well under the 0.2 % a padded region needs: NaN is no data anyway
         values[0, 20, 20] = np.nan
@@ -140,7 +143,10 @@ def test_a_scan_of_one_value_is_not_ct(pixel_type):
 
 def test_a_scan_with_no_real_voxel_says_so():
     analysis = analyze_background(sitk.GetImageFromArray(np.full((4, 32, 32), np.nan, np.float32)))
-    assert analysis.kind == "not-ct" and "no real data (every voxel is padding)" in analysis.summary
+    assert (
+        analysis.kind == "not-ct"
+        and analysis.summary == "not CT-like (no real data (every voxel is padding))"
+    )
     assert not _valid(analysis).any()
 
 
@@ -191,3 +197,52 @@ def test_a_wrong_argument_is_named_in_the_error(tiny):
         analyze_background(sitk.GetArrayFromImage(tiny))
     with pytest.raises(TypeError, match="^dicom_padding must be a DicomPadding or None"):
         analyze_background(tiny, -3024)
+
+
+def test_a_nan_frame_around_a_float_scan_is_no_data(tiny):
+    values = sitk.GetArrayFromImage(tiny).astype(np.float32)
+    frame = np.ones(values.shape, bool)
+    frame[1:-1, 1:-1, 1:-1] = False
+    values[frame] = np.nan  # no finite value on any face: no padding value to look for
+    analysis = analyze_background(_on_grid(values, tiny))
+    assert analysis.padding_value is None and analysis.kind == "air-background"
+    assert np.array_equal(_valid(analysis), ~frame)
+
+
+def test_a_few_padded_voxels_in_a_corner_of_a_tiny_scan_are_padding():
+    values = np.random.default_rng(3).integers(-1000, 1000, (3, 6, 6)).astype(np.int16)
+    values[0, 0, 0] = -3024  # on three faces: 3 of their 144 values, with no value next to it
+    analysis = analyze_background(sitk.GetImageFromArray(values))
+    assert analysis.padding_value == -3024 and analysis.padding_fraction == pytest.approx(1 / values.size)
+
+
+def test_a_padded_region_under_0_2_percent_of_the_scan_is_noise():
+    image = make_phantom(seed=3, size=(96, 96, 40), spacing=(3.6, 3.6, 5.0))
+    values = sitk.GetArrayFromImage(image)
+    for first in (0, -1):  # the value on the image's edges along x and z: 536 voxels (0.15 %), each
+        for second in (0, -1):  # on two faces, so it stands out there (1 000 face values, air < 900)
+            values[first, second, :] = -3024
+            values[:, first, second] = -3024
+    assert np.count_nonzero(values == -3024) == 536
+    analysis = analyze_background(_on_grid(values, image))
+    assert analysis.padding_value is None and analysis.padding_fraction == 0.0
+    assert "padding" not in analysis.summary and _valid(analysis).all()
+    values[:, :, 0] = values[:, :, -1] = -3024  # and two whole faces: far more than 0.2 %
+    assert analyze_background(_on_grid(values, image)).padding_value == -3024
+
+
+def test_a_tag_naming_a_value_no_voxel_holds_leaves_the_padding_to_be_found(tiny, ring):
+    padded = insert_fov_padding(tiny, -2000, FOV_RADIUS_MM)
+    analysis = analyze_background(padded, DicomPadding(value_hu=-3024.0))
+    assert analysis.padding_value == -2000 and analysis.padding_source == "detected"
+    assert np.array_equal(_valid(analysis), ~ring)
+
+
+def test_values_that_are_not_whole_numbers_are_reported_to_one_decimal(tiny):
+    values = sitk.GetArrayFromImage(tiny).astype(np.float32)
+    for k in (0, -1):
+        for j in (0, -1):
+            for i in (0, -1):
+                values[k, j, i] = -1000.37
+    report = analyze_background(_on_grid(values, tiny)).to_dict()
+    assert report["corner_median"] == -1000.4
