@@ -35,7 +35,7 @@ def test_inspect_on_the_column_says_no_padding(tmp_path, capsys):
 
 @pytest.mark.parametrize(
     ("fraction", "printed"),
-    [(0.004, "0.4%"), (0.0099, "1.0%"), (0.01, "1%"), (0.015, "2%"), (0.21, "21%")],
+    [(0.004, "0.4%"), (0.0099, "1.0%"), (0.01, "1%"), (0.015, "2%"), (0.21, "21%"), (0.6, "60%")],
 )
 def test_a_padded_share_below_one_percent_is_not_printed_as_zero(fraction, printed):
     kind, summary = _classify(-3024.0, (-3024.0, -3024.0), fraction, False, None, -1000.0, True, None)
