@@ -55,3 +55,14 @@ def test_the_summary_says_when_slicers_corner_value_is_not_the_padding(corners, 
     summary = _classify(corners, padding, 0.2, False, None, -1000.0, True, None)[1]
     assert ("; Slicer's corner background says " + f"{corners:.0f}" in summary) is note
     assert summary.endswith("irregular padded region)") is not note
+
+
+def test_without_padding_the_summary_says_air_or_no_background():
+    assert _classify(-1000.0, None, 0.0, False, None, -998.0, True, None) == (
+        "air-background",
+        "air background (-998)",
+    )
+    assert _classify(40.0, None, 0.0, False, None, -1024.0, False, None) == (
+        "no-background",
+        "no background (cropped: corners are tissue)",
+    )

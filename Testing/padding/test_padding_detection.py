@@ -246,3 +246,28 @@ def test_values_that_are_not_whole_numbers_are_reported_to_one_decimal(tiny):
                 values[k, j, i] = -1000.37
     report = analyze_background(_on_grid(values, tiny)).to_dict()
     assert report["corner_median"] == -1000.4
+
+
+def test_nan_end_slices_do_not_hide_a_padding_ring(tiny, ring):
+    values = sitk.GetArrayFromImage(insert_fov_padding(tiny, -3024, FOV_RADIUS_MM)).astype(np.float32)
+    values[[0, -1]] = np.nan  # NaN is the most frequent value on the faces, but no padding value
+    analysis = analyze_background(_on_grid(values, tiny))
+    assert analysis.padding_value == -3024 and analysis.kind == "fov-padding"
+    no_data = ring.copy()
+    no_data[[0, -1]] = True
+    assert np.array_equal(_valid(analysis), ~no_data)
+
+
+def test_inside_the_ct_range_only_voxels_connected_to_the_border_are_padding(tiny, ring):
+    values = sitk.GetArrayFromImage(insert_fov_padding(tiny, -1200, FOV_RADIUS_MM))
+    values[6:9, 22:26, 22:26] = -1200  # a pocket at the padding value inside the body: real data
+    analysis = analyze_background(_on_grid(values, tiny))
+    assert analysis.padding_value == -1200
+    assert np.array_equal(_valid(analysis), ~ring)
+
+
+def test_a_tag_value_found_only_inside_the_scan_is_not_padding(tiny):
+    values = sitk.GetArrayFromImage(tiny)
+    values[4:12, 18:30, 18:30] = -3024  # 1 152 voxels inside, none on a face
+    analysis = analyze_background(_on_grid(values, tiny), DicomPadding(value_hu=-3024.0))
+    assert analysis.padding_value is None and _valid(analysis).all()
