@@ -206,6 +206,7 @@ def test_a_nan_frame_around_a_float_scan_is_no_data(tiny):
     values[frame] = np.nan  # no finite value on any face: no padding value to look for
     analysis = analyze_background(_on_grid(values, tiny))
     assert analysis.padding_value is None and analysis.kind == "air-background"
+    assert analysis.fov is None  # NaN voxels are no data, not a field of view's padding
     assert np.array_equal(_valid(analysis), ~frame)
 
 
