@@ -60,6 +60,15 @@ def test_levels_are_block_averages_coarse_first_on_grids_of_whole_blocks():
             )
 
 
+def test_each_level_is_the_block_average_of_the_next_finer_one():
+    # one pass over the full-size scan: a coarse level is shrunk from the finer level, not the scan
+    array = np.random.default_rng(1).uniform(-1000, 1000, (8, 16, 24)).astype(np.float32)
+    levels = build_levels(_image(array), None, [(1, 1, 1), (2, 2, 1), (4, 4, 2)])
+    for coarse, finer in zip(levels, levels[1:]):
+        relative = [c // f for c, f in zip(coarse.factors, finer.factors)]
+        assert np.array_equal(_array(coarse.image), _array(sitk.BinShrink(finer.image, relative)))
+
+
 def test_levels_that_do_not_nest_start_again_from_full_resolution():
     array = np.arange(12 * 12 * 12, dtype=np.float32).reshape(12, 12, 12)
     levels = build_levels(_image(array, (1.0, 1.0, 1.0)), None, [(2, 2, 2), (3, 3, 3)])
@@ -68,6 +77,16 @@ def test_levels_that_do_not_nest_start_again_from_full_resolution():
     assert np.allclose(_array(levels[0].image), expected)
     float_image = _image(array)
     assert build_levels(float_image, None, [(1, 1, 1)])[0].image is float_image  # float32: no copy
+
+
+@pytest.mark.parametrize(
+    "factor_list", [[(2, 1, 1), (1, 4, 4)], [(4, 1, 1), (1, 2, 1)], [(1, 4, 1), (2, 1, 1)]]
+)
+def test_the_level_with_the_fewest_voxels_comes_first_whatever_the_axes(factor_list):
+    image = _image(np.zeros((8, 8, 8), np.float32), (1.0, 1.0, 1.0))
+    levels = build_levels(image, None, factor_list)
+    voxels = [level.image.GetNumberOfPixels() for level in levels]
+    assert voxels == sorted(voxels) and voxels[0] < voxels[1]
 
 
 def test_a_level_mask_is_the_mask_on_its_grid_dilated_then_limited_to_the_eroded_region():
@@ -88,6 +107,8 @@ def test_a_level_mask_is_the_mask_on_its_grid_dilated_then_limited_to_the_eroded
     eroded = np.zeros(shape, np.uint8)
     eroded[:, 4:8, 4:8] = 1  # two voxels in from each side; the image border in z counts as inside
     assert np.array_equal(_array(limited), eroded)
+    not_eroded = build_levels(image, None, [(1, 1, 1)], limit_mask=_image(limit, (1.0, 1.0, 1.0)))[0].mask
+    assert np.array_equal(_array(not_eroded), limit)  # no erosion unless asked
     both = build_levels(
         image,
         _image(np.ones(shape, np.uint8), (1.0, 1.0, 1.0)),

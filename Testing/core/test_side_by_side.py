@@ -35,6 +35,15 @@ def test_the_first_task_runs_on_the_calling_thread():
     assert side_by_side([]) == []
 
 
+def test_a_helper_thread_never_keeps_the_program_alive():
+    # Ctrl-C while the caller waits for a helper leaves the helper behind: as a daemon thread it ends
+    # with the program instead of keeping a cancelled registration running to its end
+    def on_a_helper():
+        return threading.current_thread().daemon
+
+    assert side_by_side([lambda: None, on_a_helper, on_a_helper]) == [None, True, True]
+
+
 def test_the_first_failure_in_task_order_is_raised_after_every_task_has_ended():
     ended = []
 

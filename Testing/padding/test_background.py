@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 
 import numpy as np
@@ -10,7 +11,7 @@ import SimpleITK as sitk
 from conftest import shared_sample
 
 from CTAffineRegisterLib.io.images import DicomPadding, read_image
-from CTAffineRegisterLib.padding.analysis import analyze_background, corner_median
+from CTAffineRegisterLib.padding.analysis import FieldOfView, analyze_background, corner_median
 from CTAffineRegisterLib.synthetic import (
     body_inside,
     fov_mask,
@@ -142,6 +143,60 @@ def test_oblique_direction_matrix():
     assert analysis.kind == "fov-padding"
     assert analysis.fov.radius_mm == pytest.approx(150.0, abs=HALF_VOXEL_MM)
     assert np.allclose(analysis.fov.center_mm[:2], center[:2], atol=HALF_VOXEL_MM)
+
+
+def _decimals(value: float) -> int:
+    return len(repr(value).partition(".")[2])
+
+
+@pytest.mark.parametrize("tag", [None, DicomPadding(value_hu=-3024.0)], ids=["found", "named-by-tag"])
+def test_the_json_report_holds_plain_numbers_rounded_as_documented(tag):
+    # what `inspect --json` prints per scan: integers stay integers, the share 4 decimals, mm 0.1 mm
+    angle = math.radians(20)
+    direction = (math.cos(angle), -math.sin(angle), 0, math.sin(angle), math.cos(angle), 0, 0, 0, 1)
+    image = make_phantom(seed=5, direction=direction, **SMALL)
+    center = image.TransformContinuousIndexToPhysicalPoint([40, 50, 20])
+    analysis = analyze_background(insert_fov_padding(image, -3024, 150.0, center), tag)
+    report = json.loads(json.dumps(analysis.to_dict()))
+
+    assert set(report) == {
+        "corner_median",
+        "padding_value",
+        "padding_fraction",
+        "padding_source",
+        "padding_is_air",
+        "fov",
+        "air_value",
+        "kind",
+        "summary",
+    }
+    assert '"padding_value": -3024,' in json.dumps(analysis.to_dict())  # not -3024.0
+    assert report["corner_median"] == -3024 and report["air_value"] == round(analysis.air_value)
+    assert report["padding_source"] == ("detected" if tag is None else "dicom-tag")
+    assert report["padding_is_air"] is False
+    assert (report["kind"], report["summary"]) == (analysis.kind, analysis.summary)
+    assert report["padding_fraction"] == pytest.approx(analysis.padding_fraction, abs=5e-5)
+    assert 0 < _decimals(report["padding_fraction"]) <= 4
+    fov = report["fov"]
+    assert set(fov) == {"shape", "radius_mm", "center_mm", "axis"}
+    assert fov["shape"] == "circle" and fov["axis"] == 2
+    assert fov["radius_mm"] == pytest.approx(analysis.fov.radius_mm, abs=0.05)
+    assert _decimals(fov["radius_mm"]) == 1  # the fitted radius is never a whole number of mm here
+    assert fov["center_mm"] == pytest.approx(list(analysis.fov.center_mm), abs=0.05)
+    assert [_decimals(c) for c in fov["center_mm"][:2]] == [1, 1]
+
+
+def test_the_json_report_of_a_scan_without_padding_has_nulls():
+    phantom = make_phantom(seed=3, **SMALL)
+    report = analyze_background(phantom).to_dict()
+    assert report["padding_value"] is None and report["fov"] is None and report["padding_source"] is None
+    assert report["padding_fraction"] == 0.0 and report["kind"] == "air-background"
+    assert FieldOfView("irregular", None, None, 1).to_dict() == {
+        "shape": "irregular",
+        "radius_mm": None,
+        "center_mm": None,
+        "axis": 1,
+    }
 
 
 def test_cropped_fov_pads_only_the_corners(phantom):

@@ -4,6 +4,7 @@ middle holds one value 20 times was called "fov-padding (15, 0% of voxels)"."""
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import SimpleITK as sitk
 
 from CTAffineRegisterLib.cli.commands import main
@@ -32,10 +33,36 @@ def test_inspect_on_the_column_says_no_padding(tmp_path, capsys):
     assert "0% of voxels" not in printed and "fov-padding" not in printed
 
 
-def test_a_padded_share_below_one_percent_is_not_printed_as_zero():
-    kind, summary = _classify(-1000.0, (-3024.0, -3024.0), 0.004, False, None, -1000.0, True, None)
-    assert kind == "fov-padding" and "(-3024, 0.4% of voxels" in summary
-    assert (
-        "(-3024, 21% of voxels"
-        in _classify(-1000.0, (-3024.0, -3024.0), 0.21, False, None, -1000.0, True, None)[1]
+@pytest.mark.parametrize(
+    ("fraction", "printed"),
+    [(0.004, "0.4%"), (0.0099, "1.0%"), (0.01, "1%"), (0.015, "2%"), (0.21, "21%"), (0.6, "60%")],
+)
+def test_a_padded_share_below_one_percent_is_not_printed_as_zero(fraction, printed):
+    kind, summary = _classify(-3024.0, (-3024.0, -3024.0), fraction, False, None, -1000.0, True, None)
+    assert kind == "fov-padding" and f"(-3024, {printed} of voxels, irregular padded region)" in summary
+
+
+@pytest.mark.parametrize(
+    ("corners", "padding", "note"),
+    [
+        (-3024.0, (-3024.0, -3024.0), False),
+        (-1000.0, (-3024.0, -3024.0), True),  # Slicer would take air for the background here
+        (-3001.0, (-3024.0, -3001.0), False),  # a value of the padding range
+        (-3000.0, (-3024.0, -3001.0), True),
+    ],
+)
+def test_the_summary_says_when_slicers_corner_value_is_not_the_padding(corners, padding, note):
+    summary = _classify(corners, padding, 0.2, False, None, -1000.0, True, None)[1]
+    assert ("; Slicer's corner background says " + f"{corners:.0f}" in summary) is note
+    assert summary.endswith("irregular padded region)") is not note
+
+
+def test_without_padding_the_summary_says_air_or_no_background():
+    assert _classify(-1000.0, None, 0.0, False, None, -998.0, True, None) == (
+        "air-background",
+        "air background (-998)",
+    )
+    assert _classify(40.0, None, 0.0, False, None, -1024.0, False, None) == (
+        "no-background",
+        "no background (cropped: corners are tissue)",
     )

@@ -79,3 +79,24 @@ def test_a_region_reaching_exactly_two_faces_is_padding():
     thin = np.zeros((12, 40, 45), dtype=bool)
     thin[3:8, :5, 0] = True  # one voxel deep along x = 0, touching y = 0 too
     assert np.array_equal(border_region_exact(thin), thin)
+
+
+def _outside_circle(shape, radius, center) -> np.ndarray:
+    _, y, x = np.mgrid[0 : shape[0], 0 : shape[1], 0 : shape[2]]
+    return (y - center[0]) ** 2 + (x - center[1]) ** 2 > radius**2
+
+
+@pytest.mark.parametrize(
+    "candidate",
+    [
+        _outside_circle((12, 16, 9), 5.128, (0.264, 7.319)),  # the field of view's centre on the y = 0 face
+        _outside_circle((12, 20, 20), 7.067, (10.937, 7.399)),  # off-centre, cutting the x = 0 face
+        np.pad(np.ones((8, 2, 5), bool), ((0, 0), (0, 0), (0, 19))),  # a band along x = 0, 2 rows tall
+        np.pad(np.ones((3, 2, 24), bool), ((5, 0), (0, 0), (0, 0))),  # the last 3 slices, 2 rows tall
+    ],
+    ids=["centre-on-a-face", "off-centre", "band-on-2-rows", "end-slices-on-2-rows"],
+)
+def test_clean_padding_on_small_and_off_centre_fields_of_view_is_exact(candidate):
+    exact = border_region_exact(candidate)
+    assert exact is not None and np.array_equal(exact, candidate)  # all of it reaches two faces
+    assert np.array_equal(border_region(candidate), exact)

@@ -91,6 +91,14 @@ def test_a_transform_that_is_not_affine_goes_to_itk():
     assert np.array_equal(sitk.GetArrayViewFromImage(map_valid_mask(valid, reference, bspline)), expected)
 
 
+@pytest.mark.parametrize("flat", ["moving", "reference"])
+def test_a_2d_image_has_no_index_map(flat):
+    volume = sitk.Image([4, 4, 4], sitk.sitkUInt8)
+    plane = sitk.Image([4, 4], sitk.sitkUInt8)
+    moving, reference = (plane, volume) if flat == "moving" else (volume, plane)
+    assert affine_index_map(moving, reference, sitk.AffineTransform(3)) is None
+
+
 def test_affine_index_map_agrees_with_itk_index_arithmetic():
     valid, reference, transform = _random_case(np.random.default_rng(11))
     matrix, offset = affine_index_map(valid, reference, transform)
