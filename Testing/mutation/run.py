@@ -273,6 +273,15 @@ def _interrupt(signum, frame) -> None:
     raise KeyboardInterrupt
 
 
+def _mutant_stem(function: str) -> str:
+    """How mutmut names the mutants of a function (``x_name``) or of a method (``Class.name`` gives
+    ``xǁClassǁname``), patterns included."""
+    if "." in function:
+        owner, _, method = function.rpartition(".")
+        return f"x\u01c1{owner}\u01c1{method}"
+    return f"x_{function}"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("modules", nargs="*", help="modules under CTAffineRegisterLib, e.g. padding/analysis")
@@ -292,7 +301,8 @@ def main(argv: list[str] | None = None) -> int:
         "--only",
         nargs="+",
         metavar="FUNCTION",
-        help="run only the mutants of these functions (names or fnmatch patterns, e.g. ras_from_lps "
+        help="run only the mutants of these functions or methods (names or fnmatch patterns, Class.method "
+        "for a method, e.g. ras_from_lps "
         "'_geometry*'): a large module whose tests are slow, a few functions at a time",
     )
     args = parser.parse_args(argv)
@@ -329,7 +339,7 @@ def main(argv: list[str] | None = None) -> int:
             return 0
     if args.only:
         patterns = [
-            f"{module_key(module)}.x_{function}__mutmut_*"
+            f"{module_key(module)}.{_mutant_stem(function)}__mutmut_*"
             for module in args.modules
             for function in args.only
         ]
