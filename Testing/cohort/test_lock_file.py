@@ -24,6 +24,11 @@ HOST = socket.gethostname()
 pytestmark = pytest.mark.skipif(not os.path.isdir("/proc/self"), reason="needs Linux's /proc")
 
 
+def _links_not_supported(*args, **kwargs):
+    """``os.symlink``/``os.link`` on a file system without them (some network shares, FAT)."""
+    raise OSError("links not supported")
+
+
 def _process_start(pid: int) -> str:
     with open(f"/proc/{pid}/stat", encoding="ascii") as handle:
         return handle.read().rsplit(")", 1)[-1].split()[19]
@@ -213,10 +218,7 @@ def test_release_leaves_a_lock_another_run_took_over(tmp_path):
 
 
 def test_without_symbolic_links_the_lock_is_a_json_file(tmp_path, monkeypatch):
-    def no_links(*args, **kwargs):
-        raise OSError("symbolic links not supported")
-
-    monkeypatch.setattr(cohort_lock.os, "symlink", no_links)
+    monkeypatch.setattr(cohort_lock.os, "symlink", _links_not_supported)
     with acquire_lock(str(tmp_path), "run-2") as held:
         path = tmp_path / LOCK_NAME
         assert not path.is_symlink()
@@ -230,11 +232,8 @@ def test_without_symbolic_links_the_lock_is_a_json_file(tmp_path, monkeypatch):
 
 
 def test_without_any_links_the_lock_is_created_exclusively(tmp_path, monkeypatch):
-    def no_links(*args, **kwargs):
-        raise OSError("links not supported")
-
-    monkeypatch.setattr(cohort_lock.os, "symlink", no_links)
-    monkeypatch.setattr(cohort_lock.os, "link", no_links)
+    monkeypatch.setattr(cohort_lock.os, "symlink", _links_not_supported)
+    monkeypatch.setattr(cohort_lock.os, "link", _links_not_supported)
     mask = os.umask(0o022)
     try:
         held = acquire_lock(str(tmp_path))
@@ -388,10 +387,7 @@ def test_a_lock_that_keeps_vanishing_is_tried_five_times_then_refused(tmp_path, 
 
 
 def test_a_lock_file_in_the_current_folder_is_made_there(tmp_path, monkeypatch):
-    def no_links(*args, **kwargs):
-        raise OSError("symbolic links not supported")
-
-    monkeypatch.setattr(cohort_lock.os, "symlink", no_links)
+    monkeypatch.setattr(cohort_lock.os, "symlink", _links_not_supported)
     monkeypatch.chdir(tmp_path)
     with acquire_lock("") as held:
         assert held.path == LOCK_NAME
@@ -401,10 +397,7 @@ def test_a_lock_file_in_the_current_folder_is_made_there(tmp_path, monkeypatch):
 
 
 def test_a_lock_files_temporary_is_made_beside_it_not_in_the_current_folder(tmp_path, monkeypatch):
-    def no_links(*args, **kwargs):
-        raise OSError("symbolic links not supported")
-
-    monkeypatch.setattr(cohort_lock.os, "symlink", no_links)
+    monkeypatch.setattr(cohort_lock.os, "symlink", _links_not_supported)
     monkeypatch.chdir("/proc")  # nothing can be made here
     with acquire_lock(str(tmp_path)) as held:
         assert json.loads((tmp_path / LOCK_NAME).read_text()) == held.owner
