@@ -7,6 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import SimpleITK as sitk
+from support.grid_images import on_grid_of
 
 from CTAffineRegisterLib.io.images import DicomPadding
 from CTAffineRegisterLib.padding.analysis import analyze_background
@@ -25,12 +26,6 @@ def tiny() -> sitk.Image:
 def ring(tiny) -> np.ndarray:
     """True outside the field of view (where the scanner writes its padding)."""
     return sitk.GetArrayFromImage(fov_mask(tiny, FOV_RADIUS_MM)) == 0
-
-
-def _on_grid(array: np.ndarray, like: sitk.Image) -> sitk.Image:
-    image = sitk.GetImageFromArray(array)
-    image.CopyInformation(like)
-    return image
 
 
 def _valid(analysis) -> np.ndarray:
@@ -59,7 +54,7 @@ def test_a_padding_value_is_a_spike_not_a_noisy_peak(tiny, ring, offsets, is_pad
         count = int(share * ring_index.size)
         values.flat[ring_index[start : start + count]] = -3024 + offset
         start += count
-    analysis = analyze_background(_on_grid(values, tiny))
+    analysis = analyze_background(on_grid_of(values, tiny))
     if is_padding:  # (the other values left in the ring make it not CT-like: not the point here)
         assert analysis.padding_value == -3024 and analysis.padding_source == "detected"
     else:
@@ -84,7 +79,7 @@ def test_padding_within_40_hu_of_the_air_is_air(tiny, padding, equals_air):
 def test_padding_at_minus_1024_is_air_even_where_the_air_reads_otherwise(tiny):
     values = sitk.GetArrayFromImage(tiny)
     values[values < -900] += 60  # air around -940 HU: -1024 is 84 HU away from it
-    analysis = analyze_background(insert_fov_padding(_on_grid(values, tiny), -1024, FOV_RADIUS_MM))
+    analysis = analyze_background(insert_fov_padding(on_grid_of(values, tiny), -1024, FOV_RADIUS_MM))
     assert analysis.air_value == pytest.approx(-940, abs=5)
     assert analysis.padding_value == -1024 and analysis.padding_is_air
     assert analysis.kind == "fov-padding-equals-air" and "nothing to replace" in analysis.summary
@@ -100,7 +95,7 @@ def test_air_clipped_to_a_constant_is_air_not_padding(tiny, pixel_type, nan_voxe
     if nan_voxels:
         values[:, :3, :] = np.nan  # well under the 0.2 % a padded region needs: NaN is no data anyway
         values[0, 20, 20] = np.nan
-    analysis = analyze_background(_on_grid(values, tiny))
+    analysis = analyze_background(on_grid_of(values, tiny))
     assert analysis.kind == "air-background" and -1000 <= analysis.air_value < -980
     assert analysis.summary == f"air background ({analysis.air_value:.0f})"
     assert analysis.padding_value is None and analysis.padding_fraction == 0.0 and analysis.fov is None
@@ -115,7 +110,7 @@ def test_nan_voxels_and_a_padding_ring_are_both_no_data(tiny, ring):
     values = sitk.GetArrayFromImage(insert_fov_padding(tiny, -3024, FOV_RADIUS_MM)).astype(np.float32)
     inside = np.argwhere(~ring)[:5]  # five voxels inside the field of view: far under 0.2 %
     values[tuple(inside.T)] = np.nan
-    analysis = analyze_background(_on_grid(values, tiny))
+    analysis = analyze_background(on_grid_of(values, tiny))
     assert analysis.padding_value == -3024 and analysis.kind == "fov-padding"
     no_data = ring.copy()
     no_data[tuple(inside.T)] = True
@@ -126,7 +121,7 @@ def test_nan_voxels_and_a_padding_ring_are_both_no_data(tiny, ring):
 def test_a_few_nan_voxels_alone_are_no_data(tiny):
     values = sitk.GetArrayFromImage(tiny).astype(np.float32)
     values[8, 24, 20:23] = np.nan  # three voxels: far under the 0.2 % a padded region needs
-    analysis = analyze_background(_on_grid(values, tiny))
+    analysis = analyze_background(on_grid_of(values, tiny))
     assert analysis.padding_value is None and analysis.kind == "air-background"
     assert np.array_equal(_valid(analysis), np.isfinite(values))
     assert analysis.padding_fraction == pytest.approx(3 / values.size)
@@ -180,14 +175,14 @@ def test_values_from_exactly_zero_up_are_not_hu():
 def test_the_air_window_includes_its_limits(tiny, air):
     values = sitk.GetArrayFromImage(tiny)
     values[values < -900] = air  # all air at one value (a constant: taken for padding that is air)
-    analysis = analyze_background(_on_grid(values, tiny))
+    analysis = analyze_background(on_grid_of(values, tiny))
     assert analysis.air_value == air and f"({air}, " in analysis.summary
 
 
 def test_padding_above_every_other_value_is_found(tiny, ring):
     values = np.minimum(sitk.GetArrayFromImage(tiny), -10)  # nothing at -9 or above...
     values[ring] = 0  # ...but the padding
-    analysis = analyze_background(_on_grid(values, tiny))
+    analysis = analyze_background(on_grid_of(values, tiny))
     assert analysis.padding_value == 0 and analysis.kind == "fov-padding"
     assert np.array_equal(_valid(analysis), ~ring)
 
@@ -204,7 +199,7 @@ def test_a_nan_frame_around_a_float_scan_is_no_data(tiny):
     frame = np.ones(values.shape, bool)
     frame[1:-1, 1:-1, 1:-1] = False
     values[frame] = np.nan  # no finite value on any face: no padding value to look for
-    analysis = analyze_background(_on_grid(values, tiny))
+    analysis = analyze_background(on_grid_of(values, tiny))
     assert analysis.padding_value is None and analysis.kind == "air-background"
     assert analysis.fov is None  # NaN voxels are no data, not a field of view's padding
     assert np.array_equal(_valid(analysis), ~frame)
@@ -225,11 +220,11 @@ def test_a_padded_region_under_0_2_percent_of_the_scan_is_noise():
             values[first, second, :] = -3024
             values[:, first, second] = -3024
     assert np.count_nonzero(values == -3024) == 536
-    analysis = analyze_background(_on_grid(values, image))
+    analysis = analyze_background(on_grid_of(values, image))
     assert analysis.padding_value is None and analysis.padding_fraction == 0.0
     assert "padding" not in analysis.summary and _valid(analysis).all()
     values[:, :, 0] = values[:, :, -1] = -3024  # and two whole faces: far more than 0.2 %
-    assert analyze_background(_on_grid(values, image)).padding_value == -3024
+    assert analyze_background(on_grid_of(values, image)).padding_value == -3024
 
 
 def test_a_tag_naming_a_value_no_voxel_holds_leaves_the_padding_to_be_found(tiny, ring):
@@ -245,14 +240,14 @@ def test_values_that_are_not_whole_numbers_are_reported_to_one_decimal(tiny):
         for j in (0, -1):
             for i in (0, -1):
                 values[k, j, i] = -1000.37
-    report = analyze_background(_on_grid(values, tiny)).to_dict()
+    report = analyze_background(on_grid_of(values, tiny)).to_dict()
     assert report["corner_median"] == -1000.4
 
 
 def test_nan_end_slices_do_not_hide_a_padding_ring(tiny, ring):
     values = sitk.GetArrayFromImage(insert_fov_padding(tiny, -3024, FOV_RADIUS_MM)).astype(np.float32)
     values[[0, -1]] = np.nan  # NaN is the most frequent value on the faces, but no padding value
-    analysis = analyze_background(_on_grid(values, tiny))
+    analysis = analyze_background(on_grid_of(values, tiny))
     assert analysis.padding_value == -3024 and analysis.kind == "fov-padding"
     no_data = ring.copy()
     no_data[[0, -1]] = True
@@ -262,7 +257,7 @@ def test_nan_end_slices_do_not_hide_a_padding_ring(tiny, ring):
 def test_inside_the_ct_range_only_voxels_connected_to_the_border_are_padding(tiny, ring):
     values = sitk.GetArrayFromImage(insert_fov_padding(tiny, -1200, FOV_RADIUS_MM))
     values[6:9, 22:26, 22:26] = -1200  # a pocket at the padding value inside the body: real data
-    analysis = analyze_background(_on_grid(values, tiny))
+    analysis = analyze_background(on_grid_of(values, tiny))
     assert analysis.padding_value == -1200
     assert np.array_equal(_valid(analysis), ~ring)
 
@@ -270,5 +265,5 @@ def test_inside_the_ct_range_only_voxels_connected_to_the_border_are_padding(tin
 def test_a_tag_value_found_only_inside_the_scan_is_not_padding(tiny):
     values = sitk.GetArrayFromImage(tiny)
     values[4:12, 18:30, 18:30] = -3024  # 1 152 voxels inside, none on a face
-    analysis = analyze_background(_on_grid(values, tiny), DicomPadding(value_hu=-3024.0))
+    analysis = analyze_background(on_grid_of(values, tiny), DicomPadding(value_hu=-3024.0))
     assert analysis.padding_value is None and _valid(analysis).all()
