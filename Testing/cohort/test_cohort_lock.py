@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 from support.cohort_helpers import (
     cli_command,
+    finished_pid,
     hidden_files,
     start_cli,
     wait_for_running,
@@ -90,16 +91,13 @@ def test_a_stale_lock_is_taken_over_with_a_note(inputs, tmp_path, capsys):
     fixed, moving = inputs
     out = tmp_path / "out"
     out.mkdir()
-    gone = subprocess.Popen(["true"])
-    gone.wait()  # a process id that no longer runs
-    stale = {"format": LOCK_FORMAT, "host": socket.gethostname(), "pid": gone.pid, "token": "old"}
+    gone = finished_pid()  # a process id that no longer runs
+    stale = {"format": LOCK_FORMAT, "host": socket.gethostname(), "pid": gone, "token": "old"}
     (out / LOCK_NAME).write_text(json.dumps(stale))
     status = main([*_arguments(fixed, moving[:1], out), "--jobs", "1"])
     err = capsys.readouterr().err
     assert status == 0, err
-    assert (
-        f"note: {out}: took over the stale lock of run pid {gone.pid} on host {socket.gethostname()}" in err
-    )
+    assert f"note: {out}: took over the stale lock of run pid {gone} on host {socket.gethostname()}" in err
     assert not (out / LOCK_NAME).exists()
     summary = json.loads((out / "report.json").read_text())
     assert "took over the stale lock" in summary["run"]["lock_note"]

@@ -14,6 +14,7 @@ import sys
 import time
 
 import pytest
+from support.cohort_helpers import finished_pid
 
 from CTAffineRegisterLib.cohort import lock as cohort_lock
 from CTAffineRegisterLib.cohort.lock import LINK_PREFIX, LOCK_FORMAT, LOCK_NAME, acquire_lock
@@ -32,12 +33,6 @@ def _links_not_supported(*args, **kwargs):
 def _process_start(pid: int) -> str:
     with open(f"/proc/{pid}/stat", encoding="ascii") as handle:
         return handle.read().rsplit(")", 1)[-1].split()[19]
-
-
-def _gone_pid() -> int:
-    done = subprocess.Popen([sys.executable, "-c", "pass"])
-    done.wait()
-    return done.pid
 
 
 def _write_json_lock(folder, **fields) -> str:
@@ -118,7 +113,7 @@ def test_a_lock_of_another_host_is_refused_with_the_way_to_remove_it(tmp_path):
 )
 def test_a_stale_lock_is_taken_over_with_a_note_naming_its_run(tmp_path, holder):
     fields = {
-        "gone": lambda: {"pid": _gone_pid()},
+        "gone": lambda: {"pid": finished_pid()},
         "reused": lambda: {"pid": os.getpid(), "process_start": "1"},
         "no pid": lambda: {"pid": "1234"},
         "zero pid": lambda: {"pid": 0},
@@ -134,7 +129,7 @@ def test_a_stale_lock_is_taken_over_with_a_note_naming_its_run(tmp_path, holder)
 
 
 def test_a_stale_link_lock_is_taken_over_too(tmp_path):
-    pid = _gone_pid()
+    pid = finished_pid()
     os.symlink(f"{LINK_PREFIX}{pid}:-:abc@{HOST}", tmp_path / LOCK_NAME)
     with acquire_lock(str(tmp_path)) as held:
         assert (
@@ -282,7 +277,7 @@ def test_a_lock_replaced_while_it_is_taken_over_is_put_back_untouched(tmp_path):
 
 
 def test_an_owner_this_user_may_not_signal_counts_as_alive(tmp_path, monkeypatch):
-    _write_json_lock(tmp_path, pid=_gone_pid())
+    _write_json_lock(tmp_path, pid=finished_pid())
     for error in (PermissionError("not yours"), OSError("cannot tell")):
 
         def kill(pid, signal, error=error):

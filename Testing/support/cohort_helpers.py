@@ -86,6 +86,13 @@ def wait_for_running(out: Path, count: int = 1, timeout: float = 120.0, process=
     raise AssertionError(f"no {count} running cases in {out} after {timeout} s")
 
 
+def finished_pid() -> int:
+    """The process id of a process that has already ended: what a stale lock names."""
+    done = subprocess.Popen([sys.executable, "-c", "pass"])
+    done.wait()
+    return done.pid
+
+
 def pid_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
